@@ -1,0 +1,1 @@
+"""Course-materials RAG appliance: ingestion, storage, retrieval, generation, API."""

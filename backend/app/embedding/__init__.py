@@ -1,0 +1,1 @@
+"""Turning text into vectors with sentence-transformers (offline-first)."""

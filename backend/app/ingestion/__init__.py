@@ -1,0 +1,1 @@
+"""From a folder of course materials to chunks with page provenance in the vector store."""

@@ -1,0 +1,288 @@
+"""The ingest run: plan against the manifest, then read, chunk, embed and store.
+
+Crash safety comes from the order of writes for each file:
+  1. delete leftovers of this exact version (from an interrupted earlier run),
+  2. insert the new chunks,
+  3. delete chunks of older versions of the file,
+  4. record the file in the manifest.
+A run killed anywhere leaves the file unrecorded (or recorded at its old version),
+so the next run simply does it again; stable chunk ids and step 1 prevent
+duplicates. A consistency check at the start repairs anything a crash of the
+database itself might have left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Callable
+
+from app.embedding.encoder import Embedder, load_embedder
+from app.errors import ConfigurationError, EmbeddingModelMismatchError
+from app.ingestion.chunking import Chunk, Chunker
+from app.ingestion.discovery import SourceFile, content_hash, discover
+from app.ingestion.progress import IngestReport, Plan, ProgressListener
+from app.ingestion.readers import UnreadableFileError, count_pdf_pages, read_document
+from app.settings import Settings
+from app.storage.catalog import Catalog, CollectionMeta, FileRecord
+from app.storage.chunk_store import ChunkStore
+
+# Bump when reading, cleaning or chunking changes, so existing files are redone.
+PIPELINE_VERSION = "1"
+ENCODE_BATCH = 128  # chunks per encode call between progress updates
+
+
+def pipeline_fingerprint(settings: Settings) -> str:
+    key = f"{PIPELINE_VERSION}|{settings.chunk_size_tokens}|{settings.chunk_overlap_tokens}"
+    return hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
+def chunk_id(rel_path: str, file_hash: str, index: int) -> str:
+    """Stable id: the same file version always yields the same ids."""
+    return f"{hashlib.sha1(rel_path.encode()).hexdigest()[:16]}-{file_hash[:16]}-{index:05d}"
+
+
+class Ingestor:
+    """Ingest folders into one collection; holds the model once loaded."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client,
+        uri: str,
+        token: str,
+        database_label: str,
+        embedder_loader: Callable[[], Embedder] | None = None,
+    ):
+        self.settings = settings
+        self.client = client
+        self.uri, self.token = uri, token
+        self.database_label = database_label
+        self.catalog = Catalog(client, settings.collection_name)
+        self._embedder: Embedder | None = None
+        self._load_embedder = embedder_loader or (
+            lambda: load_embedder(
+                settings.embedding_model,
+                settings.embedding_device,
+                settings.embedding_batch_size,
+                settings.torch_threads,
+            )
+        )
+        self._store: ChunkStore | None = None
+
+    # -- components, created only when there is work ---------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = self._load_embedder()
+        return self._embedder
+
+    def _chunk_store(self, dim: int | None = None) -> ChunkStore:
+        if self._store is None or (dim and self._store.dim != dim):
+            self._store = ChunkStore(
+                self.client, self.uri, self.token, self.settings.collection_name,
+                dim or 0, self.settings.insert_batch_size,
+            )
+        return self._store
+
+    # -- checks -------------------------------------------------------------
+    def check_model(self) -> CollectionMeta | None:
+        """Refuse to mix embedding models in one collection; say how to fix it."""
+        meta = self.catalog.meta()
+        if meta and meta.embedding_model != self.settings.embedding_model:
+            raise EmbeddingModelMismatchError(
+                f"The database was built with embedding model '{meta.embedding_model}' "
+                f"({meta.dimension} dimensions) but RAG_EMBEDDING_MODEL is "
+                f"'{self.settings.embedding_model}'. Re-ingest with --reset to rebuild it with the "
+                f"new model, or set RAG_EMBEDDING_MODEL={meta.embedding_model}."
+            )
+        return meta
+
+    def _check_dimension(self, meta: CollectionMeta | None, dim: int) -> None:
+        stored = meta.dimension if meta else self._chunk_store().stored_dimension()
+        if stored is not None and stored != dim:
+            raise EmbeddingModelMismatchError(
+                f"The collection '{self.settings.collection_name}' holds {stored}-dimension vectors but "
+                f"embedding model '{self.settings.embedding_model}' makes {dim}-dimension vectors. "
+                "Re-ingest with --reset to rebuild it with this model."
+            )
+
+    # -- the run -------------------------------------------------------------
+    def run(
+        self,
+        directory: Path,
+        *,
+        prune: bool = False,
+        reset: bool = False,
+        listener: ProgressListener | None = None,
+    ) -> IngestReport:
+        listener = listener or ProgressListener()
+        started = time.perf_counter()
+        if not directory.is_dir():
+            raise ConfigurationError(f"{directory} is not a folder.")
+        report = IngestReport(directory=str(directory), database=self.database_label)
+
+        if reset:
+            self._chunk_store().drop()
+            self.catalog.drop()
+        meta = self.check_model()
+        self.catalog.ensure()
+        records = self.catalog.files()
+        report.repaired = self._repair(records)
+
+        found = discover(directory)
+        report.hidden_skipped = found.hidden_skipped
+        report.unsupported_skipped = found.unsupported_skipped
+        report.failed.update(found.unreadable)
+
+        fingerprint = pipeline_fingerprint(self.settings)
+        work: list[tuple[SourceFile, str, bool]] = []  # (file, hash, is_update)
+        for source in found.files:
+            try:
+                digest = content_hash(source.abs_path)
+            except OSError as exc:
+                report.failed[source.rel_path] = f"cannot read: {exc.strerror or exc}"
+                continue
+            old = records.get(source.rel_path)
+            if old and old.content_hash == digest and old.pipeline == fingerprint:
+                report.unchanged += 1
+                continue
+            work.append((source, digest, old is not None))
+
+        on_disk = {f.rel_path for f in found.files} | set(found.unreadable)
+        gone = sorted(path for path in records if path not in on_disk)
+        if not prune:
+            report.stale_on_disk = gone
+            gone = []
+        pages = {s.rel_path: (count_pdf_pages(s.abs_path) if s.kind == "pdf" else 1) for s, _, _ in work}
+        if work:
+            listener.loading_model(self.settings.embedding_model)
+            embedder = self.embedder
+        listener.planned(Plan(
+            to_ingest=sum(not upd for _, _, upd in work),
+            to_update=sum(upd for _, _, upd in work),
+            unchanged=report.unchanged,
+            to_remove=len(gone),
+            total_pages=sum(pages.values()),
+        ))
+
+        if work:
+            self._check_dimension(meta, embedder.dimension)
+            if meta is None:
+                self.catalog.set_meta(CollectionMeta(self.settings.embedding_model, embedder.dimension))
+            store = self._chunk_store(embedder.dimension)
+            store.ensure_collection()
+            chunker = Chunker(embedder.tokenizer, self.settings.chunk_size_tokens, self.settings.chunk_overlap_tokens)
+            window = embedder.max_tokens - 2  # [CLS] and [SEP]
+            for source, digest, is_update in work:
+                self._ingest_file(source, digest, is_update, pages[source.rel_path], fingerprint,
+                                  store, chunker, window, report, listener)
+
+        for path in gone:
+            self._chunk_store().delete_file(path)
+            self.catalog.remove(path)
+            report.removed.append(path)
+            listener.file_finished(path, "removed")
+
+        report.chunks_in_database = self._chunk_store().count()
+        report.elapsed_s = time.perf_counter() - started
+        return report
+
+    def _ingest_file(self, source, digest, is_update, expected_pages, fingerprint,
+                     store, chunker, window, report, listener) -> None:
+        path = source.rel_path
+        listener.file_started(path, expected_pages)
+        try:
+            document = read_document(source.abs_path)
+        except UnreadableFileError as exc:
+            report.failed[path] = str(exc)
+            listener.advanced(expected_pages, 0)
+            listener.file_finished(path, "failed", str(exc))
+            return
+        chunks = chunker.chunk(document.sections)
+        nodes = []
+        pages_done = 0
+        for start in range(0, len(chunks), ENCODE_BATCH):
+            batch = chunks[start:start + ENCODE_BATCH]
+            vectors = self.embedder.encode([c.text for c in batch])
+            nodes.extend(self._node(path, digest, c, v) for c, v in zip(batch, vectors))
+            reached = batch[-1].page_end or 0
+            step = max(0, min(reached, expected_pages) - pages_done) if document.page_count else 0
+            pages_done += step
+            listener.advanced(step, len(batch))
+        store.delete_file(path, only_hash=digest)
+        store.add(nodes)
+        store.delete_file(path, keep_hash=digest)
+        self.catalog.put(FileRecord(
+            path=path, content_hash=digest, pipeline=fingerprint, chunk_count=len(chunks),
+            page_count=document.page_count, size_bytes=source.size_bytes, kind=source.kind,
+            warnings=document.warnings,
+        ))
+        listener.advanced(max(0, expected_pages - pages_done), 0)
+        (report.updated if is_update else report.ingested).append(path)
+        if document.warnings:
+            report.warnings[path] = document.warnings
+        report.pages += document.page_count or 1
+        report.chunks_written += len(chunks)
+        report.tokens_total += sum(c.token_count for c in chunks)
+        report.tokens_embedded += sum(min(c.token_count, window) for c in chunks)
+        listener.file_finished(path, "updated" if is_update else "ingested", f"{len(chunks)} chunks")
+
+    @staticmethod
+    def _node(path: str, digest: str, chunk: Chunk, vector):
+        from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+
+        metadata = {
+            "file_path": path,
+            "file_name": Path(path).name,
+            "file_hash": digest,
+            "chunk_index": chunk.index,
+            "token_count": chunk.token_count,
+        }
+        if chunk.page_start is not None:
+            metadata["page_start"] = chunk.page_start
+            metadata["page_end"] = chunk.page_end
+        if chunk.page_label:
+            metadata["page_label"] = chunk.page_label
+        if chunk.heading:
+            metadata["heading"] = chunk.heading
+        node = TextNode(
+            id_=chunk_id(path, digest, chunk.index),
+            text=chunk.text,
+            metadata=metadata,
+            embedding=vector.tolist(),
+            relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=path)},
+        )
+        return node
+
+    # -- repair ---------------------------------------------------------------
+    def _repair(self, records: dict[str, FileRecord]) -> list[str]:
+        """Make chunks and manifest agree again after a crash; returns repaired paths.
+
+        Cheap when nothing is wrong (one count); a full scan only on a mismatch.
+        """
+        store = self._chunk_store()
+        if not store.exists():
+            if records:
+                for path in list(records):
+                    self.catalog.remove(path)
+                    records.pop(path)
+            return []
+        expected = sum(r.chunk_count for r in records.values())
+        if store.count() == expected:
+            return []
+        repaired: set[str] = set()
+        tally = store.tally_by_version()
+        for (path, digest), n in tally.items():
+            record = records.get(path)
+            if record is None or record.content_hash != digest:
+                store.delete_file(path, only_hash=digest)
+                repaired.add(path)
+        for path, record in list(records.items()):
+            if tally.get((path, record.content_hash), 0) != record.chunk_count:
+                store.delete_file(path)
+                self.catalog.remove(path)
+                records.pop(path)
+                repaired.add(path)
+        return sorted(repaired)

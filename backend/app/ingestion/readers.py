@@ -1,0 +1,280 @@
+"""Read course materials into text sections that keep their provenance.
+
+One reader per format. PDFs give one section per physical page (1-based number and
+the printed page label, e.g. "xii" or "42"); Markdown, HTML and DOCX give one
+section per heading, so citations can name a section where there are no pages;
+plain text splits on form feeds, the classic page break.
+
+Readers raise UnreadableFileError with a reason a person understands; the pipeline
+reports it and goes on with the other files.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from app.ingestion.normalize import normalize_text, strip_page_furniture
+
+
+class UnreadableFileError(Exception):
+    """This file cannot be ingested; the message says why in plain words."""
+
+
+@dataclass
+class Section:
+    """A stretch of text with one provenance: a PDF page or a document section."""
+
+    text: str
+    page: int | None = None
+    page_label: str | None = None
+    heading: str | None = None
+
+
+@dataclass
+class ExtractedDocument:
+    sections: list[Section]
+    page_count: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+# --- PDF -----------------------------------------------------------------
+
+
+def count_pdf_pages(path: Path) -> int:
+    """Pages in a PDF, cheaply (used for progress totals); 0 if it cannot be opened."""
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+    except Exception:
+        return 0
+    try:
+        return len(pdf)
+    finally:
+        pdf.close()
+
+
+def read_pdf(path: Path) -> ExtractedDocument:
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        message = str(exc).lower()
+        if "password" in message:
+            raise UnreadableFileError("encrypted PDF (needs a password); save an unprotected copy") from exc
+        raise UnreadableFileError("corrupt or not a PDF (PDFium cannot open it)") from exc
+    warnings: list[str] = []
+    texts: list[str] = []
+    labels: list[str | None] = []
+    try:
+        for index in range(len(pdf)):
+            try:
+                page = pdf[index]
+                textpage = page.get_textpage()
+                texts.append(textpage.get_text_bounded())
+                textpage.close()
+                page.close()
+            except pdfium.PdfiumError:
+                texts.append("")
+                warnings.append(f"page {index + 1} could not be read")
+            try:
+                labels.append(pdf.get_page_label(index) or None)
+            except Exception:
+                labels.append(None)
+    finally:
+        pdf.close()
+    pages = strip_page_furniture([normalize_text(t) for t in texts])
+    sections = [
+        Section(text=text, page=i + 1, page_label=labels[i])
+        for i, text in enumerate(pages)
+        if text.strip()
+    ]
+    if not sections:
+        raise UnreadableFileError(
+            "no extractable text (a scanned PDF without a text layer? run OCR on it first, "
+            "e.g. with ocrmypdf)"
+        )
+    blank = len(pages) - len(sections)
+    if blank and blank > len(pages) // 2:
+        warnings.append(f"{blank} of {len(pages)} pages have no text layer")
+    return ExtractedDocument(sections=sections, page_count=len(pages), warnings=warnings)
+
+
+# --- text decoding shared by the text formats ------------------------------
+
+_TEXT_CONTROL = set(range(0, 32)) - {9, 10, 12, 13}
+
+
+def decode_text(data: bytes) -> tuple[str, list[str]]:
+    """Bytes to str: UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252.
+
+    Binary content with a text extension is refused rather than indexed as noise.
+    """
+    if not data:
+        raise UnreadableFileError("empty file (0 bytes)")
+    for bom, encoding in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding), []
+            except UnicodeDecodeError as exc:
+                raise UnreadableFileError(f"invalid {encoding} text") from exc
+    sample = data[:8192]
+    if b"\x00" in sample or sum(b in _TEXT_CONTROL for b in sample) > len(sample) * 0.05:
+        raise UnreadableFileError("binary content, not text (wrong file extension?)")
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError:
+        text = data.decode("cp1252", errors="replace")
+        return text, ["not UTF-8: read as Windows-1252 / Latin-1; check accented characters"]
+
+
+def _read_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    if not data:
+        raise UnreadableFileError("empty file (0 bytes)")
+    return data
+
+
+# --- heading-structured text (Markdown, and HTML/DOCX converted to it) -------
+
+_ATX_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def split_by_headings(markdown: str) -> list[Section]:
+    """One section per heading; the heading path ("Hashing › Collisions") names it."""
+    sections: list[Section] = []
+    trail: list[tuple[int, str]] = []
+    current: list[str] = []
+    in_fence = False
+
+    def flush() -> None:
+        text = normalize_text("\n".join(current))
+        if text:
+            heading = " › ".join(title for _, title in trail) or None
+            sections.append(Section(text=text, heading=heading))
+        current.clear()
+
+    for line in markdown.split("\n"):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        match = None if in_fence else _ATX_HEADING.match(line)
+        if match:
+            flush()
+            level, title = len(match.group(1)), match.group(2).strip()
+            trail[:] = [(lvl, t) for lvl, t in trail if lvl < level] + [(level, title)]
+            current.append(title)
+        else:
+            current.append(line)
+    flush()
+    return sections
+
+
+_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
+
+
+def read_markdown(path: Path) -> ExtractedDocument:
+    text, warnings = decode_text(_read_bytes(path))
+    text = _FRONT_MATTER.sub("", text.replace("\r\n", "\n"))
+    text = _HTML_COMMENT.sub("", text)
+    text = _MD_IMAGE.sub(r"\1", _MD_LINK.sub(r"\1", text))
+    return _finish(split_by_headings(text), warnings)
+
+
+def read_text(path: Path) -> ExtractedDocument:
+    text, warnings = decode_text(_read_bytes(path))
+    pages = text.split("\f")
+    if len(pages) > 1:
+        sections = [Section(text=normalize_text(p), page=i + 1) for i, p in enumerate(pages)]
+        sections = [s for s in sections if s.text]
+        return _finish(sections, warnings, page_count=len(pages))
+    return _finish([Section(text=normalize_text(text))], warnings)
+
+
+def read_html(path: Path) -> ExtractedDocument:
+    from bs4 import BeautifulSoup
+
+    text, warnings = decode_text(_read_bytes(path))
+    soup = BeautifulSoup(text, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template", "nav", "svg", "iframe"]):
+        tag.decompose()
+    for tag in soup.find_all(re.compile(r"^h[1-6]$")):
+        tag.insert_before(f"\n\n{'#' * int(tag.name[1])} ")
+        tag.insert_after("\n\n")
+    for tag in soup.find_all(["p", "li", "tr", "br", "div", "pre", "blockquote"]):
+        tag.insert_after("\n")
+    body = soup.body or soup
+    return _finish(split_by_headings(body.get_text()), warnings)
+
+
+def read_docx(path: Path) -> ExtractedDocument:
+    import zipfile
+
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+
+    _read_bytes(path)
+    try:
+        document = docx.Document(str(path))
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise UnreadableFileError("corrupt or not a DOCX file (Word 2007+ format)") from exc
+    lines: list[str] = []
+    for block in document.element.body.iterchildren():
+        tag = block.tag.rsplit("}", 1)[-1]
+        if tag == "p":
+            paragraph = docx.text.paragraph.Paragraph(block, document)
+            style = (paragraph.style.name if paragraph.style is not None else "") or ""
+            level = re.match(r"Heading (\d)", style)
+            prefix = "#" * int(level.group(1)) + " " if level else ("# " if style == "Title" else "")
+            lines.append(prefix + paragraph.text)
+        elif tag == "tbl":
+            table = docx.table.Table(block, document)
+            for row in table.rows:
+                lines.append(" | ".join(cell.text.strip() for cell in row.cells))
+            lines.append("")
+    return _finish(split_by_headings("\n".join(lines)), [])
+
+
+def _finish(sections: list[Section], warnings: list[str], page_count: int = 0) -> ExtractedDocument:
+    sections = [s for s in sections if s.text.strip()]
+    if not sections:
+        raise UnreadableFileError("no text found in the file")
+    return ExtractedDocument(sections=sections, page_count=page_count, warnings=warnings)
+
+
+READERS: dict[str, Callable[[Path], ExtractedDocument]] = {
+    ".pdf": read_pdf,
+    ".md": read_markdown,
+    ".markdown": read_markdown,
+    ".txt": read_text,
+    ".text": read_text,
+    ".html": read_html,
+    ".htm": read_html,
+    ".docx": read_docx,
+}
+SUPPORTED_EXTENSIONS = frozenset(READERS)
+
+
+def read_document(path: Path) -> ExtractedDocument:
+    """Extract text from any supported file; UnreadableFileError says why not."""
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise UnreadableFileError(f"unsupported file type {path.suffix or '(none)'}")
+    try:
+        return reader(path)
+    except UnreadableFileError:
+        raise
+    except PermissionError as exc:
+        raise UnreadableFileError("permission denied (cannot read the file)") from exc
+    except FileNotFoundError as exc:
+        raise UnreadableFileError("file vanished or is a broken link") from exc
+    except OSError as exc:
+        raise UnreadableFileError(f"cannot read the file: {exc.strerror or exc}") from exc

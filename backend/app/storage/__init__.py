@@ -1,0 +1,1 @@
+"""Where chunks and the file manifest live: Milvus Lite, a Milvus server or Zilliz Cloud."""

@@ -1,0 +1,108 @@
+"""The file manifest: which file versions are fully stored, and with which model.
+
+Why in Milvus and not a side file: the manifest must travel with the data. Backing
+up `milvus_data/`, or pointing RAG_MILVUS_URI at a Milvus server, carries it along,
+and it can never disagree with the chunks because one database holds both.
+
+One row per ingested file (keyed by its path relative to the ingested folder) and
+one metadata row recording the embedding model and dimension of the collection.
+A file's row is written only after all its chunks are stored; that ordering is
+what makes a killed ingest safe to re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from app.storage.chunk_store import quote
+
+_META_KEY = "/collection-meta"  # relative file paths never start with "/"
+_VECTOR = [0.0, 0.0]  # Milvus requires a vector field; the manifest has no use for it
+
+
+@dataclass
+class FileRecord:
+    path: str
+    content_hash: str
+    pipeline: str
+    chunk_count: int
+    page_count: int
+    size_bytes: int
+    kind: str
+    ingested_at: float = field(default_factory=time.time)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CollectionMeta:
+    embedding_model: str
+    dimension: int
+    created_at: float = field(default_factory=time.time)
+
+
+class Catalog:
+    def __init__(self, client: Any, chunk_collection: str):
+        self.client = client
+        self.collection = f"{chunk_collection}_files"
+
+    def ensure(self) -> None:
+        if self.client.has_collection(self.collection):
+            self.client.load_collection(self.collection)
+            return
+        from pymilvus import DataType
+
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("path", DataType.VARCHAR, is_primary=True, max_length=4096)
+        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=len(_VECTOR))
+        schema.add_field("record", DataType.VARCHAR, max_length=65535)
+        index = self.client.prepare_index_params()
+        index.add_index("vec", index_type="FLAT", metric_type="L2")
+        self.client.create_collection(self.collection, schema=schema, index_params=index,
+                                      consistency_level="Strong")
+        self.client.load_collection(self.collection)
+
+    def exists(self) -> bool:
+        return self.client.has_collection(self.collection)
+
+    def drop(self) -> None:
+        if self.exists():
+            self.client.drop_collection(self.collection)
+
+    # -- collection metadata ----------------------------------------------
+    def meta(self) -> CollectionMeta | None:
+        if not self.exists():
+            return None
+        rows = self.client.query(self.collection, filter=f"path == {quote(_META_KEY)}", output_fields=["record"])
+        return CollectionMeta(**json.loads(rows[0]["record"])) if rows else None
+
+    def set_meta(self, meta: CollectionMeta) -> None:
+        self._upsert(_META_KEY, asdict(meta))
+
+    # -- files --------------------------------------------------------------
+    def files(self) -> dict[str, FileRecord]:
+        if not self.exists():
+            return {}
+        records: dict[str, FileRecord] = {}
+        iterator = self.client.query_iterator(
+            self.collection, batch_size=1000, filter=f"path != {quote(_META_KEY)}", output_fields=["record"]
+        )
+        try:
+            while rows := iterator.next():
+                for row in rows:
+                    record = FileRecord(**json.loads(row["record"]))
+                    records[record.path] = record
+        finally:
+            iterator.close()
+        return records
+
+    def put(self, record: FileRecord) -> None:
+        self._upsert(record.path, asdict(record))
+
+    def remove(self, path: str) -> None:
+        self.client.delete(self.collection, filter=f"path == {quote(path)}")
+
+    def _upsert(self, key: str, record: dict) -> None:
+        self.client.upsert(self.collection, [{"path": key, "vec": _VECTOR, "record": json.dumps(record)}])

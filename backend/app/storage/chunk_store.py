@@ -1,0 +1,121 @@
+"""The chunk collection: llama-index's MilvusVectorStore plus the few raw calls it lacks.
+
+Why both: MilvusVectorStore owns the schema and the node (de)serialisation that the
+retrieval side will query through llama-index; the raw client gives us exact
+deletes by file and content hash, counts, and per-file tallies for repair.
+
+Each row: id (stable chunk id), doc_id (the file's path relative to the ingested
+folder), file_hash, text, embedding, and the node metadata (pages, page label,
+heading, token count) as dynamic fields.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    from llama_index.core.schema import TextNode
+
+FILE_FIELD = "doc_id"  # llama-index's ref_doc_id column: we store the file path there
+HASH_FIELD = "file_hash"
+
+
+def quote(value: str) -> str:
+    """A Milvus filter string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class ChunkStore:
+    def __init__(self, client: Any, uri: str, token: str, collection: str, dim: int, insert_batch_size: int):
+        self.client = client
+        self.collection = collection
+        self.dim = dim
+        self._uri, self._token = uri, token
+        self._insert_batch_size = insert_batch_size
+        self._vector_store = None
+
+    # -- schema --------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.client.has_collection(self.collection)
+
+    def stored_dimension(self) -> int | None:
+        """The vector dimension of an existing collection, read from its schema."""
+        if not self.exists():
+            return None
+        for fld in self.client.describe_collection(self.collection)["fields"]:
+            if fld.get("name") == "embedding":
+                return int(fld["params"]["dim"])
+        return None
+
+    @property
+    def vector_store(self):
+        """llama-index's store, created lazily (it imports llama-index, ~2 s)."""
+        if self._vector_store is None:
+            from llama_index.vector_stores.milvus import MilvusVectorStore
+            from pymilvus import DataType
+
+            store = MilvusVectorStore(
+                uri=self._uri,
+                token=self._token,
+                collection_name=self.collection,
+                dim=self.dim,
+                similarity_metric="COSINE",
+                index_config={"index_type": "FLAT"},
+                scalar_field_names=[HASH_FIELD],
+                scalar_field_types=[DataType.VARCHAR],
+                consistency_level="Strong",
+                batch_size=self._insert_batch_size,
+                use_async_client=False,
+            )
+            # Reuse one connection: Milvus Lite allows one opener per process anyway.
+            store.client.close()
+            store._milvusclient = self.client
+            self.client.load_collection(self.collection)
+            self._vector_store = store
+        return self._vector_store
+
+    def ensure_collection(self) -> None:
+        _ = self.vector_store
+
+    def drop(self) -> None:
+        if self.exists():
+            self.client.drop_collection(self.collection)
+        self._vector_store = None
+
+    # -- writes --------------------------------------------------------------
+    def add(self, nodes: list["TextNode"]) -> None:
+        self.vector_store.add(nodes)
+
+    def delete_file(self, path: str, keep_hash: str | None = None, only_hash: str | None = None) -> None:
+        """Delete a file's chunks; optionally keep one version or touch only one."""
+        expr = f"{FILE_FIELD} == {quote(path)}"
+        if keep_hash:
+            expr += f" and {HASH_FIELD} != {quote(keep_hash)}"
+        if only_hash:
+            expr += f" and {HASH_FIELD} == {quote(only_hash)}"
+        self.client.delete(self.collection, filter=expr)
+
+    def delete_versions(self, versions: Iterable[tuple[str, str]]) -> None:
+        for path, file_hash in versions:
+            self.delete_file(path, only_hash=file_hash)
+
+    # -- reads ---------------------------------------------------------------
+    def count(self) -> int:
+        if not self.exists():
+            return 0
+        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def tally_by_version(self) -> Counter[tuple[str, str]]:
+        """Chunks per (file path, content hash): a full scan, used only for repair."""
+        tally: Counter[tuple[str, str]] = Counter()
+        iterator = self.client.query_iterator(
+            self.collection, batch_size=2000, filter="", output_fields=[FILE_FIELD, HASH_FIELD]
+        )
+        try:
+            while rows := iterator.next():
+                tally.update((row[FILE_FIELD], row.get(HASH_FIELD) or "") for row in rows)
+        finally:
+            iterator.close()
+        return tally

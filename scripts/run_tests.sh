@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Run the test suite: creates .venv with everything the tests need if it is missing.
+# Usage: ./scripts/run_tests.sh [pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -f .venv/.deps-installed ] || [ requirements.txt -nt .venv/.deps-installed ] \
+     || [ requirements-dev.txt -nt .venv/.deps-installed ]; then
+  echo "==> Installing dependencies into .venv (first run takes a few minutes)"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --upgrade pip
+  .venv/bin/pip install --quiet -r requirements-dev.txt
+  touch .venv/.deps-installed
+fi
+
+export TOKENIZERS_PARALLELISM=false
+exec .venv/bin/python -m pytest "$@"

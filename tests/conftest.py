@@ -1,0 +1,145 @@
+"""Shared fixtures: real Milvus Lite in a temp folder, the real packaged embedder, real PDFs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKEND = ROOT / "backend"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def make_pdf(path: Path, pages: list[str], labels: str | None = None, encrypt_password: str | None = None) -> Path:
+    """A real PDF with one text page per entry (empty string: a page with no text)."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(auto=True, margin=15)
+    for i, text in enumerate(pages):
+        pdf.add_page()
+        if labels == "roman-then-arabic":
+            if i == 0:
+                pdf.set_page_label(label_style="r")
+            elif i == 1:
+                pdf.set_page_label(label_style="D", label_start=1)
+        if text:
+            pdf.set_font("Helvetica", size=11)
+            pdf.multi_cell(0, 6, text)
+        else:
+            pdf.set_fill_color(120, 120, 120)  # a "scan": drawing only, no text layer
+            pdf.rect(20, 20, 150, 200, style="F")
+    if encrypt_password:
+        pdf.set_encryption(owner_password="owner", user_password=encrypt_password)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    return path
+
+
+def topic_text(topic: str, sentences: int = 12) -> str:
+    """Distinct, sentence-structured filler about one topic (retrievable by that topic)."""
+    return " ".join(
+        f"Sentence {n} explains how {topic} behaves in case number {n}, and why {topic} matters here."
+        for n in range(1, sentences + 1)
+    )
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from app.embedding.encoder import load_embedder
+
+    return load_embedder("all-MiniLM-L6-v2", "cpu", 32, threads=2)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from app.settings import Settings
+
+    return Settings(
+        _env_file=None,
+        milvus_uri=str(tmp_path / "db" / "test.db"),
+        collection_name="chunks",
+        embedding_device="cpu",
+        torch_threads=2,
+    )
+
+
+class IngestHarness:
+    """Runs the real pipeline in-process against a real Milvus Lite file."""
+
+    def __init__(self, settings, embedder):
+        self.settings = settings
+        self.embedder = embedder
+        self.clients = []
+
+    def client(self):
+        from app.storage.connection import connect, resolve_target
+
+        target = resolve_target(self.settings)
+        client = connect(target, 10)
+        self.clients.append((client, target))
+        return client, target
+
+    def ingestor(self, settings=None, embedder=None):
+        from app.ingestion.pipeline import Ingestor
+
+        settings = settings or self.settings
+        client, target = self.client()
+        chosen = embedder or self.embedder
+        return Ingestor(settings, client, target.uri, target.token, target.describe(),
+                        embedder_loader=lambda: chosen)
+
+    def run(self, directory: Path, **kwargs):
+        return self.ingestor().run(directory, **kwargs)
+
+    def rows(self) -> list[dict]:
+        """Every stored chunk (id, file, hash, text, pages)."""
+        client, _ = self.client()
+        if not client.has_collection(self.settings.collection_name):
+            return []
+        it = client.query_iterator(self.settings.collection_name, batch_size=1000, filter="",
+                                   output_fields=["id", "doc_id", "file_hash", "text", "page_start",
+                                                  "page_end", "page_label", "heading"])
+        out = []
+        while batch := it.next():
+            out.extend(batch)
+        it.close()
+        return out
+
+    def close(self):
+        from milvus_lite.server_manager import server_manager_instance
+
+        for client, _ in self.clients:
+            client.close()
+        if self.settings.milvus_is_local_file:
+            server_manager_instance.release_server(str(self.settings.milvus_db_path))
+
+
+@pytest.fixture
+def harness(settings, embedder):
+    h = IngestHarness(settings, embedder)
+    yield h
+    h.close()
+
+
+def cli_env(settings, **extra) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "RAG_MILVUS_URI": settings.milvus_uri,
+        "RAG_COLLECTION_NAME": settings.collection_name,
+        "RAG_EMBEDDING_DEVICE": "cpu",
+        "RAG_TORCH_THREADS": "2",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run_cli(args: list[str], env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "ingest.py", *args], cwd=BACKEND, env=env,
+                          capture_output=True, text=True, timeout=timeout)

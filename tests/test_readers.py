@@ -1,0 +1,132 @@
+"""Readers and text clean-up, on real files generated here."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.ingestion.normalize import normalize_text, strip_page_furniture
+from app.ingestion.readers import UnreadableFileError, read_document
+from conftest import make_pdf
+
+
+def test_nfkc_turns_ligatures_into_letters_and_repairs_whitespace():
+    text = normalize_text("The \ufb01rst \ufb02ow\u00a0\u00a0 is  e\ufb00ective.\r\nNext\u00adline")
+    assert text == "The first flow is effective.\nNextline"
+
+
+def test_line_end_hyphenation_is_joined_and_pdfium_soft_hyphen_removed():
+    assert normalize_text("imple-\nmentation and proof\x02reading") == "implementation and proofreading"
+
+
+def test_dot_leader_table_of_contents_lines_are_dropped():
+    text = normalize_text("Contents\n2.1 Hash tables ........ 42\nSorting . . . . . . 117\nReal text here.")
+    assert text == "Contents\nReal text here."
+
+
+def test_running_headers_and_page_numbers_are_stripped():
+    topics = ["merging", "pivots", "heaps", "buckets", "radix", "shells", "bubbles", "trees", "runs", "gaps"]
+    pages = [f"Chapter 3 | Sorting\nAbout {t}.\nMore on {t}.\nEven more on {t}.\nEnd of {t}.\n{i}"
+             for i, t in enumerate(topics)]
+    cleaned = strip_page_furniture(pages)
+    assert all("Chapter 3" not in p for p in cleaned)
+    assert cleaned[4] == "About radix.\nMore on radix.\nEven more on radix.\nEnd of radix."
+
+
+def test_pdf_keeps_physical_page_numbers_and_printed_labels(tmp_path):
+    pdf = make_pdf(tmp_path / "book.pdf", ["Title page", "First chapter text.", "Second chapter text."],
+                   labels="roman-then-arabic")
+    doc = read_document(pdf)
+    assert [(s.page, s.page_label) for s in doc.sections] == [(1, "i"), (2, "1"), (3, "2")]
+    assert doc.sections[2].text == "Second chapter text."
+    assert doc.page_count == 3
+
+
+def test_pdf_without_text_layer_is_reported_as_such(tmp_path):
+    pdf = make_pdf(tmp_path / "scan.pdf", ["", ""])
+    with pytest.raises(UnreadableFileError, match="no extractable text"):
+        read_document(pdf)
+
+
+def test_encrypted_pdf_is_reported(tmp_path):
+    pdf = make_pdf(tmp_path / "locked.pdf", ["secret"], encrypt_password="pw")
+    with pytest.raises(UnreadableFileError, match="encrypted"):
+        read_document(pdf)
+
+
+def test_corrupt_pdf_is_reported(tmp_path):
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.7\n this is not really a pdf \x00\x01")
+    with pytest.raises(UnreadableFileError, match="corrupt"):
+        read_document(bad)
+
+
+def test_markdown_sections_follow_headings(tmp_path):
+    md = tmp_path / "notes.md"
+    md.write_text("---\ntitle: x\n---\n# Hashing\nIntro.\n## Collisions\nChaining [link](http://x).\n"
+                  "```\n# not a heading\n```\n")
+    doc = read_document(md)
+    assert [s.heading for s in doc.sections] == ["Hashing", "Hashing › Collisions"]
+    assert "Chaining link." in doc.sections[1].text
+    assert "# not a heading" in doc.sections[1].text
+
+
+def test_html_drops_scripts_and_keeps_headings(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text("<html><head><script>alert(1)</script><style>p{}</style></head><body>"
+                    "<h1>Trees</h1><p>A tree is <b>acyclic</b>.</p><h2>Heaps</h2><p>Heaps order keys.</p>"
+                    "</body></html>")
+    doc = read_document(page)
+    assert [s.heading for s in doc.sections] == ["Trees", "Trees › Heaps"]
+    joined = " ".join(s.text for s in doc.sections)
+    assert "alert" not in joined and "A tree is acyclic." in joined
+
+
+def test_docx_headings_paragraphs_and_tables(tmp_path):
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Graphs", level=1)
+    d.add_paragraph("A graph has vertices and edges.")
+    table = d.add_table(rows=1, cols=2)
+    table.rows[0].cells[0].text = "BFS"
+    table.rows[0].cells[1].text = "uses a queue"
+    path = tmp_path / "graphs.docx"
+    d.save(path)
+    doc = read_document(path)
+    assert doc.sections[0].heading == "Graphs"
+    assert "BFS | uses a queue" in doc.sections[0].text
+
+
+def test_docx_that_is_not_a_zip_is_reported(tmp_path):
+    path = tmp_path / "fake.docx"
+    path.write_text("plain text pretending")
+    with pytest.raises(UnreadableFileError, match="DOCX"):
+        read_document(path)
+
+
+def test_non_utf8_text_is_read_with_a_warning(tmp_path):
+    path = tmp_path / "latin.txt"
+    path.write_bytes("Café crème and naïve façade.".encode("cp1252"))
+    doc = read_document(path)
+    assert doc.sections[0].text == "Café crème and naïve façade."
+    assert "not UTF-8" in doc.warnings[0]
+
+
+def test_binary_content_with_text_extension_is_refused(tmp_path):
+    path = tmp_path / "image.txt"
+    path.write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(UnreadableFileError, match="binary"):
+        read_document(path)
+
+
+def test_zero_byte_file_is_refused(tmp_path):
+    path = tmp_path / "empty.md"
+    path.write_bytes(b"")
+    with pytest.raises(UnreadableFileError, match="empty"):
+        read_document(path)
+
+
+def test_form_feeds_in_text_files_become_pages(tmp_path):
+    path = tmp_path / "paged.txt"
+    path.write_text("Page one text.\fPage two text.")
+    assert [(s.page, s.text) for s in read_document(path).sections] == [(1, "Page one text."), (2, "Page two text.")]
