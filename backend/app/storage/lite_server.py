@@ -224,6 +224,11 @@ def _port_open(host: str, port: int) -> bool:
 
 
 def _pid_alive(pid: int) -> bool:
+    try:  # if it is our own child that exited, reap it: a zombie still answers kill(0)
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,0 +1,49 @@
+"""Request and response bodies, with the validation users see as 422 messages."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(..., description="The student's question.", examples=["What is a hash table?"])
+    conversation_id: str | None = Field(
+        default=None, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Reuse to continue a conversation; omit to start a new one.",
+    )
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("message must not be empty")
+        return v.strip()
+
+
+class SourceOut(BaseModel):
+    number: int
+    chunk_id: str
+    file: str
+    page_start: int | None
+    page_end: int | None
+    page_label: str | None
+    heading: str | None
+    score: float
+    text: str
+    location: str
+
+
+class ChatResponse(BaseModel):
+    conversation_id: str
+    answer: str
+    sources: list[SourceOut]
+    cited: list[int]
+    retrieval_query: str
+    timings: dict[str, float | None]
+    usage: dict[str, int | None]
+    stopped: bool
+    finish_reason: str | None
+
+
+class RenameRequest(BaseModel):
+    title: str = Field(..., min_length=1, max_length=200)

@@ -1,0 +1,1 @@
+"""Answering a question: rewrite follow-ups, retrieve, prompt, generate, remember."""

@@ -1,0 +1,165 @@
+"""The chat turn: condense a follow-up, retrieve, prompt, stream, remember.
+
+Both endpoints (JSON and SSE) run the same event stream, so they cannot drift
+apart: `/api/chat` simply collects it. A turn is stored only once it has an
+answer; a failed turn leaves the conversation exactly as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+import anyio
+
+from app.chat.prompt import BuiltPrompt, build_prompt, condense_messages
+from app.conversations.store import ConversationStore, Message
+from app.llm.client import LLMClient, LLMUnavailableError, StreamResult
+from app.retrieval.retriever import Retrieval, Retriever
+from app.settings import Settings
+
+_CITATION = re.compile(r"\[(\d{1,2})\]")
+
+
+@dataclass
+class PreparedTurn:
+    conversation_id: str
+    question: str
+    retrieval_query: str
+    condensed_by: str  # "none" | "llm" | "concat"
+    retrieval: Retrieval
+    history: list[Message]
+    prompt: BuiltPrompt | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class ChatService:
+    def __init__(self, settings: Settings, retriever: Retriever, llm: LLMClient, store: ConversationStore):
+        self.settings = settings
+        self.retriever = retriever
+        self.llm = llm
+        self.store = store
+
+    # -- token counting -----------------------------------------------------
+    async def count_tokens(self, text: str) -> int:
+        counted = await self.llm.count_tokens(text)
+        if counted is not None:
+            return counted
+        # The server has no tokenizer endpoint: count with the embedder's tokenizer,
+        # with a margin because LLM vocabularies split text differently.
+        pieces = len(self.retriever.embedder.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return int(pieces * 1.3) + 1
+
+    # -- preparation ----------------------------------------------------------
+    async def condense(self, history: list[Message], question: str) -> tuple[str, str]:
+        if not history or self.settings.condense_mode == "off":
+            return question, "none"
+        previous = next((m.content for m in reversed(history) if m.role == "user"), "")
+        fallback = f"{previous} {question}".strip()
+        if self.settings.condense_mode == "concat":
+            return fallback, "concat"
+        try:
+            rewritten = await asyncio.wait_for(
+                self.llm.complete(condense_messages(history, question), max_tokens=64),
+                timeout=self.settings.condense_timeout_s,
+            )
+        except (asyncio.TimeoutError, LLMUnavailableError):
+            return fallback, "concat"
+        rewritten = rewritten.strip().strip('"').splitlines()[0].strip() if rewritten.strip() else ""
+        if not rewritten or len(rewritten) > 400:
+            return fallback, "concat"
+        # Keep the student's own words too: small models sometimes drop the point.
+        return f"{rewritten} {question}", "llm"
+
+    async def prepare(self, question: str, conversation_id: str | None) -> PreparedTurn:
+        started = time.perf_counter()
+        cid = conversation_id or uuid.uuid4().hex
+        history = await self.store.messages(cid)
+        t = time.perf_counter()
+        query, how = await self.condense(history, question)
+        condense_ms = (time.perf_counter() - t) * 1000
+        retrieval = await asyncio.to_thread(self.retriever.search, query)
+        turn = PreparedTurn(cid, question, query, how, retrieval, history)
+        turn.timings = {"condense_ms": round(condense_ms, 1), "retrieval_ms": round(retrieval.elapsed_ms, 1)}
+        if retrieval.sources:
+            turn.prompt = await build_prompt(
+                self.settings.system_prompt, question, retrieval.sources, history, self.count_tokens,
+                self.settings.llm_context_window, self.settings.llm_max_tokens,
+            )
+        turn.timings["prepare_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        return turn
+
+    # -- the turn as events ---------------------------------------------------
+    async def events(self, question: str, conversation_id: str | None) -> AsyncIterator[tuple[str, dict]]:
+        """Yield ("sources"|"token"|"done", data). Raises LLMUnavailableError before
+        any token if the LLM cannot be reached (the caller turns it into 503 or an
+        "error" event)."""
+        started = time.perf_counter()
+        turn = await self.prepare(question, conversation_id)
+        sources = turn.prompt.sources if turn.prompt else []
+        yield "sources", {
+            "conversation_id": turn.conversation_id,
+            "retrieval_query": turn.retrieval_query,
+            "condensed_by": turn.condensed_by,
+            "sources": [s.to_dict() for s in sources],
+        }
+        result = StreamResult()
+        if turn.prompt is None:
+            result.text = (
+                "Nothing has been ingested yet, so there are no course materials to answer from. "
+                "Add files to course_materials/ and run the ingest."
+                if turn.retrieval.collection_empty
+                else self.settings.no_answer_message
+            )
+            result.finish_reason = "no_relevant_sources"
+            yield "token", {"delta": result.text}
+        else:
+            stream = self.llm.stream(turn.prompt.messages, self.settings.llm_max_tokens, result)
+            completed = False
+            try:
+                async for delta in stream:
+                    yield "token", {"delta": delta}
+                completed = True
+            finally:
+                # Shielded: when the client disconnects, the server cancels this task, and
+                # closing the LLM stream (which stops generation there) must still happen.
+                with anyio.CancelScope(shield=True):
+                    await stream.aclose()
+                    if not completed and result.text:
+                        # The client went away mid-answer: keep what it saw, marked as stopped.
+                        await self._remember(turn, result, sources, started, stopped=True)
+        done = await self._remember(turn, result, sources, started, stopped=False)
+        yield "done", done
+
+    async def _remember(self, turn: PreparedTurn, result: StreamResult, sources, started: float,
+                        stopped: bool) -> dict:
+        total_ms = (time.perf_counter() - started) * 1000
+        timings = dict(turn.timings)
+        timings["first_token_ms"] = round(result.first_token_s * 1000, 1) if result.first_token_s else None
+        timings["generation_ms"] = round((time.perf_counter() - result.started) * 1000, 1)
+        timings["total_ms"] = round(total_ms, 1)
+        cited = sorted({int(n) for n in _CITATION.findall(result.text) if 1 <= int(n) <= len(sources)})
+        usage = {"prompt_tokens": result.prompt_tokens or (turn.prompt.prompt_tokens if turn.prompt else 0),
+                 "completion_tokens": result.completion_tokens}
+        answer_meta = {"sources": [s.to_dict() for s in sources], "cited": cited, "timings": timings,
+                       "usage": usage, "retrieval_query": turn.retrieval_query, "stopped": stopped,
+                       "finish_reason": result.finish_reason}
+        await self.store.add_turn(
+            turn.conversation_id,
+            Message("user", turn.question, await self.count_tokens(turn.question)),
+            Message("assistant", result.text, result.completion_tokens or await self.count_tokens(result.text),
+                    meta=answer_meta),
+        )
+        return {"conversation_id": turn.conversation_id, "answer": result.text, **answer_meta}
+
+    async def answer(self, question: str, conversation_id: str | None) -> dict:
+        """The whole turn as one JSON-able dict (for POST /api/chat)."""
+        done: dict = {}
+        async for kind, data in self.events(question, conversation_id):
+            if kind == "done":
+                done = data
+        return done

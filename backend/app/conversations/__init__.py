@@ -1,0 +1,1 @@
+"""Server-side chat history, so follow-ups are understood and survive restarts."""

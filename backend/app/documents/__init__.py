@@ -1,0 +1,1 @@
+"""Listing, uploading and deleting course documents from the running backend."""

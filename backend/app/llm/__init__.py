@@ -1,0 +1,1 @@
+"""Talking to the LLM server over its OpenAI-compatible HTTP API."""

@@ -1,0 +1,169 @@
+"""Async client for an OpenAI-compatible chat server (llama.cpp first).
+
+Why hand-rolled on httpx rather than the openai SDK: we need three things the SDK
+does not give us together: streaming whose cancellation closes the HTTP connection
+(so llama.cpp stops generating for a gone client), token counting through the
+server's own tokenizer (`/tokenize` on llama-server, `/extras/tokenize` on
+llama_cpp.server), and errors translated into messages that say what to start.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+import httpx
+
+from app.errors import ApplianceError
+from app.settings import Settings
+
+
+class LLMUnavailableError(ApplianceError):
+    """The LLM server cannot be reached, is failing, or timed out (HTTP 503)."""
+
+
+@dataclass
+class StreamResult:
+    """Filled in while a stream runs; complete once the stream ends."""
+
+    text: str = ""
+    completion_tokens: int = 0
+    prompt_tokens: int | None = None
+    finish_reason: str | None = None
+    first_token_s: float | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+
+class LLMClient:
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
+        self.settings = settings
+        self.base_url = settings.llm_base_url.rstrip("/")
+        self.root_url = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+        headers = {}
+        if settings.llm_api_key:
+            headers["Authorization"] = f"Bearer {settings.llm_api_key.get_secret_value()}"
+        self.http = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(settings.llm_timeout_s, connect=settings.llm_connect_timeout_s),
+            transport=transport,
+        )
+        self._model: str | None = settings.llm_model
+        self._tokenize_style: str | None = None  # "llama-server" | "llama-cpp-python" | "none"
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # -- discovery -----------------------------------------------------------
+    async def list_models(self) -> list[str]:
+        data = await self._request("GET", f"{self.base_url}/models", timeout=5.0)
+        return [m.get("id", "") for m in data.get("data", [])]
+
+    async def model_name(self) -> str:
+        if self._model is None:
+            models = await self.list_models()
+            if not models:
+                raise LLMUnavailableError(f"The LLM server at {self.base_url} lists no model yet; wait for it to load.")
+            self._model = models[0]
+        return self._model
+
+    # -- tokens --------------------------------------------------------------
+    async def count_tokens(self, text: str) -> int | None:
+        """Tokens of `text` by the server's own tokenizer; None if it offers none."""
+        if not text:
+            return 0
+        styles = [self._tokenize_style] if self._tokenize_style else ["llama-server", "llama-cpp-python"]
+        for style in styles:
+            if style == "none":
+                return None
+            url, body = (
+                (f"{self.root_url}/tokenize", {"content": text, "add_special": False})
+                if style == "llama-server"
+                else (f"{self.root_url}/extras/tokenize", {"input": text})
+            )
+            try:
+                response = await self.http.post(url, json=body, timeout=min(10.0, self.settings.llm_timeout_s))
+            except httpx.HTTPError as exc:
+                raise self._unavailable(exc) from exc
+            if response.status_code == 200 and "tokens" in response.json():
+                self._tokenize_style = style
+                return len(response.json()["tokens"])
+        self._tokenize_style = "none"
+        return None
+
+    # -- generation ----------------------------------------------------------
+    async def complete(self, messages: list[dict], max_tokens: int, timeout_s: float | None = None) -> str:
+        body = await self._body(messages, max_tokens, stream=False)
+        data = await self._request("POST", f"{self.base_url}/chat/completions", json=body, timeout=timeout_s)
+        return (data["choices"][0]["message"].get("content") or "").strip()
+
+    async def stream(self, messages: list[dict], max_tokens: int, result: StreamResult) -> AsyncIterator[str]:
+        """Yield text deltas; fill `result`. Closing the iterator closes the connection."""
+        body = await self._body(messages, max_tokens, stream=True)
+        try:
+            async with self.http.stream("POST", f"{self.base_url}/chat/completions", json=body) as response:
+                if response.status_code != 200:
+                    detail = (await response.aread()).decode(errors="replace")[:300]
+                    raise self._http_error(response.status_code, detail)
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        break
+                    event = json.loads(payload)
+                    if event.get("usage"):
+                        result.prompt_tokens = event["usage"].get("prompt_tokens")
+                        result.completion_tokens = event["usage"].get("completion_tokens") or result.completion_tokens
+                    for choice in event.get("choices") or []:
+                        delta = (choice.get("delta") or {}).get("content") or ""
+                        if choice.get("finish_reason"):
+                            result.finish_reason = choice["finish_reason"]
+                        if delta:
+                            if result.first_token_s is None:
+                                result.first_token_s = time.perf_counter() - result.started
+                            result.text += delta
+                            if not event.get("usage"):
+                                result.completion_tokens += 1
+                            yield delta
+        except httpx.HTTPError as exc:
+            raise self._unavailable(exc) from exc
+
+    # -- helpers -------------------------------------------------------------
+    async def _body(self, messages: list[dict], max_tokens: int, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": await self.model_name(),
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": self.settings.llm_temperature,
+            "stream": stream,
+        }
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def _request(self, method: str, url: str, json: Any = None, timeout: float | None = None) -> dict:
+        try:
+            response = await self.http.request(method, url, json=json, timeout=timeout or httpx.USE_CLIENT_DEFAULT)
+        except httpx.HTTPError as exc:
+            raise self._unavailable(exc) from exc
+        if response.status_code != 200:
+            raise self._http_error(response.status_code, response.text[:300])
+        return response.json()
+
+    def _unavailable(self, exc: Exception) -> LLMUnavailableError:
+        if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+            return LLMUnavailableError(
+                f"The LLM server at {self.base_url} did not answer in time. It may be overloaded or "
+                "still loading the model; try again in a moment, or raise RAG_LLM_TIMEOUT_S."
+            )
+        return LLMUnavailableError(
+            f"The LLM server at {self.base_url} is not reachable. Start it (./runpod_simple_startup.sh "
+            "starts everything) or set RAG_LLM_BASE_URL to a running OpenAI-compatible server."
+        )
+
+    def _http_error(self, status: int, detail: str) -> LLMUnavailableError:
+        return LLMUnavailableError(
+            f"The LLM server at {self.base_url} answered HTTP {status}: {' '.join(detail.split())[:200]}"
+        )

@@ -1,0 +1,101 @@
+"""Build every long-lived component once, from the settings, for the API.
+
+Why one place: the API routes stay thin (they only translate HTTP), tests can
+build the same object graph, and start-up order is explicit: database first
+(starting the shared Milvus Lite server if needed), then the embedder, then the
+services that use them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from app.chat.service import ChatService
+from app.conversations.store import ConversationStore
+from app.documents.service import DocumentService
+from app.embedding.encoder import Embedder, load_embedder
+from app.errors import StorageUnavailableError
+from app.ingestion.pipeline import Ingestor
+from app.llm.client import LLMClient
+from app.retrieval.retriever import Retriever
+from app.settings import Settings
+from app.storage import lite_server
+from app.storage.chunk_store import ChunkStore
+from app.storage.connection import MilvusTarget, connect, resolve_target
+
+log = logging.getLogger("app")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    target: MilvusTarget
+    client: object
+    embedder: Embedder
+    store: ChunkStore
+    retriever: Retriever
+    llm: LLMClient
+    conversations: ConversationStore
+    chat: ChatService
+    documents: DocumentService
+    started_lite_server: bool = False
+    ingest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def aclose(self) -> None:
+        await self.llm.aclose()
+        self.conversations.close()
+        try:
+            self.client.close()
+        except Exception:  # closing a connection to a server that is already gone
+            pass
+        if self.started_lite_server and self.target.db_path is not None:
+            lite_server.stop(self.target.db_path)
+
+
+def shared_target(settings: Settings) -> tuple[MilvusTarget, bool]:
+    """For a Milvus Lite file, make sure a shared server serves it (so ingest.py can
+    work while we run); return the target and whether we started that server."""
+    target = resolve_target(settings)
+    if target.mode != "embedded":
+        return target, False
+    assert target.db_path is not None
+    if lite_server.lock_is_held(target.db_path):
+        raise StorageUnavailableError(
+            f"The database {target.db_path} is open in another process (an ingest run?). "
+            "Wait for it to finish, then start the backend again."
+        )
+    try:
+        state = lite_server.start_in_background(target.db_path)
+    except RuntimeError as exc:
+        raise StorageUnavailableError(f"Cannot start the Milvus Lite server: {exc}") from exc
+    return MilvusTarget(uri=state.uri, token="", mode="shared", db_path=target.db_path), True
+
+
+def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
+    target, started = shared_target(settings)
+    client = connect(target, settings.milvus_connect_timeout_s)
+    embedder = embedder or load_embedder(
+        settings.embedding_model, settings.embedding_device, settings.embedding_batch_size, settings.torch_threads
+    )
+    ingestor = Ingestor(settings, client, target.uri, target.token, target.describe(),
+                        embedder_loader=lambda: embedder)
+    ingestor.check_model()
+    store = ChunkStore(client, target.uri, target.token, settings.collection_name, embedder.dimension,
+                       settings.insert_batch_size)
+    stored_dim = store.stored_dimension()
+    if stored_dim is not None and stored_dim != embedder.dimension:
+        raise StorageUnavailableError(
+            f"The collection holds {stored_dim}-dimension vectors but the embedding model makes "
+            f"{embedder.dimension}; re-ingest with `python ingest.py --reset`."
+        )
+    if store.exists():
+        store.ensure_collection()  # loads it: after a restart Milvus reports it "released"
+    retriever = Retriever(settings, store, embedder)
+    llm = LLMClient(settings)
+    conversations = ConversationStore(settings.conversations_path)
+    chat = ChatService(settings, retriever, llm, conversations)
+    documents = DocumentService(settings, ingestor, store, target.db_path)
+    return Services(settings, target, client, embedder, store, retriever, llm, conversations, chat,
+                    documents, started_lite_server=started)

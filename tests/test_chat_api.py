@@ -1,0 +1,276 @@
+"""The chat backend end to end: a real llama.cpp server (SmolLM2), real Milvus Lite,
+the real embedder, the real FastAPI app under uvicorn."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from backend_fixtures import BackendServer, LlamaServer, copy_sample_course, free_port
+from conftest import IngestHarness, cli_env, run_cli
+
+HASH_PDF = "data-structures-101/lecture-04-hash-tables.pdf"
+
+
+@pytest.fixture(scope="module")
+def llm():
+    server = LlamaServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def backend_settings(tmp_path, llm, embedder):
+    from app.settings import Settings
+
+    materials = copy_sample_course(tmp_path / "materials")
+    settings = Settings(
+        _env_file=None, milvus_uri=str(tmp_path / "db" / "test.db"), collection_name="chunks",
+        materials_dir=materials, conversations_db=tmp_path / "db" / "conversations.sqlite3",
+        llm_base_url=llm.url, llm_max_tokens=64, llm_context_window=4096, condense_mode="concat",
+        embedding_device="cpu", torch_threads=2,
+    )
+    harness = IngestHarness(settings, embedder)
+    harness.run(materials)
+    harness.close()
+    return settings
+
+
+@pytest.fixture
+def backend(backend_settings, embedder):
+    server = BackendServer(backend_settings, embedder)
+    yield server
+    server.stop()
+
+
+def sse_events(response: httpx.Response):
+    """Parse a text/event-stream response into (event, data) pairs as they arrive."""
+    event, data = None, []
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line == "" and event:
+            yield event, json.loads("\n".join(data)) if data else None
+            event, data = None, []
+
+
+def ask(backend, message, conversation_id=None, **extra):
+    body = {"message": message, **extra}
+    if conversation_id:
+        body["conversation_id"] = conversation_id
+    return httpx.post(f"{backend.url}/api/chat", json=body, timeout=120)
+
+
+def test_chat_answers_with_sources_that_carry_pages(backend):
+    response = ask(backend, "What is a hash table?", "alice-1")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["conversation_id"] == "alice-1" and body["answer"].strip()
+    top = body["sources"][0]
+    # the definition is on physical page 2, printed "1"; a chunk may start on the page before
+    assert top["file"] == HASH_PDF and top["page_start"] <= 2 <= top["page_end"]
+    assert "stores key-value pairs" in top["text"] and top["chunk_id"] and 0 < top["score"] <= 1
+    labels = {1: "i", 2: "1", 3: "2"}
+    expected_label = labels[top["page_start"]] + ("" if top["page_start"] == top["page_end"] else f"–{labels[top['page_end']]}")
+    assert top["page_label"] == expected_label
+    pages = str(top["page_start"]) if top["page_start"] == top["page_end"] else f"{top['page_start']}–{top['page_end']}"
+    assert top["location"] == f"{HASH_PDF}, p. {pages} (printed {expected_label})"
+    for key in ("retrieval_ms", "first_token_ms", "generation_ms", "total_ms"):
+        assert body["timings"][key] is not None and body["timings"][key] >= 0
+    assert body["usage"]["completion_tokens"] > 0
+
+
+def test_stream_sends_sources_then_tokens_then_done(backend):
+    with httpx.stream("POST", f"{backend.url}/api/chat/stream", json={"message": "What is open addressing?"},
+                      timeout=120) as response:
+        assert response.status_code == 200
+        events = list(sse_events(response))
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "sources" and kinds[-1] == "done" and kinds.count("sources") == 1
+    assert set(kinds[1:-1]) == {"token"} and len(kinds) > 3
+    streamed = "".join(d["delta"] for k, d in events if k == "token")
+    done = events[-1][1]
+    assert done["answer"] == streamed and done["sources"] == events[0][1]["sources"]
+    assert any(s["page_start"] <= 3 <= s["page_end"] for s in done["sources"])  # the collisions page
+
+
+def test_follow_up_is_retrieved_with_the_earlier_turn(backend):
+    first = ask(backend, "What is a hash table?", "bob-1").json()
+    follow = ask(backend, "and how does it handle collisions?", "bob-1").json()
+    assert "hash table" in follow["retrieval_query"].lower()
+    assert {s["file"] for s in follow["sources"][:2]} == {HASH_PDF}
+    assert any(s["page_start"] <= 3 <= s["page_end"] and "Separate chaining" in s["text"] for s in follow["sources"])
+    conversation = httpx.get(f"{backend.url}/api/conversations/bob-1").json()
+    assert [m["role"] for m in conversation["messages"]] == ["user", "assistant"] * 2
+    assert conversation["messages"][1]["content"] == first["answer"]
+
+
+def test_follow_up_rewritten_by_the_llm(backend_settings, embedder):
+    settings = backend_settings.model_copy(update={"condense_mode": "llm"})
+    server = BackendServer(settings, embedder)
+    try:
+        ask(server, "What is a hash table?", "carol-1")
+        follow = ask(server, "and how does it handle collisions?", "carol-1").json()
+        assert follow["retrieval_query"].endswith("and how does it handle collisions?")
+        assert any(s["file"] == HASH_PDF and s["page_start"] <= 3 <= s["page_end"] for s in follow["sources"])
+    finally:
+        server.stop()
+
+
+def test_conversations_survive_a_restart(backend_settings, embedder):
+    server = BackendServer(backend_settings, embedder)
+    answer = ask(server, "What is a stack?", "dave-1").json()["answer"]
+    server.stop()
+    server = BackendServer(backend_settings, embedder)
+    try:
+        listed = httpx.get(f"{server.url}/api/conversations").json()
+        assert [c["id"] for c in listed] == ["dave-1"] and listed[0]["title"] == "What is a stack?"
+        messages = httpx.get(f"{server.url}/api/conversations/dave-1").json()["messages"]
+        assert messages[1]["content"] == answer
+        follow = ask(server, "and what about queues?", "dave-1").json()
+        assert "stack" in follow["retrieval_query"].lower()
+        assert httpx.patch(f"{server.url}/api/conversations/dave-1", json={"title": "Stacks"}).json()["title"] == "Stacks"
+        assert httpx.delete(f"{server.url}/api/conversations/dave-1").status_code == 204
+        assert httpx.get(f"{server.url}/api/conversations/dave-1").status_code == 404
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("body, status, phrase", [
+    ({"message": ""}, 422, "message must not be empty"),
+    ({"message": "   "}, 422, "message must not be empty"),
+    ({}, 422, "message is required"),
+    ({"message": "x" * 5000}, 413, "the limit is 4000"),
+])
+def test_bad_requests_get_readable_errors(backend, body, status, phrase):
+    response = httpx.post(f"{backend.url}/api/chat", json=body)
+    assert response.status_code == status and phrase in response.json()["detail"]
+
+
+def test_malformed_json_is_422(backend):
+    response = httpx.post(f"{backend.url}/api/chat", content=b'{"message": "hi"', headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and response.json()["detail"] == "The request body is not valid JSON."
+
+
+def test_out_of_scope_question_is_declined_without_inventing(backend):
+    body = ask(backend, "Who won the football world cup in 1998?").json()
+    assert body["sources"] == [] and "couldn't find this in the course materials" in body["answer"]
+    assert body["finish_reason"] == "no_relevant_sources"
+
+
+def test_llm_down_gives_503_and_keeps_the_conversation(backend_settings, embedder, backend):
+    ask(backend, "What is a stack?", "erin-1")
+    backend.stop()
+    dead = backend_settings.model_copy(update={"llm_base_url": f"http://127.0.0.1:{free_port()}/v1"})
+    server = BackendServer(dead, embedder)
+    try:
+        response = ask(server, "and queues?", "erin-1")
+        assert response.status_code == 503
+        assert "not reachable" in response.json()["detail"] and "RAG_LLM_BASE_URL" in response.json()["detail"]
+        with httpx.stream("POST", f"{server.url}/api/chat/stream", json={"message": "What is a queue?"}) as r:
+            events = list(sse_events(r))
+        assert events[-1][0] == "error" and "not reachable" in events[-1][1]["message"]
+        assert len(httpx.get(f"{server.url}/api/conversations/erin-1").json()["messages"]) == 2
+        ready = httpx.get(f"{server.url}/api/ready")
+        assert ready.status_code == 503 and ready.json()["llm_reachable"] is False
+    finally:
+        server.stop()
+
+
+def test_llm_timeout_gives_503(backend_settings, embedder):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    silent = backend_settings.model_copy(update={
+        "llm_base_url": f"http://127.0.0.1:{listener.getsockname()[1]}/v1", "llm_timeout_s": 2,
+        "llm_model": "any"})
+    server = BackendServer(silent, embedder)
+    try:
+        response = ask(server, "What is a hash table?")
+        assert response.status_code == 503 and "did not answer in time" in response.json()["detail"]
+    finally:
+        server.stop()
+        listener.close()
+
+
+def test_health_and_ready(backend):
+    assert httpx.get(f"{backend.url}/api/health").json() == {"status": "ok"}
+    ready = httpx.get(f"{backend.url}/api/ready")
+    body = ready.json()
+    assert ready.status_code == 200 and body["ready"] and body["chunks"] > 0
+    assert body["llm_model"] and body["embedding_model"] == "all-MiniLM-L6-v2"
+    assert httpx.get(f"{backend.url}/docs").status_code == 200
+
+
+def test_document_ingested_by_the_cli_while_running_is_found(backend, backend_settings, tmp_path):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "skip-lists.md").write_text(
+        "# Skip lists\nA skip list is a probabilistic data structure made of layered linked lists. "
+        "Each element is promoted to the next layer with probability one half, so search, insertion "
+        "and deletion take O(log n) expected time.\n")
+    result = run_cli(["--directory", str(extra)], cli_env(backend_settings))
+    assert result.returncode == 0, result.stderr
+    assert "through the running shared server" in result.stdout
+    body = ask(backend, "What is a skip list?").json()
+    assert body["sources"][0]["file"] == "skip-lists.md"
+
+
+def test_upload_list_and_delete_documents(backend):
+    files = {"file": ("../../Tries notes?.md", b"# Tries\nA trie stores strings by their prefixes; "
+                      b"each edge is labelled with one character.\n", "text/markdown")}
+    response = httpx.post(f"{backend.url}/api/documents", files=files, timeout=120)
+    assert response.status_code == 201, response.text
+    assert response.json()["file"] == "uploads/Tries notes.md"
+    listed = {d["file"]: d for d in httpx.get(f"{backend.url}/api/documents").json()}
+    assert listed["uploads/Tries notes.md"]["chunks"] == 1
+    assert listed[HASH_PDF]["pages"] == 5
+    assert ask(backend, "How does a trie store strings?").json()["sources"][0]["file"] == "uploads/Tries notes.md"
+    rejected = httpx.post(f"{backend.url}/api/documents", files={"file": ("x.exe", b"MZ", "application/octet-stream")})
+    assert rejected.status_code == 415
+    assert httpx.delete(f"{backend.url}/api/documents/uploads/Tries notes.md").status_code == 204
+    assert "uploads/Tries notes.md" not in {d["file"] for d in httpx.get(f"{backend.url}/api/documents").json()}
+    assert httpx.delete(f"{backend.url}/api/documents/nope.md").status_code == 404
+
+
+def test_client_disconnect_stops_generation_on_the_llm_server(backend_settings, embedder, llm):
+    settings = backend_settings.model_copy(update={"llm_max_tokens": 400})
+    server = BackendServer(settings, embedder)
+    question = ("Write a long, detailed essay about hash tables: chaining, open addressing, load factor "
+                "and resizing, in many paragraphs.")
+    try:
+        full = ask(server, question).json()
+        full_s = full["timings"]["generation_ms"] / 1000
+        assert full["usage"]["completion_tokens"] >= 150, "the answer must be long enough to tell"
+        with httpx.stream("POST", f"{server.url}/api/chat/stream",
+                          json={"message": question, "conversation_id": "gone-1"}, timeout=60) as response:
+            tokens = 0
+            for kind, _ in sse_events(response):
+                tokens += kind == "token"
+                if tokens >= 5:
+                    break  # leaving the block closes the connection mid-answer
+        # llama_cpp.server serves one request at a time: a 1-token probe answers at once
+        # only if the gone client's generation was stopped.
+        started = time.perf_counter()
+        probe = httpx.post(f"{llm.url}/chat/completions", timeout=60,
+                           json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
+        probe_s = time.perf_counter() - started
+        assert probe.status_code == 200
+        assert probe_s < min(1.5, full_s / 3), f"probe waited {probe_s:.2f}s; a full answer takes {full_s:.2f}s"
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{server.url}/api/conversations/gone-1").status_code == 404:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        kept = httpx.get(f"{server.url}/api/conversations/gone-1").json()["messages"][1]
+        assert kept["meta"]["stopped"] is True and 0 < len(kept["content"]) < len(full["answer"])
+    finally:
+        server.stop()
