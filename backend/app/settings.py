@@ -110,6 +110,23 @@ class Settings(BaseSettings):
         "by joining the previous question, or not at all.",
     )
 
+    # --- the appliance's own LLM server (runpod_simple_startup.sh) ----------
+    llm_model_path: Path | None = Field(
+        default=None, description="A local GGUF to serve; skips the download when set."
+    )
+    llm_model_repo: str = Field(
+        default="bartowski/Qwen2.5-7B-Instruct-GGUF",
+        description="Hugging Face repository of the GGUF downloaded on a GPU pod.",
+    )
+    llm_model_file: str = Field(default="Qwen2.5-7B-Instruct-Q4_K_M.gguf")
+    models_dir: Path = Field(
+        default=Path("models"),
+        description="Where downloaded models live (the startup script uses /workspace/models on Runpod).",
+    )
+    llm_gpu_layers: int = Field(default=-1, description="Layers offloaded to the GPU (-1: all).")
+    llm_port: int = Field(default=8080, ge=1, le=65535)
+    backend_port: int = Field(default=8000, ge=1, le=65535)
+
     # --- retrieval and prompting ------------------------------------------
     top_k: int = Field(default=5, ge=1, le=50)
     similarity_cutoff: float = Field(
@@ -152,6 +169,10 @@ class Settings(BaseSettings):
     @property
     def materials_path(self) -> Path:
         return resolve_path(self.materials_dir)
+
+    @property
+    def models_path(self) -> Path:
+        return resolve_path(self.models_dir)
 
     @property
     def conversations_path(self) -> Path:

@@ -10,6 +10,7 @@ Three ways, chosen by configuration only:
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -73,6 +74,9 @@ def connect(target: MilvusTarget, timeout_s: float):
 
     # milvus-lite 2.5 imports pkg_resources, which warns on every start; nothing to act on.
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+    # gRPC's C core prints keepalive chatter ("too_many_pings" GOAWAY, after which the
+    # channel simply reconnects) straight to stderr in the middle of progress bars.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 

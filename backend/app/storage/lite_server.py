@@ -247,12 +247,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--db", type=Path, help="database file (default: RAG_MILVUS_URI)")
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: any free)")
+    parser.add_argument("--stop", action="store_true", help="stop the server of this database, if one runs")
+    parser.add_argument("--status", action="store_true", help="print the server's address, exit 1 if none")
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.db is None and not settings.milvus_is_local_file:
         print("RAG_MILVUS_URI points at a Milvus server; there is no local file to serve.", file=sys.stderr)
         return 2
-    return serve(args.db or settings.milvus_db_path, port=args.port)
+    db = (args.db or settings.milvus_db_path).resolve()
+    if args.stop:
+        print("stopped" if stop(db) else "not running")
+        return 0
+    if args.status:
+        state = running_server(db)
+        print(f"running (pid {state.pid}) at {state.uri}" if state else "not running")
+        return 0 if state else 1
+    return serve(db, port=args.port)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,82 @@
+"""`python -m app.appliance COMMAND`: small jobs for runpod_simple_startup.sh.
+
+  config        print the settings the script needs, as shell assignments
+  model [--gpu] print the GGUF path to serve (downloading it on a GPU pod)
+  chunks        print how many chunks the database holds (0 if none)
+  gpu-check     exit 0 if llama-cpp-python can offload to the GPU
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+
+def _config() -> int:
+    from app.settings import get_settings
+
+    s = get_settings()
+    values = {
+        "LLM_PORT": s.llm_port,
+        "BACKEND_PORT": s.backend_port,
+        "LLM_CONTEXT": s.llm_context_window,
+        "LLM_GPU_LAYERS": s.llm_gpu_layers,
+        "MATERIALS_DIR": s.materials_path,
+        "DB_IS_LOCAL": int(s.milvus_is_local_file),
+        "DB_PATH": s.milvus_db_path if s.milvus_is_local_file else "",
+    }
+    for key, value in values.items():
+        print(f"{key}={shlex.quote(str(value))}")
+    return 0
+
+
+def _chunks() -> int:
+    import logging
+
+    from app.settings import get_settings
+    from app.storage.chunk_store import ChunkStore
+    from app.storage.connection import connect, resolve_target
+
+    logging.disable(logging.CRITICAL)
+    s = get_settings()
+    target = resolve_target(s)
+    if target.mode == "embedded" and not (target.db_path and target.db_path.exists()):
+        print(0)
+        return 0
+    client = connect(target, s.milvus_connect_timeout_s)
+    try:
+        print(ChunkStore(client, target.uri, target.token, s.collection_name, 0, 1).count())
+    finally:
+        client.close()
+    return 0
+
+
+def _gpu_check() -> int:
+    import llama_cpp
+
+    ok = bool(llama_cpp.llama_supports_gpu_offload())
+    print("gpu offload: yes" if ok else "gpu offload: NO (CPU-only build)")
+    return 0 if ok else 1
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "config":
+        return _config()
+    if command == "model":
+        from app.appliance.models import main as model_main
+
+        return model_main(rest)
+    if command == "chunks":
+        return _chunks()
+    if command == "gpu-check":
+        return _gpu_check()
+    print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

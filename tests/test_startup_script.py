@@ -1,0 +1,116 @@
+"""./runpod_simple_startup.sh run for real in a temporary copy of the project, with the
+embedded defaults (packaged SmolLM2 on CPU, MiniLM, Milvus Lite), on its own tmux server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend_fixtures import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+@pytest.fixture
+def appliance(tmp_path):
+    """A copy of the project (tracked and untracked files, no data) and its environment."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    copy = tmp_path / "appliance"
+    for rel in files:
+        src = ROOT / rel
+        if src.is_file():
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, copy / rel)
+    env = dict(os.environ)
+    for key in list(env):
+        if key.startswith("RAG_"):
+            del env[key]
+    env.update({
+        "APPLIANCE_VENV": str(ROOT / ".venv"),
+        "APPLIANCE_TMUX_SOCKET": f"test-{uuid.uuid4().hex[:8]}",
+        "RAG_LLM_PORT": str(free_port()),
+        "RAG_BACKEND_PORT": str(free_port()),
+        "RAG_TORCH_THREADS": "2",
+    })
+    yield copy, env
+    subprocess.run([str(copy / "runpod_simple_startup.sh"), "stop"], env=env, capture_output=True, timeout=120)
+
+
+def run(copy: Path, env: dict, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
+    return subprocess.run([str(copy / "runpod_simple_startup.sh"), *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def processes_mentioning(text: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if text in line and "ps -eo" not in line]
+
+
+def test_start_chat_rerun_status_and_stop(appliance):
+    copy, env = appliance
+    first = run(copy, env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "The appliance is running." in first.stdout and "database empty: ingesting" in first.stdout
+    backend = f"http://127.0.0.1:{env['RAG_BACKEND_PORT']}"
+    ready = httpx.get(f"{backend}/api/ready").json()
+    assert ready["ready"] and ready["chunks"] > 0
+    answer = httpx.post(f"{backend}/api/chat", json={"message": "What is a hash table?"}, timeout=300).json()
+    assert answer["answer"] and answer["sources"][0]["file"].endswith("lecture-04-hash-tables.pdf")
+    assert (copy / "logs" / "backend.log").is_file() and (copy / "logs" / "llm-server.log").is_file()
+
+    started = time.monotonic()
+    second = run(copy, env)
+    assert second.returncode == 0 and "already running" in second.stdout
+    assert "ingesting" not in second.stdout
+    assert time.monotonic() - started < 60
+
+    status = run(copy, env, "status")
+    assert status.returncode == 0 and "LLM server : running, healthy" in status.stdout
+    assert "backend    : running, ready" in status.stdout
+
+    stop = run(copy, env, "stop")
+    assert stop.returncode == 0 and "all stopped" in stop.stdout
+    time.sleep(1)
+    assert processes_mentioning(str(copy)) == []
+    assert run(copy, env, "status").returncode == 1
+
+
+def test_port_already_in_use_is_reported(appliance):
+    copy, env = appliance
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", int(env["RAG_LLM_PORT"])))
+        blocker.listen()
+        result = run(copy, env)
+    assert result.returncode != 0
+    assert f"port {env['RAG_LLM_PORT']} (LLM server) is already in use" in result.stderr
+
+
+def test_missing_model_path_is_reported(appliance):
+    copy, env = appliance
+    env["RAG_LLM_MODEL_PATH"] = str(copy / "no-such-model.gguf")
+    result = run(copy, env)
+    assert result.returncode != 0
+    assert "does not exist" in result.stderr and "no model to serve" in result.stderr
+
+
+def test_status_reports_an_llm_server_that_died(appliance):
+    copy, env = appliance
+    assert run(copy, env).returncode == 0
+    [line] = [p for p in processes_mentioning("llama_cpp.server") if f"--port {env['RAG_LLM_PORT']}" in p]
+    os.kill(int(line.split()[0]), signal.SIGKILL)
+    time.sleep(1)
+    status = run(copy, env, "status")
+    assert status.returncode == 1
+    assert "LLM server : not running" in status.stdout or "NOT answering" in status.stdout
+    assert "backend    : running but NOT ready" in status.stdout and "not reachable" in status.stdout
