@@ -53,8 +53,8 @@ def run(copy: Path, env: dict, *args: str, timeout: float = 1200) -> subprocess.
 
 
 def processes_mentioning(text: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if text in line and "ps -eo" not in line]
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if text in line and "ps -ww" not in line]
 
 
 def test_start_chat_rerun_status_and_stop(appliance):
@@ -107,7 +107,8 @@ def test_missing_model_path_is_reported(appliance):
 def test_status_reports_an_llm_server_that_died(appliance):
     copy, env = appliance
     assert run(copy, env).returncode == 0
-    [line] = [p for p in processes_mentioning("llama_cpp.server") if f"--port {env['RAG_LLM_PORT']}" in p]
+    [line] = [p for p in processes_mentioning("llama_cpp.server")
+              if f"--port {env['RAG_LLM_PORT']}" in p and p.split()[1].endswith("python")]
     os.kill(int(line.split()[0]), signal.SIGKILL)
     time.sleep(1)
     status = run(copy, env, "status")

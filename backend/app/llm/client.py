@@ -51,6 +51,7 @@ class LLMClient:
         )
         self._model: str | None = settings.llm_model
         self._tokenize_style: str | None = None  # "llama-server" | "llama-cpp-python" | "none"
+        self._vocab = None  # a vocabulary-only llama_cpp.Llama, False if unavailable
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -69,10 +70,33 @@ class LLMClient:
         return self._model
 
     # -- tokens --------------------------------------------------------------
+    def _local_tokenizer(self):
+        """The served GGUF's own tokenizer, loaded vocabulary-only, when we know the file.
+
+        Why: python -m llama_cpp.server runs /extras/tokenize under the same lock as
+        generation, so with several students a token count would queue behind their
+        answers. The startup script sets RAG_LLM_MODEL_PATH to the file it serves.
+        """
+        if self._vocab is None:
+            path = self.settings.llm_model_path
+            self._vocab = False
+            if path and path.is_file():
+                try:
+                    import llama_cpp
+
+                    self._vocab = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+                except Exception:  # no llama_cpp, or not a GGUF: use the server instead
+                    self._vocab = False
+        return self._vocab or None
+
     async def count_tokens(self, text: str) -> int | None:
-        """Tokens of `text` by the server's own tokenizer; None if it offers none."""
+        """Tokens of `text` by the LLM's own tokenizer; None if neither the model file
+        nor the server offers one."""
         if not text:
             return 0
+        local = self._local_tokenizer()
+        if local is not None:
+            return len(local.tokenize(text.encode("utf-8"), add_bos=False, special=True))
         styles = [self._tokenize_style] if self._tokenize_style else ["llama-server", "llama-cpp-python"]
         for style in styles:
             if style == "none":
@@ -83,7 +107,8 @@ class LLMClient:
                 else (f"{self.root_url}/extras/tokenize", {"input": text})
             )
             try:
-                response = await self.http.post(url, json=body, timeout=min(10.0, self.settings.llm_timeout_s))
+                # the full answer timeout: on a busy llama_cpp.server this waits for the lock
+                response = await self.http.post(url, json=body)
             except httpx.HTTPError as exc:
                 raise self._unavailable(exc) from exc
             if response.status_code == 200 and "tokens" in response.json():
