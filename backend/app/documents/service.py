@@ -12,7 +12,7 @@ import re
 import unicodedata
 from pathlib import Path
 
-from app.ingestion.cli import exclusive_ingest
+from app.ingestion.locking import exclusive_ingest
 from app.ingestion.pipeline import Ingestor
 from app.ingestion.progress import IngestReport
 from app.ingestion.readers import SUPPORTED_EXTENSIONS

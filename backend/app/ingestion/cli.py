@@ -7,14 +7,13 @@ Exit codes: 0 everything ingested, 1 some files failed (the rest are stored),
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-from app.errors import ApplianceError, DatabaseBusyError
+from app.errors import ApplianceError
+from app.ingestion.locking import exclusive_ingest
 from app.ingestion.progress import IngestReport, Plan, ProgressListener
 
 
@@ -131,23 +130,6 @@ def format_summary(report: IngestReport) -> str:
     if skipped:
         lines.append(f"Skipped: {'; '.join(skipped)}.")
     return "\n".join(lines)
-
-
-@contextmanager
-def exclusive_ingest(db_path: Path | None):
-    """One ingest run per local database at a time (two would race on the manifest)."""
-    if db_path is None:
-        yield
-        return
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(db_path.parent / f".{db_path.name}.ingest.lock", "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise DatabaseBusyError(
-                f"Another ingest is already running on {db_path}; wait for it to finish."
-            ) from None
-        yield
 
 
 def build_parser() -> argparse.ArgumentParser:
