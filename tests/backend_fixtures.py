@@ -33,18 +33,25 @@ def smollm2_path() -> Path:
 
 
 class LlamaServer:
-    """`python -m llama_cpp.server` on a free port, as the appliance runs it."""
+    """`python -m llama_cpp.server` on a free port, as the appliance runs it.
+
+    With LLAMA_SERVER_BIN set to a llama.cpp `llama-server` binary, that server is
+    started instead (one slot, so the single-request behaviour the tests rely on holds).
+    """
 
     def __init__(self, n_ctx: int = 4096):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.log = open(os.devnull, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()), "--host", "127.0.0.1",
-             "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", "2",
-             "--interrupt_requests", "False"],
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )
+        native = os.environ.get("LLAMA_SERVER_BIN")
+        if native:
+            command = [native, "-m", str(smollm2_path()), "--host", "127.0.0.1", "--port", str(self.port),
+                       "-c", str(n_ctx), "-t", "2", "-np", "1"]
+        else:
+            command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()),
+                       "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx),
+                       "--n_threads", "2", "--interrupt_requests", "False"]
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Build llama.cpp's native llama-server from the llama.cpp source vendored in the pinned
+# llama-cpp-python sdist (same llama.cpp revision as the Python package; no other download).
+#   ./scripts/build_llama_server.sh [--cuda]     ->  build/llama-server/bin/llama-server
+# Skips the build when the binary is already there. About 8 minutes on 2 cores.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VERSION="0.3.36"
+OUT="$ROOT/build/llama-server"
+BIN="$OUT/bin/llama-server"
+PY="${APPLIANCE_VENV:-$ROOT/.venv}/bin/python"
+CUDA=OFF
+[ "${1:-}" = "--cuda" ] && CUDA=ON
+
+if [ -x "$BIN" ] && "$BIN" --version >/dev/null 2>&1; then
+  echo "$BIN"
+  exit 0
+fi
+command -v cmake >/dev/null || { echo "cmake is required (apt-get install cmake)" >&2; exit 1; }
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+echo "==> fetching the llama-cpp-python $VERSION source" >&2
+"$PY" -m pip download --quiet --no-binary :all: --no-deps "llama-cpp-python==$VERSION" -d "$work" >&2
+tar xzf "$work"/llama_cpp_python-*.tar.gz -C "$work"
+src="$(echo "$work"/llama_cpp_python-*/vendor/llama.cpp)"
+echo "==> building llama-server (CUDA=$CUDA), a few minutes" >&2
+cmake -S "$src" -B "$OUT" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+  -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=ON -DGGML_CUDA="$CUDA" >/dev/null
+cmake --build "$OUT" --target llama-server -j"$(nproc)" >/dev/null
+"$BIN" --version >/dev/null 2>&1 || { echo "llama-server was built but does not run" >&2; exit 1; }
+echo "$BIN"
