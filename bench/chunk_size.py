@@ -107,7 +107,7 @@ def main() -> None:
         started = time.perf_counter()
         report = ingestor.run(books)
         ingest_s = time.perf_counter() - started
-        store = ingestor._chunk_store(embedder.dimension).vector_store
+        store = ingestor.chunk_store(embedder.dimension).vector_store
         metrics = evaluate(store, embedder, questions)
         rows.append((size, report, ingest_s, metrics))
         print(f"size {size}: {report.chunks_written} chunks, {ingest_s:.0f}s, {metrics}", file=sys.stderr, flush=True)

@@ -160,7 +160,7 @@ def test_a_different_embedding_model_is_refused_with_a_fix(harness, materials, s
 def test_repair_removes_orphans_and_redoes_incomplete_files(harness, materials):
     harness.run(materials)
     ingestor = harness.ingestor()
-    store = ingestor._chunk_store()
+    store = ingestor.chunk_store()
     # Simulate a crash of the database itself: a recorded file lost chunks, and an
     # unrecorded version left chunks behind.
     rows = harness.rows()

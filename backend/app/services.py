@@ -81,15 +81,9 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     )
     ingestor = Ingestor(settings, client, target.uri, target.token, target.describe(),
                         embedder_loader=lambda: embedder)
-    ingestor.check_model()
-    store = ChunkStore(client, target.uri, target.token, settings.collection_name, embedder.dimension,
-                       settings.insert_batch_size)
-    stored_dim = store.stored_dimension()
-    if stored_dim is not None and stored_dim != embedder.dimension:
-        raise StorageUnavailableError(
-            f"The collection holds {stored_dim}-dimension vectors but the embedding model makes "
-            f"{embedder.dimension}; re-ingest with `python ingest.py --reset`."
-        )
+    # The same checks and the same store as ingestion: one source of truth for both.
+    ingestor.check_dimension(ingestor.check_model(), embedder.dimension)
+    store = ingestor.chunk_store(embedder.dimension)
     if store.exists():
         store.ensure_collection()  # loads it: after a restart Milvus reports it "released"
     retriever = Retriever(settings, store, embedder)

@@ -78,7 +78,9 @@ class Ingestor:
             self._embedder = self._load_embedder()
         return self._embedder
 
-    def _chunk_store(self, dim: int | None = None) -> ChunkStore:
+    def chunk_store(self, dim: int | None = None) -> ChunkStore:
+        """The chunk collection's store (shared with the backend's retriever); `dim` is
+        needed only to create the collection."""
         if self._store is None or (dim and self._store.dim != dim):
             self._store = ChunkStore(
                 self.client, self.uri, self.token, self.settings.collection_name,
@@ -99,8 +101,8 @@ class Ingestor:
             )
         return meta
 
-    def _check_dimension(self, meta: CollectionMeta | None, dim: int) -> None:
-        stored = meta.dimension if meta else self._chunk_store().stored_dimension()
+    def check_dimension(self, meta: CollectionMeta | None, dim: int) -> None:
+        stored = meta.dimension if meta else self.chunk_store().stored_dimension()
         if stored is not None and stored != dim:
             raise EmbeddingModelMismatchError(
                 f"The collection '{self.settings.collection_name}' holds {stored}-dimension vectors but "
@@ -124,7 +126,7 @@ class Ingestor:
         report = IngestReport(directory=str(directory), database=self.database_label)
 
         if reset:
-            self._chunk_store().drop()
+            self.chunk_store().drop()
             self.catalog.drop()
         meta = self.check_model()
         self.catalog.ensure()
@@ -168,10 +170,10 @@ class Ingestor:
         ))
 
         if work:
-            self._check_dimension(meta, embedder.dimension)
+            self.check_dimension(meta, embedder.dimension)
             if meta is None:
                 self.catalog.set_meta(CollectionMeta(self.settings.embedding_model, embedder.dimension))
-            store = self._chunk_store(embedder.dimension)
+            store = self.chunk_store(embedder.dimension)
             store.ensure_collection()
             chunker = Chunker(embedder.tokenizer, self.settings.chunk_size_tokens, self.settings.chunk_overlap_tokens)
             window = embedder.max_tokens - 2  # [CLS] and [SEP]
@@ -180,12 +182,12 @@ class Ingestor:
                                   store, chunker, window, report, listener)
 
         for path in gone:
-            self._chunk_store().delete_file(path)
+            self.chunk_store().delete_file(path)
             self.catalog.remove(path)
             report.removed.append(path)
             listener.file_finished(path, "removed")
 
-        report.chunks_in_database = self._chunk_store().count()
+        report.chunks_in_database = self.chunk_store().count()
         report.elapsed_s = time.perf_counter() - started
         return report
 
@@ -262,7 +264,7 @@ class Ingestor:
 
         Cheap when nothing is wrong (one count); a full scan only on a mismatch.
         """
-        store = self._chunk_store()
+        store = self.chunk_store()
         if not store.exists():
             if records:
                 for path in list(records):
