@@ -157,6 +157,15 @@ start_llm() {
     || fail "the LLM server did not start (log: $LOG_DIR/llm-server.log)."
 }
 
+# Where the LLM runs, in words: printed in the summary and shown in the chat UI's status.
+llm_device_label() {
+  if has_gpu; then
+    echo "GPU: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1), layers offloaded: $( [ "$LLM_GPU_LAYERS" = "-1" ] && echo all || echo "$LLM_GPU_LAYERS")"
+  else
+    echo "CPU (no GPU found)"
+  fi
+}
+
 start_backend() {
   if session_running "$BACKEND_SESSION" && http_ok "http://127.0.0.1:$BACKEND_PORT/api/health"; then
     say "      backend already running on port $BACKEND_PORT"; return
@@ -164,7 +173,7 @@ start_backend() {
   session_running "$BACKEND_SESSION" && tm kill-session -t "$BACKEND_SESSION"
   port_busy "$BACKEND_PORT" && fail "port $BACKEND_PORT (backend) is already in use by another program. Stop it, or set RAG_BACKEND_PORT to a free port."
   local cmd
-  cmd="cd $(printf %q "$ROOT/backend") && RAG_LLM_BASE_URL=http://127.0.0.1:$LLM_PORT/v1 RAG_LLM_MODEL_PATH=$(printf %q "$MODEL_PATH") exec $(printf %q "$PY") -m uvicorn app.main:app --host 0.0.0.0 --port $BACKEND_PORT >> $(printf %q "$LOG_DIR/backend.log") 2>&1"
+  cmd="cd $(printf %q "$ROOT/backend") && RAG_LLM_BASE_URL=http://127.0.0.1:$LLM_PORT/v1 RAG_LLM_MODEL_PATH=$(printf %q "$MODEL_PATH") RAG_LLM_DEVICE=$(printf %q "$(llm_device_label)") exec $(printf %q "$PY") -m uvicorn app.main:app --host 0.0.0.0 --port $BACKEND_PORT >> $(printf %q "$LOG_DIR/backend.log") 2>&1"
   echo "=== $(date -Is) starting backend" >> "$LOG_DIR/backend.log"
   tm new-session -d -s "$BACKEND_SESSION" "$cmd"
   wait_for "the backend" "http://127.0.0.1:$BACKEND_PORT/api/ready" 300 "$LOG_DIR/backend.log" "$BACKEND_SESSION" \
@@ -180,20 +189,17 @@ start_services() {
 summary() {
   local ready device
   ready="$(curl -fsS --max-time 5 "http://127.0.0.1:$BACKEND_PORT/api/ready" || echo '{}')"
-  if has_gpu; then
-    device="GPU: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1), layers offloaded: $( [ "$LLM_GPU_LAYERS" = "-1" ] && echo all || echo "$LLM_GPU_LAYERS")"
-  else
-    device="CPU (no GPU found)"
-  fi
+  device="$(llm_device_label)"
   "$PY" - "$ready" "$device" "$BACKEND_PORT" "$LLM_PORT" "${RUNPOD_POD_ID:-}" "$TMUX_SOCKET" "$LOG_DIR" <<'EOF'
 import json, sys
 ready, device, bport, lport, pod, sock, logs = sys.argv[1:]
 r = json.loads(ready or "{}")
 print()
 print("The appliance is running.")
-print(f"  API             : http://localhost:{bport}/api   (docs: http://localhost:{bport}/docs)")
+print(f"  Chat in browser : http://localhost:{bport}/")
 if pod:
-    print(f"  Runpod proxy    : https://{pod}-{bport}.proxy.runpod.net/docs")
+    print(f"  Runpod proxy    : https://{pod}-{bport}.proxy.runpod.net/")
+print(f"  API             : http://localhost:{bport}/api   (docs: http://localhost:{bport}/docs)")
 print(f"  LLM server      : http://localhost:{lport}/v1  model: {r.get('llm_model', '?')}  on {device}")
 print(f"  Indexed         : {r.get('chunks', '?')} chunks, embedder {r.get('embedding_model', '?')} on {r.get('embedding_device', '?')}")
 print(f"  Ask             : curl -s -X POST http://localhost:{bport}/api/chat -H 'Content-Type: application/json' -d '{{\"message\": \"What is a hash table?\"}}'")

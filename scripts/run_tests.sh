@@ -15,5 +15,9 @@ if [ ! -f .venv/.deps-installed ] || [ requirements.txt -nt .venv/.deps-installe
   touch .venv/.deps-installed
 fi
 
+if ! command -v chromium >/dev/null && [ -z "${CHROMIUM_PATH:-}" ]; then
+  echo "note: the browser UI tests need Chromium: sudo apt-get install chromium (or set CHROMIUM_PATH)" >&2
+fi
+
 export TOKENIZERS_PARALLELISM=false
 exec .venv/bin/python -m pytest "$@"

@@ -274,3 +274,36 @@ def test_client_disconnect_stops_generation_on_the_llm_server(backend_settings, 
         assert kept["meta"]["stopped"] is True and 0 < len(kept["content"]) < len(full["answer"])
     finally:
         server.stop()
+
+
+def test_regenerate_replaces_the_last_turn(backend):
+    first = ask(backend, "What is a hash table?", "regen-1").json()
+    again = ask(backend, "What is a hash table?", "regen-1", regenerate=True)
+    assert again.status_code == 200, again.text
+    messages = httpx.get(f"{backend.url}/api/conversations/regen-1").json()["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]  # replaced, not appended
+    assert messages[1]["content"] == again.json()["answer"] and first["answer"].strip()
+
+
+def test_original_files_are_served_for_citations_and_nothing_else(backend):
+    pdf = httpx.get(f"{backend.url}/api/documents/file/{HASH_PDF}")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["content-disposition"].startswith("inline") and pdf.content.startswith(b"%PDF")
+    md = httpx.get(f"{backend.url}/api/documents/file/data-structures-101/00-syllabus.md")
+    assert md.status_code == 200 and md.headers["content-security-policy"] == "sandbox"
+    missing = httpx.get(f"{backend.url}/api/documents/file/data-structures-101/missing.pdf")
+    assert missing.status_code == 404 and "not in the course materials" in missing.json()["detail"]
+    for bad in ("../../../etc/passwd", "%2e%2e/%2e%2e/%2e%2e/etc/passwd", "..%2f..%2f..%2fetc%2fpasswd"):
+        response = httpx.get(f"{backend.url}/api/documents/file/{bad}")
+        assert response.status_code == 404 and b"root:" not in response.content, bad
+
+
+def test_browser_ui_is_served_at_the_root_with_a_strict_policy(backend):
+    page = httpx.get(f"{backend.url}/")
+    assert page.status_code == 200 and "<title>Course Assistant</title>" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("js/app.js", "css/app.css", "vendor/purify.min.js", "vendor/marked.umd.js"):
+        assert httpx.get(f"{backend.url}/{asset}").status_code == 200, asset
+    assert httpx.get(f"{backend.url}/docs").status_code == 200  # the API docs still win
+    ready = httpx.get(f"{backend.url}/api/ready").json()
+    assert "llm_device" in ready

@@ -1,7 +1,9 @@
 """The FastAPI application: `uvicorn app.main:app` from backend/.
 
 Start-up builds the services once (database, embedder, LLM client, history);
-routes live in app/api/. OpenAPI docs are at /docs.
+routes live in app/api/. OpenAPI docs are at /docs. The browser UI (frontend/,
+plain files, no build step) is served at / on the same port, because a Runpod
+pod exposes few ports and its HTTPS proxy then needs no extra set-up.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 
 from app.api import chat, conversations, documents, errors, health
+from app.frontend import FrontendFiles
 from app.settings import Settings, get_settings
 
 
@@ -42,10 +44,12 @@ def create_app(settings: Settings | None = None, services=None, embedder=None) -
     for module in (health, chat, conversations, documents):
         app.include_router(module.router)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        # The browser UI is not built yet; until then the front page is the API docs.
-        return RedirectResponse("/docs")
+    frontend = (settings or get_settings()).frontend_path
+    if (frontend / "index.html").is_file():
+        # Mounted last, so every /api route and /docs wins over a file of the same name.
+        app.mount("/", FrontendFiles(directory=frontend, html=True), name="frontend")
+    else:
+        logging.getLogger("app").warning("No browser UI at %s; serving the API only.", frontend)
 
     return app
 

@@ -61,6 +61,9 @@ def shared_target(settings: Settings) -> tuple[MilvusTarget, bool]:
     if target.mode != "embedded":
         return target, False
     assert target.db_path is not None
+    existing = lite_server.running_server(target.db_path)
+    if existing:  # another backend (or an earlier run) already serves this file: share it
+        return MilvusTarget(uri=existing.uri, token="", mode="shared", db_path=target.db_path), False
     if lite_server.lock_is_held(target.db_path):
         raise StorageUnavailableError(
             f"The database {target.db_path} is open in another process (an ingest run?). "

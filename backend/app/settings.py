@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     llm_gpu_layers: int = Field(default=-1, description="Layers offloaded to the GPU (-1: all).")
     llm_port: int = Field(default=8080, ge=1, le=65535)
     backend_port: int = Field(default=8000, ge=1, le=65535)
+    llm_device: str | None = Field(
+        default=None,
+        description="Where the LLM runs, shown in the UI's status (the startup script sets it, "
+        "e.g. 'GPU: NVIDIA H100 80GB HBM3, all layers' or 'CPU').",
+    )
 
     # --- retrieval and prompting ------------------------------------------
     top_k: int = Field(default=5, ge=1, le=50)
@@ -150,6 +155,9 @@ class Settings(BaseSettings):
     # --- API ----------------------------------------------------------------
     max_message_chars: int = Field(default=4000, ge=10)
     max_upload_mb: int = Field(default=100, ge=1)
+    frontend_dir: Path = Field(
+        default=Path("frontend"), description="The browser UI's static files, served at /."
+    )
     conversations_db: Path = Field(
         default=Path("milvus_data/conversations.sqlite3"),
         description="SQLite file of the chat history (beside the vector data).",
@@ -173,6 +181,10 @@ class Settings(BaseSettings):
     @property
     def models_path(self) -> Path:
         return resolve_path(self.models_dir)
+
+    @property
+    def frontend_path(self) -> Path:
+        return resolve_path(self.frontend_dir)
 
     @property
     def conversations_path(self) -> Path:

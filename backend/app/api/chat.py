@@ -28,7 +28,7 @@ async def chat(body: ChatRequest, services: Services = Depends(get_services)) ->
     Reuse `conversation_id` to ask follow-ups; the history is kept on the server.
     """
     _check_length(body, services)
-    return await services.chat.answer(body.message, body.conversation_id)
+    return await services.chat.answer(body.message, body.conversation_id, body.regenerate)
 
 
 @router.post("/chat/stream", summary="Ask a question, stream the answer (SSE)")
@@ -40,7 +40,7 @@ async def chat_stream(body: ChatRequest, services: Services = Depends(get_servic
 
     async def events():
         try:
-            async for kind, data in services.chat.events(body.message, body.conversation_id):
+            async for kind, data in services.chat.events(body.message, body.conversation_id, body.regenerate):
                 yield {"event": kind, "data": json.dumps(data)}
         except ApplianceError as exc:
             yield {"event": "error", "data": json.dumps({"message": str(exc), "status": 503})}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Depends, File, HTTPException, UploadFile
+from fastapi.responses import FileResponse
 
 from app.api.deps import get_services
 from app.documents.service import UploadRejected
@@ -16,6 +17,20 @@ router = APIRouter(prefix="/api/documents", tags=["documents"])
 @router.get("", summary="Ingested documents with pages, chunks and ingest time")
 async def list_documents(services: Services = Depends(get_services)) -> list[dict]:
     return await asyncio.to_thread(services.documents.list)
+
+
+@router.get("/file/{path:path}", summary="The original file, to open a cited page")
+async def original_file(path: str, services: Services = Depends(get_services)) -> FileResponse:
+    """Served inline, so a browser opens a PDF at `#page=N` from a citation."""
+    found = await asyncio.to_thread(services.documents.original, path)
+    if found is None:
+        raise HTTPException(404, f"'{path}' is not in the course materials folder.")
+    if found.suffix.lower() == ".pdf":
+        return FileResponse(found, filename=found.name, content_disposition_type="inline")
+    # Anything else could be HTML with script in it: the sandbox gives it no origin and
+    # no script, so opening a course file can never act on the appliance.
+    return FileResponse(found, filename=found.name, content_disposition_type="inline",
+                        headers={"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"})
 
 
 @router.post("", status_code=201, summary="Upload a document and ingest it")
@@ -47,7 +62,9 @@ async def upload_document(file: UploadFile = File(...), services: Services = Dep
     if rel in report.failed:
         target.unlink(missing_ok=True)
         raise HTTPException(422, f"'{file.filename}' could not be ingested: {report.failed[rel]}")
-    return {"file": rel, "size_bytes": size, "ingest": report.to_dict()}
+    listed = await asyncio.to_thread(documents.list)
+    document = next((d for d in listed if d["file"] == rel), None)
+    return {"file": rel, "size_bytes": size, "document": document, "ingest": report.to_dict()}
 
 
 @router.delete("/{path:path}", status_code=204, summary="Delete a document and its chunks")

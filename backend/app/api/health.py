@@ -40,6 +40,7 @@ async def ready(services: Services = Depends(get_services)) -> JSONResponse:
         report["llm_reachable"] = False
         problems.append(str(exc))
     report["llm_url"] = services.llm.base_url
+    report["llm_device"] = services.settings.llm_device
     report["ready"] = not problems
     if problems:
         report["problems"] = problems

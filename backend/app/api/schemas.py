@@ -11,6 +11,11 @@ class ChatRequest(BaseModel):
         default=None, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
         description="Reuse to continue a conversation; omit to start a new one.",
     )
+    regenerate: bool = Field(
+        default=False,
+        description="Answer again in place of the conversation's last answer (its last turn is "
+        "replaced once the new answer is complete).",
+    )
 
     @field_validator("message")
     @classmethod

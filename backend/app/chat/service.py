@@ -33,6 +33,7 @@ class PreparedTurn:
     condensed_by: str  # "none" | "llm" | "concat"
     retrieval: Retrieval
     history: list[Message]
+    replaces: list[int] = field(default_factory=list)  # the turn a regenerated answer replaces
     prompt: BuiltPrompt | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -75,15 +76,20 @@ class ChatService:
         # Keep the student's own words too: small models sometimes drop the point.
         return f"{rewritten} {question}", "llm"
 
-    async def prepare(self, question: str, conversation_id: str | None) -> PreparedTurn:
+    async def prepare(self, question: str, conversation_id: str | None, regenerate: bool = False) -> PreparedTurn:
         started = time.perf_counter()
         cid = conversation_id or uuid.uuid4().hex
         history = await self.store.messages(cid)
+        replaces: list[int] = []
+        if regenerate and len(history) >= 2 and [m.role for m in history[-2:]] == ["user", "assistant"]:
+            # Answer as if the last turn had not happened; it is replaced once this one is stored.
+            replaces = [m.id for m in history[-2:] if m.id is not None]
+            history = history[:-2]
         t = time.perf_counter()
         query, how = await self.condense(history, question)
         condense_ms = (time.perf_counter() - t) * 1000
         retrieval = await asyncio.to_thread(self.retriever.search, query)
-        turn = PreparedTurn(cid, question, query, how, retrieval, history)
+        turn = PreparedTurn(cid, question, query, how, retrieval, history, replaces)
         turn.timings = {"condense_ms": round(condense_ms, 1), "retrieval_ms": round(retrieval.elapsed_ms, 1)}
         if retrieval.sources:
             turn.prompt = await build_prompt(
@@ -94,12 +100,13 @@ class ChatService:
         return turn
 
     # -- the turn as events ---------------------------------------------------
-    async def events(self, question: str, conversation_id: str | None) -> AsyncIterator[tuple[str, dict]]:
+    async def events(self, question: str, conversation_id: str | None,
+                     regenerate: bool = False) -> AsyncIterator[tuple[str, dict]]:
         """Yield ("sources"|"token"|"done", data). Raises LLMUnavailableError before
         any token if the LLM cannot be reached (the caller turns it into 503 or an
         "error" event)."""
         started = time.perf_counter()
-        turn = await self.prepare(question, conversation_id)
+        turn = await self.prepare(question, conversation_id, regenerate)
         sources = turn.prompt.sources if turn.prompt else []
         yield "sources", {
             "conversation_id": turn.conversation_id,
@@ -153,13 +160,14 @@ class ChatService:
             Message("user", turn.question, await self.count_tokens(turn.question)),
             Message("assistant", result.text, result.completion_tokens or await self.count_tokens(result.text),
                     meta=answer_meta),
+            replaces=turn.replaces,
         )
         return {"conversation_id": turn.conversation_id, "answer": result.text, **answer_meta}
 
-    async def answer(self, question: str, conversation_id: str | None) -> dict:
+    async def answer(self, question: str, conversation_id: str | None, regenerate: bool = False) -> dict:
         """The whole turn as one JSON-able dict (for POST /api/chat)."""
         done: dict = {}
-        async for kind, data in self.events(question, conversation_id):
+        async for kind, data in self.events(question, conversation_id, regenerate):
             if kind == "done":
                 done = data
         return done

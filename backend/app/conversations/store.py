@@ -128,15 +128,20 @@ class ConversationStore:
             for r in rows
         ]
 
-    async def add_turn(self, conversation_id: str, user: Message, assistant: Message) -> None:
+    async def add_turn(self, conversation_id: str, user: Message, assistant: Message,
+                       replaces: list[int] | None = None) -> None:
         """Store a question and its answer together (creating the conversation on its
-        first turn): a failed turn stores nothing and changes nothing."""
-        await self._run(self._add_turn, conversation_id, user, assistant)
+        first turn): a failed turn stores nothing and changes nothing. `replaces` names
+        messages (a regenerated turn) deleted in the same transaction."""
+        await self._run(self._add_turn, conversation_id, user, assistant, replaces or [])
 
-    def _add_turn(self, conversation_id: str, user: Message, assistant: Message) -> None:
+    def _add_turn(self, conversation_id: str, user: Message, assistant: Message, replaces: list[int]) -> None:
         now = time.time()
         with self._db:  # one transaction
             self._db.execute("BEGIN")
+            for message_id in replaces:
+                self._db.execute("DELETE FROM messages WHERE id = ? AND conversation_id = ?",
+                                 (message_id, conversation_id))
             self._db.execute(
                 "INSERT OR IGNORE INTO conversations (id, title, created_at, updated_at) VALUES (?, ?, ?, ?)",
                 (conversation_id, " ".join(user.content.split())[:80], now, now),

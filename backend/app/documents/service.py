@@ -57,15 +57,26 @@ class DocumentService:
             for r in sorted(self.catalog.files().values(), key=lambda r: r.path)
         ]
 
+    def _in_materials(self, path: str) -> Path | None:
+        """The file under the materials folder, or None if outside it or missing."""
+        materials = self.settings.materials_path.resolve()
+        candidate = (materials / path).resolve()
+        return candidate if candidate.is_relative_to(materials) and candidate.is_file() else None
+
+    def original(self, path: str) -> Path | None:
+        """An ingested document's file, for opening a cited page (never anything else)."""
+        if path not in self.catalog.files():
+            return None
+        return self._in_materials(path)
+
     def delete(self, path: str) -> bool:
         """Remove a document's chunks and manifest row, and its file in the materials folder."""
         known = path in self.catalog.files()
         if known:
             self.store.delete_file(path)
             self.catalog.remove(path)
-        materials = self.settings.materials_path.resolve()
-        candidate = (materials / path).resolve()
-        if candidate.is_relative_to(materials) and candidate.is_file():
+        candidate = self._in_materials(path)
+        if candidate is not None:
             candidate.unlink()
             known = True
         return known

@@ -1,0 +1,144 @@
+// Course materials: what is ingested (pages, chunks), upload with progress, delete.
+
+import { api, documentUrl, uploadDocument } from "./api.js";
+import { icon } from "./icons.js";
+
+export class MaterialsDialog {
+  constructor({ dialog, openButton, closeButton, input, dropzone, uploads, body, summary, onChanged }) {
+    Object.assign(this, { dialog, input, dropzone, uploads, body, summary, onChanged });
+    openButton.addEventListener("click", () => this.open());
+    closeButton.addEventListener("click", () => dialog.close());
+    dialog.addEventListener("click", (event) => event.target === dialog && dialog.close());
+    input.addEventListener("change", () => {
+      this.uploadAll([...input.files]);
+      input.value = "";
+    });
+    dropzone.addEventListener("dragover", (event) => {
+      event.preventDefault();
+      dropzone.classList.add("dragging");
+    });
+    dropzone.addEventListener("dragleave", () => dropzone.classList.remove("dragging"));
+    dropzone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      dropzone.classList.remove("dragging");
+      this.uploadAll([...event.dataTransfer.files]);
+    });
+  }
+
+  async open() {
+    if (!this.dialog.open) this.dialog.showModal();
+    await this.refresh();
+  }
+
+  async refresh() {
+    let documents;
+    try {
+      documents = await api.documents();
+    } catch (error) {
+      this.summary.textContent = `${error.title}: ${error.message}`;
+      return;
+    }
+    this.body.replaceChildren(...documents.map((doc) => this.row(doc)));
+    const pages = documents.reduce((n, d) => n + (d.pages || 0), 0);
+    const chunks = documents.reduce((n, d) => n + (d.chunks || 0), 0);
+    this.summary.textContent = documents.length
+      ? `${plural(documents.length, "document")}, ${plural(pages, "PDF page")}, ${plural(chunks, "chunk")} indexed.`
+      : "Nothing is ingested yet. Add documents above, or put files in course_materials/ and run the ingest.";
+  }
+
+  row(doc) {
+    const tr = document.createElement("tr");
+    tr.dataset.file = doc.file;
+    const name = document.createElement("td");
+    name.className = "name";
+    const link = document.createElement("a");
+    link.href = documentUrl(doc.file);
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.textContent = doc.file;
+    name.append(link);
+    if (doc.warnings?.length) {
+      const warn = document.createElement("div");
+      warn.className = "muted";
+      warn.textContent = doc.warnings.join("; ");
+      name.append(warn);
+    }
+    const added = doc.ingested_at ? new Date(doc.ingested_at * 1000).toLocaleString() : "";
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "icon-button delete";
+    remove.setAttribute("aria-label", `Delete ${doc.file}`);
+    remove.append(icon("trash"));
+    remove.addEventListener("click", () => this.remove(doc, remove));
+    const actions = document.createElement("td");
+    actions.append(remove);
+    // Markdown, HTML and Word files have sections, not pages.
+    tr.append(name, cell(doc.pages || "–", "num"), cell(doc.chunks, "num"), cell(added), actions);
+    return tr;
+  }
+
+  /** Deleting removes the document's chunks and its file: ask once more first. */
+  async remove(doc, button) {
+    if (!button.classList.contains("armed")) {
+      button.classList.add("armed", "button", "small", "danger");
+      button.replaceChildren("Delete?");
+      return;
+    }
+    button.disabled = true;
+    try {
+      await api.removeDocument(doc.file);
+    } catch (error) {
+      this.summary.textContent = `${error.title}: ${error.message}`;
+    }
+    await this.refresh();
+    this.onChanged?.();
+  }
+
+  async uploadAll(files) {
+    for (const file of files) await this.upload(file);  // one at a time: ingest is serial anyway
+    await this.refresh();
+    this.onChanged?.();
+  }
+
+  async upload(file) {
+    const item = document.createElement("li");
+    item.className = "upload";
+    const name = document.createElement("span");
+    name.textContent = file.name;
+    const state = document.createElement("span");
+    state.className = "state";
+    state.textContent = "Uploading…";
+    const bar = document.createElement("progress");
+    bar.max = 1;
+    bar.value = 0;
+    item.append(name, state, bar);
+    this.uploads.prepend(item);
+    try {
+      const result = await uploadDocument(file, (fraction) => {
+        bar.value = fraction;
+        state.textContent = fraction < 1 ? `Uploading… ${Math.round(fraction * 100)}%` : "Reading and indexing…";
+        if (fraction >= 1) bar.removeAttribute("value");  // indeterminate while ingesting
+      });
+      const doc = result.document || {};
+      item.classList.add("done");
+      bar.value = 1;
+      const pages = doc.pages ? ` from ${plural(doc.pages, "page")}` : "";
+      state.textContent = `Ready to ask about: ${plural(doc.chunks ?? 0, "chunk")}${pages}`;
+    } catch (error) {
+      item.classList.add("failed");
+      bar.remove();
+      state.textContent = error.message;
+    }
+  }
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  if (className) td.className = className;
+  td.textContent = String(text ?? "");
+  return td;
+}
+
+function plural(n, word) {
+  return `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
+}
