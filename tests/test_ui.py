@@ -100,10 +100,17 @@ def browser():
         instance.close()
 
 
+def new_context(browser, url: str, **options):
+    """A browser context with time for a 2-core machine to answer (the LLM runs on it too)."""
+    options.setdefault("viewport", {"width": 1280, "height": 860})
+    context = browser.new_context(base_url=url, **options)
+    context.set_default_timeout(90_000)
+    return context
+
+
 @pytest.fixture
 def page(browser, backend):
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=backend.url)
-    context.set_default_timeout(90_000)
+    context = new_context(browser, backend.url)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -355,7 +362,7 @@ def test_llm_down_shows_a_plain_message_and_keeps_the_question(browser, ui_setti
         "conversations_db": ui_settings.conversations_path.with_name("down.sqlite3"),
     })
     server = BackendServer(dead, embedder)
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=server.url)
+    context = new_context(browser, server.url)
     try:
         page = context.new_page()
         page.goto("/")
@@ -379,8 +386,8 @@ def test_llm_down_shows_a_plain_message_and_keeps_the_question(browser, ui_setti
 
 
 def test_phone_screen_keyboard_and_dark_theme(browser, backend):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=backend.url,
-                                  color_scheme="dark", is_mobile=True, has_touch=True)
+    context = new_context(browser, backend.url, viewport={"width": 390, "height": 844},
+                          color_scheme="dark", is_mobile=True, has_touch=True)
     try:
         page = context.new_page()
         page.goto("/")

@@ -19,6 +19,7 @@ from app.embedding.encoder import Embedder, load_embedder
 from app.errors import StorageUnavailableError
 from app.ingestion.pipeline import Ingestor
 from app.llm.client import LLMClient
+from app.retrieval.reranker import load_reranker
 from app.retrieval.retriever import Retriever
 from app.settings import Settings
 from app.storage import lite_server
@@ -89,7 +90,10 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     store = ingestor.chunk_store(embedder.dimension)
     if store.exists():
         store.ensure_collection()  # loads it: after a restart Milvus reports it "released"
-    retriever = Retriever(settings, store, embedder)
+    keyword_index = ingestor.keyword_index()
+    keyword_index.ensure_current()  # load (or build) it now, not on the first question
+    retriever = Retriever(settings, store, embedder, keyword_index,
+                          load_reranker(settings.reranker_model, settings.embedding_device))
     llm = LLMClient(settings)
     conversations = ConversationStore(settings.conversations_path)
     chat = ChatService(settings, retriever, llm, conversations)

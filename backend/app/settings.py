@@ -134,8 +134,36 @@ class Settings(BaseSettings):
 
     # --- retrieval and prompting ------------------------------------------
     top_k: int = Field(default=5, ge=1, le=50)
+    retrieval_mode: Literal["hybrid", "dense", "keyword"] = Field(
+        default="hybrid", description="Dense vectors and BM25 keywords fused (hybrid), or either alone."
+    )
+    retrieval_candidates: int = Field(
+        default=30, ge=1, le=500, description="Candidates taken from each search before fusion."
+    )
+    fusion: Literal["relative", "rrf"] = Field(
+        default="relative",
+        description="How dense and keyword results are merged: relative score fusion (each list's "
+        "scores divided by its best, then weighted) or reciprocal rank fusion.",
+    )
+    dense_weight: float = Field(
+        default=0.5, ge=0, le=1, description="Weight of the dense scores in relative fusion (keyword: 1 - it)."
+    )
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
+    keyword_index_dir: Path | None = Field(
+        default=None,
+        description="Where the BM25 index is kept (one folder per collection). Default: beside the "
+        "Milvus Lite file (<name>.bm25/), or milvus_data/keyword_index/ for a Milvus server.",
+    )
+    reranker_model: str | None = Field(
+        default=None,
+        description="Cross-encoder to rerank candidates (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2); "
+        "off when unset. The startup script sets it on GPU pods.",
+    )
+    rerank_candidates: int = Field(default=20, ge=1, le=200)
     similarity_cutoff: float = Field(
-        default=0.3, ge=-1, le=1, description="Chunks below this cosine similarity are not used."
+        default=0.39, ge=-1, le=1,
+        description="The relevance gate: when no passage reaches this cosine similarity, the chat "
+        "says the materials don't cover the question instead of answering.",
     )
     system_prompt: str = Field(
         default=(
@@ -181,6 +209,16 @@ class Settings(BaseSettings):
     @property
     def models_path(self) -> Path:
         return resolve_path(self.models_dir)
+
+    @property
+    def keyword_index_path(self) -> Path:
+        if self.keyword_index_dir is not None:
+            base = resolve_path(self.keyword_index_dir)
+        elif self.milvus_is_local_file:
+            base = self.milvus_db_path.with_name(self.milvus_db_path.stem + ".bm25")
+        else:
+            base = resolve_path(Path("milvus_data/keyword_index"))
+        return base / self.collection_name
 
     @property
     def frontend_path(self) -> Path:

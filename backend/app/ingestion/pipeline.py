@@ -24,6 +24,7 @@ from app.ingestion.chunking import Chunk, Chunker
 from app.ingestion.discovery import SourceFile, content_hash, discover
 from app.ingestion.progress import IngestReport, Plan, ProgressListener
 from app.ingestion.readers import UnreadableFileError, count_pdf_pages, read_document
+from app.retrieval.keyword_index import KeywordIndex
 from app.settings import Settings
 from app.storage.catalog import Catalog, CollectionMeta, FileRecord
 from app.storage.chunk_store import ChunkStore
@@ -70,6 +71,7 @@ class Ingestor:
             )
         )
         self._store: ChunkStore | None = None
+        self._keyword_index: KeywordIndex | None = None
 
     # -- components, created only when there is work ---------------------------
     @property
@@ -87,6 +89,12 @@ class Ingestor:
                 dim or 0, self.settings.insert_batch_size,
             )
         return self._store
+
+    def keyword_index(self) -> KeywordIndex:
+        """The BM25 index over the same chunks (shared with the backend's retriever)."""
+        if self._keyword_index is None:
+            self._keyword_index = KeywordIndex(self.chunk_store(), self.catalog, self.settings.keyword_index_path)
+        return self._keyword_index
 
     # -- checks -------------------------------------------------------------
     def check_model(self) -> CollectionMeta | None:
@@ -187,6 +195,9 @@ class Ingestor:
             report.removed.append(path)
             listener.file_finished(path, "removed")
 
+        # Keep the keyword index in step: rebuilt when this run (or an earlier, interrupted
+        # one) changed the collection, a no-op otherwise.
+        self.keyword_index().ensure_current(force=True)
         report.chunks_in_database = self.chunk_store().count()
         report.elapsed_s = time.perf_counter() - started
         return report

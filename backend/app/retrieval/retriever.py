@@ -1,4 +1,4 @@
-"""Dense retrieval: embed the query, search Milvus, return citable sources.
+"""Retrieval: dense + keyword search fused, optionally reranked, gated for relevance.
 
 Why a class of its own: the chat service, the evaluation harness and the
 benchmarks all retrieve through this one path, so what we measure is what runs.
@@ -8,9 +8,13 @@ Calls are synchronous (torch and pymilvus are); the API runs them in a thread.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
 
 from app.embedding.encoder import Embedder
+from app.retrieval.keyword_index import KeywordHit, KeywordIndex
+from app.retrieval.reranker import Reranker
 from app.settings import Settings
 from app.storage.chunk_store import ChunkStore
 
@@ -55,38 +59,178 @@ class Retrieval:
     candidates: int
     collection_empty: bool
     elapsed_ms: float
+    best_similarity: float | None = None  # the relevance gate's input: best dense cosine
+    declined: bool = False                # nothing relevant enough: the chat says so
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Candidate:
+    chunk_id: str
+    fused: float = 0.0
+    similarity: float | None = None
+    row: dict | None = None
+
+
+_ROW_FIELDS = ["text", "embedding", "file_path", "page_start", "page_end", "page_label", "heading"]
 
 
 class Retriever:
-    def __init__(self, settings: Settings, store: ChunkStore, embedder: Embedder):
+    """Dense search, BM25 keyword search, reciprocal rank fusion, an optional
+    cross-encoder rerank, and the relevance gate, in that order."""
+
+    def __init__(self, settings: Settings, store: ChunkStore, embedder: Embedder,
+                 keyword_index: KeywordIndex | None = None, reranker: Reranker | None = None):
         self.settings = settings
         self.store = store
         self.embedder = embedder
+        self.keyword_index = keyword_index
+        self.reranker = reranker
 
-    def search(self, query: str, top_k: int | None = None, cutoff: float | None = None) -> Retrieval:
-        from llama_index.core.vector_stores.types import VectorStoreQuery
-
+    def search(self, query: str, top_k: int | None = None, cutoff: float | None = None,
+               mode: str | None = None, rerank: bool | None = None) -> Retrieval:
         started = time.perf_counter()
-        top_k = top_k or self.settings.top_k
-        cutoff = self.settings.similarity_cutoff if cutoff is None else cutoff
+        settings = self.settings
+        top_k = top_k or settings.top_k
+        cutoff = settings.similarity_cutoff if cutoff is None else cutoff
+        mode = mode or settings.retrieval_mode
+        if mode in ("hybrid", "keyword") and self.keyword_index is None:
+            mode = "dense"
+        rerank = (self.reranker is not None) if rerank is None else (rerank and self.reranker is not None)
         if not self.store.exists():
             return Retrieval(query, [], 0, True, (time.perf_counter() - started) * 1000)
-        vector = self.embedder.encode([query])[0].tolist()
-        result = self.store.vector_store.query(VectorStoreQuery(query_embedding=vector, similarity_top_k=top_k))
-        sources = []
+        timings: dict[str, float] = {}
+
+        t = time.perf_counter()
+        vector = self.embedder.encode([query])[0]
+        timings["embed_ms"] = (time.perf_counter() - t) * 1000
+
+        pool = max(settings.retrieval_candidates, top_k)
+        t = time.perf_counter()
+        dense = self._dense(vector, pool)
+        timings["dense_ms"] = (time.perf_counter() - t) * 1000
+        best = max((c.similarity for c in dense), default=None)
+        hits: list[KeywordHit] = []
+        if mode in ("hybrid", "keyword"):
+            t = time.perf_counter()
+            hits = self.keyword_index.search(query, pool)
+            timings["keyword_ms"] = (time.perf_counter() - t) * 1000
+        candidates = self._fuse([] if mode == "keyword" else dense, hits, dense)
+
+        if best is None or best < cutoff:
+            # The gate: no passage is close enough in meaning, whatever the keywords say.
+            return Retrieval(query, [], len(candidates), False, (time.perf_counter() - started) * 1000,
+                             best_similarity=best, declined=True, timings=timings)
+
+        ranked = sorted(candidates.values(), key=lambda c: c.fused, reverse=True)
+        keep = max(top_k, settings.rerank_candidates) if rerank else top_k
+        ranked = self._one_per_page(ranked, keep, vector)
+        if rerank:
+            t = time.perf_counter()
+            scores = self.reranker.score(query, [c.row["text"] for c in ranked])
+            ranked = [c for _, c in sorted(zip(scores, ranked), key=lambda p: p[0], reverse=True)]
+            timings["rerank_ms"] = (time.perf_counter() - t) * 1000
+        sources = [self._source(i + 1, c) for i, c in enumerate(ranked[:top_k])]
+        return Retrieval(query, sources, len(candidates), False, (time.perf_counter() - started) * 1000,
+                         best_similarity=best, timings=timings)
+
+    # -- pieces -------------------------------------------------------------------
+    def _fuse(self, dense: list[_Candidate], hits: list[KeywordHit],
+              all_dense: list[_Candidate]) -> dict[str, _Candidate]:
+        """Merge the two result lists into one score per chunk.
+
+        Relative score fusion (default): each list's scores are divided by that list's
+        best, so "as good as the best dense match" and "as good as the best keyword
+        match" weigh the same, then mixed with `dense_weight`. Unlike rank fusion it keeps
+        how far ahead a clear winner is. Measured on the evaluation set (docs/DESIGN.md).
+        """
+        s = self.settings
+        known = {c.chunk_id: c for c in all_dense}
+        out: dict[str, _Candidate] = {}
+        if s.fusion == "rrf":
+            for rank, c in enumerate(dense):
+                c.fused = 1.0 / (s.rrf_k + rank + 1)
+                out[c.chunk_id] = c
+            for rank, h in enumerate(hits):
+                c = out.get(h.chunk_id) or known.get(h.chunk_id) or _Candidate(h.chunk_id)
+                c.fused = (c.fused if c.chunk_id in out else 0.0) + 1.0 / (s.rrf_k + rank + 1)
+                out[h.chunk_id] = c
+            return out
+        top_dense = max((c.similarity for c in dense), default=0.0) or 1.0
+        top_keyword = max((h.score for h in hits), default=0.0) or 1.0
+        weight = s.dense_weight if dense and hits else (1.0 if dense else 0.0)
+        for c in dense:
+            c.fused = weight * c.similarity / top_dense
+            out[c.chunk_id] = c
+        for h in hits:
+            c = out.get(h.chunk_id) or known.get(h.chunk_id) or _Candidate(h.chunk_id)
+            c.fused = (c.fused if c.chunk_id in out else 0.0) + (1 - weight) * h.score / top_keyword
+            out[h.chunk_id] = c
+        return out
+
+    def _one_per_page(self, ranked: list[_Candidate], keep: int, vector) -> list[_Candidate]:
+        """The best chunk of each page only: overlapping neighbours from one page say the
+        same thing, and five different places are more useful to cite (and to check)."""
+        chosen: list[_Candidate] = []
+        seen: set[tuple] = set()
+        start = 0
+        while len(chosen) < keep and start < len(ranked):
+            batch = ranked[start:start + 2 * keep]
+            start += len(batch)
+            self._fill_rows(batch, vector)
+            for c in batch:
+                key = (c.row.get("file_path"), c.row.get("page_start"), c.row.get("heading"))
+                if key in seen:
+                    continue
+                seen.add(key)
+                chosen.append(c)
+                if len(chosen) == keep:
+                    break
+        return chosen
+
+    def _dense(self, vector, limit: int) -> list[_Candidate]:
+        from llama_index.core.vector_stores.types import VectorStoreQuery
+
+        result = self.store.vector_store.query(
+            VectorStoreQuery(query_embedding=vector.tolist(), similarity_top_k=limit))
+        out = []
         for node, score in zip(result.nodes or [], result.similarities or []):
-            if score < cutoff:
-                continue
             meta = node.metadata
-            sources.append(Source(
-                number=len(sources) + 1,
-                chunk_id=node.node_id,
-                file=meta.get("file_path", ""),
-                page_start=meta.get("page_start"),
-                page_end=meta.get("page_end"),
-                page_label=meta.get("page_label"),
-                heading=meta.get("heading"),
-                score=round(float(score), 4),
-                text=node.get_content(),
-            ))
-        return Retrieval(query, sources, len(result.nodes or []), False, (time.perf_counter() - started) * 1000)
+            out.append(_Candidate(node.node_id, similarity=float(score), row={
+                "text": node.get_content(), **{k: meta.get(k) for k in _ROW_FIELDS[2:]}}))
+        return out
+
+    def _fill_rows(self, candidates: list[_Candidate], vector) -> None:
+        """Keyword-only hits lack text and a similarity: fetch both in one call."""
+        missing = [c for c in candidates if c.row is None]
+        if not missing:
+            return
+        rows = self.store.client.get(self.store.collection, ids=[c.chunk_id for c in missing],
+                                     output_fields=_ROW_FIELDS)
+        by_id = {r["id"]: r for r in rows}
+        for c in missing:
+            row = by_id.get(c.chunk_id) or {"text": ""}
+            embedding = row.pop("embedding", None)
+            if embedding is not None:
+                c.similarity = float(np.dot(vector, np.asarray(embedding, dtype=np.float32)))
+            c.row = row
+        candidates[:] = [c for c in candidates if c.row.get("text")]  # deleted meanwhile
+
+    @staticmethod
+    def _source(number: int, c: _Candidate) -> Source:
+        row = c.row
+        return Source(
+            number=number,
+            chunk_id=c.chunk_id,
+            file=row.get("file_path") or "",
+            page_start=_int(row.get("page_start")),
+            page_end=_int(row.get("page_end")),
+            page_label=row.get("page_label"),
+            heading=row.get("heading"),
+            score=round(c.similarity if c.similarity is not None else 0.0, 4),
+            text=row.get("text") or "",
+        )
+
+
+def _int(value) -> int | None:
+    return None if value in (None, "") else int(value)

@@ -1,0 +1,156 @@
+"""python -m app.evaluation: retrieval quality of the appliance, in tables.
+
+    cd backend && python -m app.evaluation [--modes dense keyword hybrid] [--llm-url URL]
+
+Ingests the textbooks in ../shared/corpus into a cached database (bench/.cache/eval/,
+unchanged files are skipped), then asks every question in bench/eval/questions.json
+through the appliance's own Retriever, once per configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from app.evaluation.metrics import percentile
+from app.evaluation.questions import QuestionSet, validate
+from app.evaluation.runner import gate_outcome, run_config
+from app.settings import PROJECT_ROOT, Settings
+
+DEFAULT_QUESTIONS = PROJECT_ROOT / "bench" / "eval" / "questions.json"
+DEFAULT_CORPUS = PROJECT_ROOT.parent / "shared" / "corpus"
+DEFAULT_DB = PROJECT_ROOT / "bench" / ".cache" / "eval" / "corpus.db"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m app.evaluation", description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS)
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder of the books")
+    parser.add_argument("--db", type=Path, default=DEFAULT_DB, help="Milvus Lite file to (re)use")
+    parser.add_argument("--modes", nargs="+", default=["dense", "keyword", "hybrid"],
+                        choices=["dense", "keyword", "hybrid"])
+    parser.add_argument("--rerank-model", default=None,
+                        help="also run hybrid + this cross-encoder (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)")
+    parser.add_argument("--llm-url", default=None,
+                        help="an OpenAI-compatible server: also rewrite follow-ups with the LLM")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    return parser.parse_args(argv)
+
+
+def prepare_database(args, settings: Settings, embedder):
+    """Ingest the books (PDFs only) into the cached database; return the Ingestor."""
+    from app.ingestion.pipeline import Ingestor
+    from app.storage.connection import connect, resolve_target
+
+    books = args.db.parent / "books"
+    books.mkdir(parents=True, exist_ok=True)
+    for pdf in sorted(args.corpus.glob("*.pdf")):
+        link = books / pdf.name
+        if not link.exists():
+            link.symlink_to(pdf.resolve())
+    target = resolve_target(settings)
+    ingestor = Ingestor(settings, connect(target, 30), target.uri, "", target.describe(),
+                        embedder_loader=lambda: embedder)
+    report = ingestor.run(books, prune=True)
+    if report.ingested or report.updated:
+        print(f"ingested {len(report.ingested) + len(report.updated)} books, "
+              f"{report.chunks_written} chunks in {report.elapsed_s:.0f} s", file=sys.stderr)
+    return ingestor
+
+
+def embedded_share(store, window: int) -> float:
+    """Share of chunk text (in embedder word pieces) inside the embedder's window."""
+    total = inside = 0
+    iterator = store.client.query_iterator(store.collection, batch_size=2000, filter="",
+                                           output_fields=["token_count"])
+    try:
+        while rows := iterator.next():
+            for row in rows:
+                n = int(row.get("token_count") or 0)
+                total += n
+                inside += min(n, window)
+    finally:
+        iterator.close()
+    return inside / total if total else 1.0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    questions = QuestionSet.load(args.questions)
+    problems = validate(questions, args.corpus)
+    if problems:
+        print("The question file has problems:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 2
+
+    from app.chat.service import ChatService
+    from app.embedding.encoder import load_embedder
+    from app.llm.client import LLMClient
+    from app.retrieval.reranker import load_reranker
+    from app.retrieval.retriever import Retriever
+
+    settings = Settings(_env_file=None, milvus_uri=str(args.db), collection_name="eval",
+                        embedding_device="cpu", torch_threads=args.threads,
+                        llm_base_url=args.llm_url or "http://127.0.0.1:9/v1", condense_timeout_s=30)
+    embedder = load_embedder(settings.embedding_model, "cpu", 64, threads=args.threads)
+    ingestor = prepare_database(args, settings, embedder)
+    store = ingestor.chunk_store(embedder.dimension)
+    store.ensure_collection()
+    keyword_index = ingestor.keyword_index()
+    keyword_index.ensure_current()
+    retriever = Retriever(settings, store, embedder, keyword_index)
+    chat = ChatService(settings, retriever, LLMClient(settings), store=None)
+    methods = ("raw", "concat", "llm") if args.llm_url else ("raw", "concat")
+
+    configs = [(mode, mode, False) for mode in args.modes]
+    if args.rerank_model:
+        retriever.reranker = load_reranker(args.rerank_model, "auto")
+        if retriever.reranker is None:
+            print(f"reranker {args.rerank_model} could not be loaded; skipping it", file=sys.stderr)
+        else:
+            configs.append(("hybrid + rerank", "hybrid", True))
+    results = []
+    for name, mode, rerank in configs:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results.append(run_config(retriever, questions, name, mode, rerank, chat, methods))
+
+    n, n_ooc, n_fu = len(questions.answerable), len(questions.out_of_corpus), len(questions.follow_ups)
+    threshold = settings.similarity_cutoff
+    print(f"\nRetrieval, {n} questions over {len({q.file for q in questions.answerable})} books, "
+          f"{store.count():,} chunks, embedder {settings.embedding_model}; "
+          f"text inside the embedder window: {embedded_share(store, embedder.max_tokens - 2):.1%}\n")
+    fu_header = " | ".join(f"follow-ups {m}" for m in methods)
+    print(f"| configuration | hit@1 | hit@3 | hit@5 | MRR@10 | {fu_header} | out-of-corpus declined | "
+          f"answerable refused | p50 ms | p95 ms |")
+    print("|---" * (9 + len(methods)) + "|")
+    for r in results:
+        declined, refused = gate_outcome(r, threshold)
+        fu = " | ".join(f"{r.follow_ups.get(m, 0)} of {n_fu}" for m in methods)
+        print(f"| {r.name} | {r.overall.hit_at(1):.2f} | {r.overall.hit_at(3):.2f} | {r.overall.hit_at(5):.2f} "
+              f"| {r.overall.mrr10:.2f} | {fu} | {declined} of {n_ooc} | {refused} of {n} "
+              f"| {percentile(r.latencies_ms, .5):.0f} | {percentile(r.latencies_ms, .95):.0f} |")
+
+    main_result = next((r for r in results if r.name == settings.retrieval_mode), results[-1])
+    print(f"\nPer book ({main_result.name}):\n")
+    print("| book | questions | hit@3 | hit@5 | MRR@10 |\n|---|---|---|---|---|")
+    for book, summary in sorted(main_result.per_book.items()):
+        print(f"| {book[:48]} | {summary.count} | {summary.hit_at(3):.2f} | {summary.hit_at(5):.2f} "
+              f"| {summary.mrr10:.2f} |")
+    print(f"\nNot in the top 5 ({main_result.name}): {', '.join(main_result.misses) or 'none'}")
+
+    print(f"\nRelevance gate (decline when the best passage's cosine similarity is below the threshold; "
+          f"configured: {threshold}):\n")
+    print("| threshold | out-of-corpus declined | answerable refused |\n|---|---|---|")
+    for t in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5):
+        declined, refused = gate_outcome(main_result, t)
+        print(f"| {t:.2f} | {declined} of {n_ooc} | {refused} of {n} |")
+    lows = sorted(main_result.answerable_best)[:3]
+    highs = sorted(main_result.out_of_corpus_best)[-3:]
+    print(f"\nlowest best-similarity of answerable questions: {', '.join(f'{x:.3f}' for x in lows)}; "
+          f"highest of out-of-corpus questions: {', '.join(f'{x:.3f}' for x in highs)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Run a question set through the appliance's Retriever under several configurations."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from app.evaluation.metrics import RankSummary, first_hit_rank
+from app.evaluation.questions import QuestionSet
+from app.retrieval.retriever import Retriever
+
+FOUND_WITHIN = 5  # a follow-up counts as found when its page is in the top 5 (what the chat uses)
+
+
+@dataclass
+class ConfigResult:
+    name: str
+    overall: RankSummary = field(default_factory=RankSummary)
+    per_book: dict[str, RankSummary] = field(default_factory=dict)
+    follow_ups: dict[str, int] = field(default_factory=dict)  # rewrite method -> found
+    answerable_best: list[float] = field(default_factory=list)  # the gate's input per question
+    out_of_corpus_best: list[float] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)  # ids not in the top 5
+
+
+def rewrite_follow_ups(chat_service, questions: QuestionSet, method: str) -> list[str]:
+    """Each follow-up as the chat would search for it: the chat's own condense step,
+    with the first question as history. One event loop for all (the LLM client's
+    connections belong to the loop that opened them)."""
+    from app.chat.service import ChatService
+    from app.conversations.store import Message
+
+    if method == "raw":
+        return [f.follow_up for f in questions.follow_ups]
+    from app.llm.client import LLMClient
+
+    async def rewrite_all() -> list[str]:
+        settings = chat_service.settings.model_copy(update={"condense_mode": method})
+        service = ChatService(settings, chat_service.retriever, LLMClient(settings), chat_service.store)
+        out = []
+        for f in questions.follow_ups:
+            query, _how = await service.condense([Message("user", f.first), Message("assistant", "")], f.follow_up)
+            out.append(query)
+        await service.llm.aclose()
+        return out
+
+    return asyncio.run(rewrite_all())
+
+
+def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: str, rerank: bool,
+               chat_service=None, rewrite_methods: tuple[str, ...] = ("raw", "concat")) -> ConfigResult:
+    result = ConfigResult(name)
+    search = lambda q, k=10: retriever.search(q, top_k=k, cutoff=-1.0, mode=mode, rerank=rerank)  # noqa: E731
+    for q in questions.answerable:
+        t = time.perf_counter()
+        retrieval = search(q.question)
+        result.latencies_ms.append((time.perf_counter() - t) * 1000)
+        rank = first_hit_rank(q, retrieval.sources)
+        result.overall.add(rank)
+        result.per_book.setdefault(q.file, RankSummary()).add(rank)
+        result.answerable_best.append(retrieval.best_similarity or 0.0)
+        if not rank or rank > FOUND_WITHIN:
+            result.misses.append(q.id)
+    for question in questions.out_of_corpus:
+        result.out_of_corpus_best.append(search(question).best_similarity or 0.0)
+    for method in rewrite_methods:
+        if method != "raw" and chat_service is None:
+            continue
+        found = 0
+        for f, query in zip(questions.follow_ups, rewrite_follow_ups(chat_service, questions, method)):
+            rank = first_hit_rank(f.target, search(query).sources)
+            found += bool(rank and rank <= FOUND_WITHIN)
+        result.follow_ups[method] = found
+    return result
+
+
+def gate_outcome(result: ConfigResult, threshold: float) -> tuple[int, int]:
+    """(out-of-corpus questions declined, answerable questions refused) at a threshold."""
+    declined = sum(best < threshold for best in result.out_of_corpus_best)
+    refused = sum(best < threshold for best in result.answerable_best)
+    return declined, refused

@@ -1,0 +1,180 @@
+"""BM25 keyword search over every chunk, kept in step with the chunk collection.
+
+Why BM25 beside the vectors: students reuse the book's own terms ("two-phase locking",
+"copy on write"), and exact words are what a small embedder blurs. Why bm25s and not
+Milvus's built-in BM25: the milvus-lite 2.5 line we run has a BM25 function that users
+report as fragile (FIELD_NOTES), and bm25s is a maintained, fast, pure-Python/NumPy
+implementation whose index is a few files we can keep beside the database.
+
+Staying in step: the index is stamped with a signature of the manifest (every file's
+path, content hash, pipeline and chunk count). The ingest pipeline rebuilds and saves it
+after any run that changed the collection; a reader compares its stamp with the
+manifest (at most every `recheck_s` seconds, and whenever the saved stamp changes on
+disk) and reloads or rebuilds when they differ. So inserts, replacements and deletions,
+by the CLI, the upload endpoint or a crashed run completed later, all show up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.storage.catalog import Catalog
+from app.storage.chunk_store import ChunkStore
+
+log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+STAMP = "stamp.json"
+
+
+@dataclass
+class KeywordHit:
+    chunk_id: str
+    score: float
+
+
+class Analyzer:
+    """Lower-case words, English stop words removed, Snowball-stemmed (PyStemmer)."""
+
+    def __init__(self) -> None:
+        import Stemmer
+        from bm25s.stopwords import STOPWORDS_EN
+
+        self._stem = Stemmer.Stemmer("english").stemWords
+        self._stop = frozenset(STOPWORDS_EN)
+
+    def __call__(self, text: str) -> list[str]:
+        return self._stem([w for w in _WORD.findall(text.lower()) if w not in self._stop])
+
+
+def manifest_signature(catalog: Catalog) -> str:
+    """Changes exactly when the collection's content does (the manifest is written
+    after a file's chunks, and removed with them)."""
+    records = catalog.files()
+    h = hashlib.sha256()
+    for path in sorted(records):
+        r = records[path]
+        h.update(f"{path}\0{r.content_hash}\0{r.pipeline}\0{r.chunk_count}\n".encode())
+    return h.hexdigest()
+
+
+class KeywordIndex:
+    def __init__(self, store: ChunkStore, catalog: Catalog, folder: Path, recheck_s: float = 5.0):
+        self.store = store
+        self.catalog = catalog
+        self.folder = folder
+        self.recheck_s = recheck_s
+        self.analyzer = Analyzer()
+        self._lock = threading.Lock()
+        self._model = None
+        self._ids: list[str] = []
+        self._signature: str | None = None
+        self._checked_at = 0.0
+        self._stamp_mtime: float | None = None
+
+    # -- building --------------------------------------------------------------
+    def rebuild(self, signature: str | None = None) -> int:
+        """Index every chunk in the collection and save it; returns the chunk count."""
+        import bm25s
+
+        signature = signature or manifest_signature(self.catalog)
+        ids, tokens = [], []
+        if self.store.exists():
+            iterator = self.store.client.query_iterator(
+                self.store.collection, batch_size=2000, filter="", output_fields=["id", "text"]
+            )
+            try:
+                while rows := iterator.next():
+                    for row in rows:
+                        ids.append(row["id"])
+                        tokens.append(self.analyzer(row.get("text") or ""))
+            finally:
+                iterator.close()
+        model = None
+        if ids:
+            model = bm25s.BM25()
+            model.index(tokens, show_progress=False)
+        self._save(model, ids, signature)
+        with self._lock:
+            self._model, self._ids, self._signature = model, ids, signature
+            self._checked_at = time.monotonic()
+        return len(ids)
+
+    def _save(self, model, ids: list[str], signature: str) -> None:
+        """Write to a fresh folder, then swap it in: readers never see half an index."""
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = self.folder.with_name(f".{self.folder.name}.{os.getpid()}.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        if model is not None:
+            model.save(str(staging), show_progress=False)
+        (staging / "ids.json").write_text(json.dumps(ids))
+        (staging / STAMP).write_text(json.dumps({"signature": signature, "chunks": len(ids)}))
+        old = self.folder.with_name(f".{self.folder.name}.{os.getpid()}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.folder.exists():
+            self.folder.rename(old)
+        staging.rename(self.folder)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _load(self) -> str | None:
+        """Load the saved index; returns its signature (None if there is none)."""
+        import bm25s
+
+        try:
+            stamp = json.loads((self.folder / STAMP).read_text())
+            ids = json.loads((self.folder / "ids.json").read_text())
+            model = bm25s.BM25.load(str(self.folder), show_progress=False) if ids else None
+        except (OSError, ValueError) as exc:
+            log.info("keyword index at %s not loadable (%s); it will be rebuilt", self.folder, exc)
+            return None
+        self._model, self._ids, self._signature = model, ids, stamp["signature"]
+        return stamp["signature"]
+
+    # -- keeping in step -------------------------------------------------------------
+    def _stamp_changed(self) -> bool:
+        try:
+            mtime = (self.folder / STAMP).stat().st_mtime
+        except OSError:
+            mtime = None
+        changed = mtime != self._stamp_mtime
+        self._stamp_mtime = mtime
+        return changed
+
+    def ensure_current(self, force: bool = False) -> None:
+        """Reload or rebuild when the collection changed since this index was built."""
+        with self._lock:
+            stamp_moved = self._stamp_changed()
+            stale_check_due = time.monotonic() - self._checked_at >= self.recheck_s
+            if not (force or stamp_moved or stale_check_due or self._signature is None):
+                return
+            self._checked_at = time.monotonic()
+            current = manifest_signature(self.catalog)
+            if current == self._signature or self._load() == current:
+                return
+        log.info("keyword index out of date; rebuilding")
+        self.rebuild(current)
+        with self._lock:
+            self._stamp_changed()
+
+    # -- searching ---------------------------------------------------------------
+    def search(self, query: str, limit: int) -> list[KeywordHit]:
+        self.ensure_current()
+        with self._lock:
+            model, ids = self._model, self._ids
+        if model is None or not ids:
+            return []
+        terms = [t for t in self.analyzer(query) if t in model.vocab_dict]
+        if not terms:
+            return []
+        documents, scores = model.retrieve([terms], k=min(limit, len(ids)), show_progress=False, n_threads=1)
+        return [KeywordHit(ids[int(d)], float(s)) for d, s in zip(documents[0], scores[0]) if s > 0]
