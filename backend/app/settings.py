@@ -160,6 +160,14 @@ class Settings(BaseSettings):
         "off when unset. The startup script sets it on GPU pods.",
     )
     rerank_candidates: int = Field(default=20, ge=1, le=200)
+    keyword_gate_coverage: float = Field(
+        default=0.8, ge=0, le=1,
+        description="The gate also lets a question through when the best keyword match holds this "
+        "share of its rarity-weighted words (IDF-weighted; 1.0: all of them) ...",
+    )
+    keyword_gate_min_similarity: float = Field(
+        default=0.15, ge=-1, le=1, description="... and its best passage is at least this similar in meaning."
+    )
     similarity_cutoff: float = Field(
         default=0.39, ge=-1, le=1,
         description="The relevance gate: when no passage reaches this cosine similarity, the chat "

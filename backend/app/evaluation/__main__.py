@@ -117,6 +117,7 @@ def main(argv=None) -> int:
 
     n, n_ooc, n_fu = len(questions.answerable), len(questions.out_of_corpus), len(questions.follow_ups)
     threshold = settings.similarity_cutoff
+    gate = lambda best, coverage: retriever.passes_gate(best, coverage, threshold)  # noqa: E731
     print(f"\nRetrieval, {n} questions over {len({q.file for q in questions.answerable})} books, "
           f"{store.count():,} chunks, embedder {settings.embedding_model}; "
           f"text inside the embedder window: {embedded_share(store, embedder.max_tokens - 2):.1%}\n")
@@ -125,7 +126,8 @@ def main(argv=None) -> int:
           f"answerable refused | p50 ms | p95 ms |")
     print("|---" * (9 + len(methods)) + "|")
     for r in results:
-        declined, refused = gate_outcome(r, threshold)
+        declined, refused = gate_outcome(r, gate) if r.name != "dense" else \
+            gate_outcome(r, lambda b, c: b >= threshold)  # dense alone has no keyword evidence
         fu = " | ".join(f"{r.follow_ups.get(m, 0)} of {n_fu}" for m in methods)
         print(f"| {r.name} | {r.overall.hit_at(1):.2f} | {r.overall.hit_at(3):.2f} | {r.overall.hit_at(5):.2f} "
               f"| {r.overall.mrr10:.2f} | {fu} | {declined} of {n_ooc} | {refused} of {n} "
@@ -139,16 +141,20 @@ def main(argv=None) -> int:
               f"| {summary.mrr10:.2f} |")
     print(f"\nNot in the top 5 ({main_result.name}): {', '.join(main_result.misses) or 'none'}")
 
-    print(f"\nRelevance gate (decline when the best passage's cosine similarity is below the threshold; "
-          f"configured: {threshold}):\n")
-    print("| threshold | out-of-corpus declined | answerable refused |\n|---|---|---|")
-    for t in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5):
-        declined, refused = gate_outcome(main_result, t)
-        print(f"| {t:.2f} | {declined} of {n_ooc} | {refused} of {n} |")
-    lows = sorted(main_result.answerable_best)[:3]
-    highs = sorted(main_result.out_of_corpus_best)[-3:]
-    print(f"\nlowest best-similarity of answerable questions: {', '.join(f'{x:.3f}' for x in lows)}; "
-          f"highest of out-of-corpus questions: {', '.join(f'{x:.3f}' for x in highs)}")
+    print(f"\nRelevance gate ({main_result.name}): answer when the best passage's cosine similarity "
+          f"reaches the threshold, or when the best keyword match holds >= "
+          f"{settings.keyword_gate_coverage:.0%} of the question's rarity-weighted words and the "
+          f"similarity is >= {settings.keyword_gate_min_similarity}; configured threshold {threshold}:\n")
+    print("| threshold | similarity only: declined / refused | with keyword evidence: declined / refused |")
+    print("|---|---|---|")
+    for t in (0.25, 0.3, 0.35, 0.39, 0.4, 0.45, 0.5):
+        d1, r1 = gate_outcome(main_result, lambda b, c: b >= t)
+        d2, r2 = gate_outcome(main_result, lambda b, c: retriever.passes_gate(b, c, t))
+        print(f"| {t:.2f} | {d1} of {n_ooc} / {r1} of {n} | {d2} of {n_ooc} / {r2} of {n} |")
+    answerable = sorted(main_result.answerable_signals)[:4]
+    outside = sorted(main_result.out_of_corpus_signals)[-4:]
+    print("\nlowest answerable (similarity, coverage): " + ", ".join(f"({b:.3f}, {c:.2f})" for b, c in answerable))
+    print("highest out-of-corpus (similarity, coverage): " + ", ".join(f"({b:.3f}, {c:.2f})" for b, c in outside))
     return 0
 
 

@@ -19,8 +19,9 @@ class ConfigResult:
     overall: RankSummary = field(default_factory=RankSummary)
     per_book: dict[str, RankSummary] = field(default_factory=dict)
     follow_ups: dict[str, int] = field(default_factory=dict)  # rewrite method -> found
-    answerable_best: list[float] = field(default_factory=list)  # the gate's input per question
-    out_of_corpus_best: list[float] = field(default_factory=list)
+    # the gate's inputs per question: (best dense similarity, keyword coverage)
+    answerable_signals: list[tuple[float, float]] = field(default_factory=list)
+    out_of_corpus_signals: list[tuple[float, float]] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)  # ids not in the top 5
 
@@ -60,11 +61,12 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
         rank = first_hit_rank(q, retrieval.sources)
         result.overall.add(rank)
         result.per_book.setdefault(q.file, RankSummary()).add(rank)
-        result.answerable_best.append(retrieval.best_similarity or 0.0)
+        result.answerable_signals.append((retrieval.best_similarity or 0.0, retrieval.keyword_coverage))
         if not rank or rank > FOUND_WITHIN:
             result.misses.append(q.id)
     for question in questions.out_of_corpus:
-        result.out_of_corpus_best.append(search(question).best_similarity or 0.0)
+        retrieval = search(question)
+        result.out_of_corpus_signals.append((retrieval.best_similarity or 0.0, retrieval.keyword_coverage))
     for method in rewrite_methods:
         if method != "raw" and chat_service is None:
             continue
@@ -76,8 +78,9 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
     return result
 
 
-def gate_outcome(result: ConfigResult, threshold: float) -> tuple[int, int]:
-    """(out-of-corpus questions declined, answerable questions refused) at a threshold."""
-    declined = sum(best < threshold for best in result.out_of_corpus_best)
-    refused = sum(best < threshold for best in result.answerable_best)
+def gate_outcome(result: ConfigResult, passes) -> tuple[int, int]:
+    """(out-of-corpus questions declined, answerable questions refused) under a gate
+    `passes(best_similarity, keyword_coverage) -> bool`."""
+    declined = sum(not passes(b, c) for b, c in result.out_of_corpus_signals)
+    refused = sum(not passes(b, c) for b, c in result.answerable_signals)
     return declined, refused

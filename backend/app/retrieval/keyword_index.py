@@ -34,12 +34,32 @@ log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 STAMP = "stamp.json"
+ANALYZER_VERSION = "1"  # part of the index signature: a changed analyzer rebuilds the index
+
+# Interrogatives and auxiliaries carry no topic. They stay in the ranking (measured:
+# dropping them, or a longer list, ranked slightly worse), but they are not evidence
+# for the relevance gate: otherwise "what" in "what is X?" matches any "what ..." text.
+QUESTION_WORDS = frozenset("""
+what which who whom whose when where why how do does did can could would should
+i me my you your we
+""".split())
 
 
 @dataclass
 class KeywordHit:
     chunk_id: str
     score: float
+
+
+@dataclass
+class KeywordResult:
+    hits: list[KeywordHit]
+    # How much of the question's wording (weighted by rarity, IDF) the best of the top
+    # three keyword matches contains: 1.0 when every term is there, low when the rare words are missing. The
+    # relevance gate uses it beside the dense similarity, because a small embedder gives
+    # terse questions ("what is open addressing?") low similarity even when a page
+    # answers them word for word.
+    coverage: float = 0.0
 
 
 class Analyzer:
@@ -52,15 +72,17 @@ class Analyzer:
         self._stem = Stemmer.Stemmer("english").stemWords
         self._stop = frozenset(STOPWORDS_EN)
 
-    def __call__(self, text: str) -> list[str]:
-        return self._stem([w for w in _WORD.findall(text.lower()) if w not in self._stop])
+    def __call__(self, text: str, topic_only: bool = False) -> list[str]:
+        """Index terms of `text`; with `topic_only`, question words are left out too."""
+        stop = self._stop | QUESTION_WORDS if topic_only else self._stop
+        return self._stem([w for w in _WORD.findall(text.lower()) if w not in stop])
 
 
 def manifest_signature(catalog: Catalog) -> str:
     """Changes exactly when the collection's content does (the manifest is written
     after a file's chunks, and removed with them)."""
     records = catalog.files()
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"analyzer {ANALYZER_VERSION}\n".encode())
     for path in sorted(records):
         r = records[path]
         h.update(f"{path}\0{r.content_hash}\0{r.pipeline}\0{r.chunk_count}\n".encode())
@@ -167,14 +189,36 @@ class KeywordIndex:
             self._stamp_changed()
 
     # -- searching ---------------------------------------------------------------
-    def search(self, query: str, limit: int) -> list[KeywordHit]:
+    def search(self, query: str, limit: int) -> KeywordResult:
         self.ensure_current()
         with self._lock:
             model, ids = self._model, self._ids
-        if model is None or not ids:
-            return []
-        terms = [t for t in self.analyzer(query) if t in model.vocab_dict]
-        if not terms:
-            return []
-        documents, scores = model.retrieve([terms], k=min(limit, len(ids)), show_progress=False, n_threads=1)
-        return [KeywordHit(ids[int(d)], float(s)) for d, s in zip(documents[0], scores[0]) if s > 0]
+        terms = list(dict.fromkeys(self.analyzer(query)))
+        if model is None or not ids or not terms:
+            return KeywordResult([])
+        known = [t for t in terms if t in model.vocab_dict]
+        if not known:
+            return KeywordResult([])
+        documents, scores = model.retrieve([known], k=min(limit, len(ids)), show_progress=False, n_threads=1)
+        hits = [KeywordHit(ids[int(d)], float(s)) for d, s in zip(documents[0], scores[0]) if s > 0]
+        topic_terms = list(dict.fromkeys(self.analyzer(query, topic_only=True)))
+        coverage = max((self._coverage(model, topic_terms, int(d)) for d in documents[0][:3]), default=0.0) \
+            if hits else 0.0
+        return KeywordResult(hits, coverage)
+
+    @staticmethod
+    def _coverage(model, terms: list[str], doc: int) -> float:
+        """IDF-weighted share of the query terms that occur in document `doc`."""
+        import numpy as np
+
+        indptr, indices = model.scores["indptr"], model.scores["indices"]
+        n = model.scores["num_docs"]
+        total = present = 0.0
+        for term in terms:
+            column = model.vocab_dict.get(term)
+            docs = indices[indptr[column]:indptr[column + 1]] if column is not None else np.empty(0)
+            idf = float(np.log(1 + (n - len(docs) + 0.5) / (len(docs) + 0.5)))
+            total += idf
+            if column is not None and np.any(docs == doc):
+                present += idf
+        return present / total if total else 0.0

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from app.embedding.encoder import Embedder
-from app.retrieval.keyword_index import KeywordHit, KeywordIndex
+from app.retrieval.keyword_index import KeywordHit, KeywordIndex, KeywordResult
 from app.retrieval.reranker import Reranker
 from app.settings import Settings
 from app.storage.chunk_store import ChunkStore
@@ -59,7 +59,8 @@ class Retrieval:
     candidates: int
     collection_empty: bool
     elapsed_ms: float
-    best_similarity: float | None = None  # the relevance gate's input: best dense cosine
+    best_similarity: float | None = None  # the relevance gate's inputs: best dense cosine,
+    keyword_coverage: float = 0.0         # and how much of the question the best keyword match holds
     declined: bool = False                # nothing relevant enough: the chat says so
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -110,17 +111,17 @@ class Retriever:
         dense = self._dense(vector, pool)
         timings["dense_ms"] = (time.perf_counter() - t) * 1000
         best = max((c.similarity for c in dense), default=None)
-        hits: list[KeywordHit] = []
+        keyword = KeywordResult([])
         if mode in ("hybrid", "keyword"):
             t = time.perf_counter()
-            hits = self.keyword_index.search(query, pool)
+            keyword = self.keyword_index.search(query, pool)
             timings["keyword_ms"] = (time.perf_counter() - t) * 1000
-        candidates = self._fuse([] if mode == "keyword" else dense, hits, dense)
+        candidates = self._fuse([] if mode == "keyword" else dense, keyword.hits, dense)
 
-        if best is None or best < cutoff:
-            # The gate: no passage is close enough in meaning, whatever the keywords say.
+        if not self.passes_gate(best, keyword.coverage, cutoff):
             return Retrieval(query, [], len(candidates), False, (time.perf_counter() - started) * 1000,
-                             best_similarity=best, declined=True, timings=timings)
+                             best_similarity=best, keyword_coverage=keyword.coverage, declined=True,
+                             timings=timings)
 
         ranked = sorted(candidates.values(), key=lambda c: c.fused, reverse=True)
         keep = max(top_k, settings.rerank_candidates) if rerank else top_k
@@ -132,7 +133,18 @@ class Retriever:
             timings["rerank_ms"] = (time.perf_counter() - t) * 1000
         sources = [self._source(i + 1, c) for i, c in enumerate(ranked[:top_k])]
         return Retrieval(query, sources, len(candidates), False, (time.perf_counter() - started) * 1000,
-                         best_similarity=best, timings=timings)
+                         best_similarity=best, keyword_coverage=keyword.coverage, timings=timings)
+
+    def passes_gate(self, best: float | None, coverage: float, cutoff: float) -> bool:
+        """The relevance gate: answer when a passage is close in meaning, or when one
+        contains nearly all of the question's (rarity-weighted) words and is at least
+        loosely related in meaning. Otherwise the chat says the materials don't cover it."""
+        if best is None:
+            return False
+        if best >= cutoff:
+            return True
+        s = self.settings
+        return coverage >= s.keyword_gate_coverage and best >= s.keyword_gate_min_similarity
 
     # -- pieces -------------------------------------------------------------------
     def _fuse(self, dense: list[_Candidate], hits: list[KeywordHit],
