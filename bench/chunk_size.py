@@ -3,17 +3,14 @@
     python bench/chunk_size.py [--sizes 128 200 254] [--corpus ../shared/corpus]
 
 For each size, ingests the textbooks with the real pipeline into a scratch database,
-then asks the questions in bench/eval/questions.json through llama-index's
-MilvusVectorStore (dense search, as the chat backend will) and prints hit@1/3/5 and
-MRR@10. A hit is a chunk of the right file within one page of a listed page, or one
-that contains the question's evidence phrase.
+then asks the questions in bench/eval/questions.json through the appliance's Retriever
+in dense mode (the part the chunk size affects) and prints hit@1/3/5 and MRR@10, with
+the evaluation package's definition of a hit (app/evaluation/metrics.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import sys
 import tempfile
 import time
@@ -24,55 +21,19 @@ sys.path.insert(0, str(ROOT / "backend"))
 QUESTIONS = Path(__file__).with_name("eval") / "questions.json"
 
 
-def _flat(text: str) -> str:
-    return " ".join(text.split()).lower()
+def evaluate(retriever, questions) -> dict:
+    """Dense retrieval (what the chunk size affects), through the appliance's Retriever."""
+    from app.evaluation.metrics import RankSummary, first_hit_rank
 
-
-def validate(questions: list[dict], corpus: Path) -> list[str]:
-    """Every evidence phrase must really be on one of its listed pages."""
-    from app.ingestion.readers import read_document
-
-    problems = []
-    cache: dict[str, dict[int, str]] = {}
-    for q in questions:
-        if q["file"] not in cache:
-            cache[q["file"]] = {s.page: _flat(s.text) for s in read_document(corpus / q["file"]).sections}
-        pages = cache[q["file"]]
-        if not any(_flat(q["evidence"]) in pages.get(p, "") for p in q["pages"]):
-            problems.append(f"{q['id']}: evidence not found on pages {q['pages']} of {q['file']}")
-    return problems
-
-
-def is_hit(q: dict, meta: dict, text: str) -> bool:
-    if meta.get("file_path") != q["file"]:
-        return False
-    start, end = meta.get("page_start"), meta.get("page_end")
-    if start is not None and any(start - 1 <= p <= end + 1 for p in q["pages"]):
-        return True
-    return _flat(q["evidence"]) in _flat(text)
-
-
-def evaluate(store, embedder, questions: list[dict]) -> dict:
-    from llama_index.core.vector_stores.types import VectorStoreQuery
-
-    ranks = []
-    latencies = []
-    for q in questions:
-        vector = embedder.encode([q["question"]])[0].tolist()
-        t = time.perf_counter()
-        result = store.query(VectorStoreQuery(query_embedding=vector, similarity_top_k=10))
-        latencies.append((time.perf_counter() - t) * 1000)
-        rank = next((i + 1 for i, node in enumerate(result.nodes) if is_hit(q, node.metadata, node.text)), None)
-        ranks.append(rank)
-    n = len(questions)
-    return {
-        "hit@1": sum(r == 1 for r in ranks if r) / n,
-        "hit@3": sum(r <= 3 for r in ranks if r) / n,
-        "hit@5": sum(r <= 5 for r in ranks if r) / n,
-        "mrr@10": sum(1 / r for r in ranks if r) / n,
-        "search_ms_p50": sorted(latencies)[n // 2],
-        "misses": [q["id"] for q, r in zip(questions, ranks) if not r or r > 5],
-    }
+    summary = RankSummary()
+    misses = []
+    for q in questions.answerable:
+        rank = first_hit_rank(q, retriever.search(q.question, top_k=10, cutoff=-1.0, mode="dense").sources)
+        summary.add(rank)
+        if not rank or rank > 5:
+            misses.append(q.id)
+    return {"hit@1": summary.hit_at(1), "hit@3": summary.hit_at(3), "hit@5": summary.hit_at(5),
+            "mrr@10": summary.mrr10, "misses": misses}
 
 
 def main() -> None:
@@ -82,7 +43,9 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    questions = json.loads(QUESTIONS.read_text())
+    from app.evaluation.questions import QuestionSet, validate
+
+    questions = QuestionSet.load(QUESTIONS)
     problems = validate(questions, args.corpus)
     if problems:
         sys.exit("question file problems:\n" + "\n".join(problems))
@@ -107,11 +70,13 @@ def main() -> None:
         started = time.perf_counter()
         report = ingestor.run(books)
         ingest_s = time.perf_counter() - started
-        store = ingestor.chunk_store(embedder.dimension).vector_store
-        metrics = evaluate(store, embedder, questions)
+        from app.retrieval.retriever import Retriever
+
+        store = ingestor.chunk_store(embedder.dimension)
+        metrics = evaluate(Retriever(settings, store, embedder), questions)
         rows.append((size, report, ingest_s, metrics))
         print(f"size {size}: {report.chunks_written} chunks, {ingest_s:.0f}s, {metrics}", file=sys.stderr, flush=True)
-    print(f"\nChunk size vs. retrieval, {len(questions)} questions, dense top-10, all-MiniLM-L6-v2\n")
+    print(f"\nChunk size vs. retrieval, {len(questions.answerable)} questions, dense top-10, all-MiniLM-L6-v2\n")
     print("| chunk size (word pieces) | overlap | chunks | text in window | ingest s | hit@1 | hit@3 | hit@5 | MRR@10 | misses (not in top 5) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for size, report, ingest_s, m in rows:

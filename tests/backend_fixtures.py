@@ -39,14 +39,17 @@ class LlamaServer:
     started instead (one slot, so the single-request behaviour the tests rely on holds).
     """
 
-    def __init__(self, n_ctx: int = 4096):
+    def __init__(self, n_ctx: int = 4096, native: str | bool | None = None, parallel: int = 1):
+        """`native`: a llama-server path, False for llama_cpp.server, None for LLAMA_SERVER_BIN's choice."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.log = open(os.devnull, "w")
-        native = os.environ.get("LLAMA_SERVER_BIN")
+        if native is None:
+            native = os.environ.get("LLAMA_SERVER_BIN")
         if native:
+            # as the startup script runs it: each slot gets the full context window
             command = [native, "-m", str(smollm2_path()), "--host", "127.0.0.1", "--port", str(self.port),
-                       "-c", str(n_ctx), "-t", "2", "-np", "1"]
+                       "-c", str(n_ctx * parallel), "-t", "2", "-np", str(parallel)]
         else:
             command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()),
                        "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx),

@@ -115,3 +115,25 @@ def test_status_reports_an_llm_server_that_died(appliance):
     assert status.returncode == 1
     assert "LLM server : not running" in status.stdout or "NOT answering" in status.stdout
     assert "backend    : running but NOT ready" in status.stdout and "not reachable" in status.stdout
+
+
+@pytest.mark.skipif(not os.environ.get("LLAMA_SERVER_BIN"),
+                    reason="needs a built llama-server: LLAMA_SERVER_BIN=$(./scripts/build_llama_server.sh) (CI does this)")
+def test_native_llama_server_serves_students_in_parallel(appliance):
+    import concurrent.futures
+
+    copy, env = appliance
+    env.update({"RAG_LLM_SERVER": "native", "RAG_LLM_PARALLEL": "3", "LLAMA_SERVER_BIN": os.environ["LLAMA_SERVER_BIN"]})
+    first = run(copy, env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "native llama-server, 3 parallel slots" in first.stdout
+    [server] = [p for p in processes_mentioning(env["LLAMA_SERVER_BIN"]) if f"--port {env['RAG_LLM_PORT']}" in p]
+    assert "-np 3" in server and f"-c {3 * 4096}" in server
+    backend = f"http://127.0.0.1:{env['RAG_BACKEND_PORT']}"
+    questions = ["What is a hash table?", "What is a stack?", "What is a binary search tree?"]
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda q: httpx.post(f"{backend}/api/chat", json={"message": q}, timeout=300), questions))
+    assert all(a.status_code == 200 and a.json()["answer"].strip() for a in answers)
+    assert run(copy, env, "stop").returncode == 0
+    time.sleep(1)
+    assert processes_mentioning(str(copy)) == [] and processes_mentioning(f"--port {env['RAG_LLM_PORT']}") == []

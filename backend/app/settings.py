@@ -124,6 +124,18 @@ class Settings(BaseSettings):
         description="Where downloaded models live (the startup script uses /workspace/models on Runpod).",
     )
     llm_gpu_layers: int = Field(default=-1, description="Layers offloaded to the GPU (-1: all).")
+    llm_server: Literal["auto", "python", "native"] = Field(
+        default="auto",
+        description="Which llama.cpp server the startup script runs: 'python' (python -m "
+        "llama_cpp.server, one request at a time), 'native' (llama.cpp's llama-server, built once "
+        "from source: parallel slots with continuous batching), or 'auto' (native on a GPU pod, "
+        "python on a CPU machine).",
+    )
+    llm_parallel: int = Field(
+        default=4, ge=1, le=64,
+        description="Parallel slots of the native server (students answered at once); each gets "
+        "the full context window.",
+    )
     llm_port: int = Field(default=8080, ge=1, le=65535)
     backend_port: int = Field(default=8000, ge=1, le=65535)
     llm_device: str | None = Field(

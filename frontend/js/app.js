@@ -42,6 +42,7 @@ function start() {
   const chat = new ChatView({
     messages: $("messages"), empty: $("empty-state"), form: $("composer"), input: $("prompt"),
     send: $("send"), stop: $("stop"), title: $("chat-title"),
+    onStarted: (id) => setHash(id),
     onChanged: async (id) => {
       setHash(id);
       await list.refresh();

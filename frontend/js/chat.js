@@ -4,8 +4,8 @@ import { api, streamChat } from "./api.js";
 import { AssistantTurn, userBubble } from "./turn.js";
 
 export class ChatView {
-  constructor({ messages, empty, form, input, send, stop, title, onChanged, onError }) {
-    Object.assign(this, { messages, empty, form, input, send, stop, title, onChanged, onError });
+  constructor({ messages, empty, form, input, send, stop, title, onStarted, onChanged, onError }) {
+    Object.assign(this, { messages, empty, form, input, send, stop, title, onStarted, onChanged, onError });
     this.conversationId = null;
     this.controller = null;
     this.loadToken = 0;
@@ -114,6 +114,7 @@ export class ChatView {
       await streamChat(body, {
         sources: (data) => {
           this.conversationId = data.conversation_id;
+          if (isNew) this.onStarted?.(data.conversation_id);  // in the URL at once: a reload finds it
           turn.setSources(data.sources);
         },
         token: (data) => {

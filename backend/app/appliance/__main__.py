@@ -21,6 +21,8 @@ def _config() -> int:
         "BACKEND_PORT": s.backend_port,
         "LLM_CONTEXT": s.llm_context_window,
         "LLM_GPU_LAYERS": s.llm_gpu_layers,
+        "LLM_SERVER": s.llm_server,
+        "LLM_PARALLEL": s.llm_parallel,
         "MATERIALS_DIR": s.materials_path,
         "DB_IS_LOCAL": int(s.milvus_is_local_file),
         "DB_PATH": s.milvus_db_path if s.milvus_is_local_file else "",
