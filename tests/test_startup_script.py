@@ -127,7 +127,8 @@ def test_native_llama_server_serves_students_in_parallel(appliance):
     first = run(copy, env)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "native llama-server, 3 parallel slots" in first.stdout
-    [server] = [p for p in processes_mentioning(env["LLAMA_SERVER_BIN"]) if f"--port {env['RAG_LLM_PORT']}" in p]
+    [server] = [p for p in processes_mentioning(env["LLAMA_SERVER_BIN"])
+                if f"--port {env['RAG_LLM_PORT']}" in p and p.split()[1] == env["LLAMA_SERVER_BIN"]]
     assert "-np 3" in server and f"-c {3 * 4096}" in server
     backend = f"http://127.0.0.1:{env['RAG_BACKEND_PORT']}"
     questions = ["What is a hash table?", "What is a stack?", "What is a binary search tree?"]

@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     insert_batch_size: int = Field(
         default=200, ge=1, le=10_000, description="Rows per Milvus insert call."
     )
+    vector_index: Literal["FLAT", "IVF_FLAT"] = Field(
+        default="FLAT",
+        description="Vector index, chosen when the collection is created (ingest --reset to change): "
+        "FLAT is exact; IVF_FLAT searches only the nearest clusters, for collections of ~50k+ chunks.",
+    )
+    ivf_nlist: int = Field(default=1024, ge=1, le=65536, description="IVF_FLAT: clusters.")
+    ivf_nprobe: int = Field(default=32, ge=1, le=65536, description="IVF_FLAT: clusters searched per query.")
 
     @field_validator("chunk_overlap_tokens")
     @classmethod

@@ -22,6 +22,10 @@ def _config() -> int:
         "LLM_CONTEXT": s.llm_context_window,
         "LLM_GPU_LAYERS": s.llm_gpu_layers,
         "LLM_SERVER": s.llm_server,
+        # whether the user chose these (environment or .env): the script's machine-dependent
+        # defaults must not override a choice
+        "CONDENSE_MODE_SET": int("condense_mode" in s.model_fields_set),
+        "RERANKER_SET": int("reranker_model" in s.model_fields_set),
         "LLM_PARALLEL": s.llm_parallel,
         "MATERIALS_DIR": s.materials_path,
         "DB_IS_LOCAL": int(s.milvus_is_local_file),

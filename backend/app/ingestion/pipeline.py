@@ -86,7 +86,8 @@ class Ingestor:
         if self._store is None or (dim and self._store.dim != dim):
             self._store = ChunkStore(
                 self.client, self.uri, self.token, self.settings.collection_name,
-                dim or 0, self.settings.insert_batch_size,
+                dim or 0, self.settings.insert_batch_size, self.settings.vector_index,
+                self.settings.ivf_nlist, self.settings.ivf_nprobe,
             )
         return self._store
 

@@ -27,12 +27,20 @@ def quote(value: str) -> str:
 
 
 class ChunkStore:
-    def __init__(self, client: Any, uri: str, token: str, collection: str, dim: int, insert_batch_size: int):
+    def __init__(self, client: Any, uri: str, token: str, collection: str, dim: int, insert_batch_size: int,
+                 vector_index: str = "FLAT", ivf_nlist: int = 1024, ivf_nprobe: int = 32):
         self.client = client
         self.collection = collection
         self.dim = dim
         self._uri, self._token = uri, token
         self._insert_batch_size = insert_batch_size
+        # FLAT: exact search. IVF_FLAT: clustered, searches `nprobe` of `nlist` clusters
+        # (applies when the collection is created; see docs/DESIGN.md for recall and speed).
+        self._index_config = {"index_type": vector_index}
+        self._search_config: dict = {}
+        if vector_index == "IVF_FLAT":
+            self._index_config["nlist"] = ivf_nlist
+            self._search_config = {"nprobe": ivf_nprobe}
         self._vector_store = None
 
     # -- schema --------------------------------------------------------------
@@ -61,7 +69,8 @@ class ChunkStore:
                 collection_name=self.collection,
                 dim=self.dim,
                 similarity_metric="COSINE",
-                index_config={"index_type": "FLAT"},
+                index_config=dict(self._index_config),
+                search_config=dict(self._search_config),
                 scalar_field_names=[HASH_FIELD],
                 scalar_field_types=[DataType.VARCHAR],
                 consistency_level="Strong",
