@@ -61,10 +61,10 @@ def test_keyword_index_follows_inserts_replacements_and_deletions(tmp_path, sett
     from app.retrieval.keyword_index import KeywordIndex
 
     (docs / "d.md").write_text("# Power\n\n" + topic_text("backup diesel generators"))
-    original = KeywordIndex.ensure_current
-    monkeypatch.setattr(KeywordIndex, "ensure_current", lambda self, force=False: None)
+    original = KeywordIndex.sync_saved
+    monkeypatch.setattr(KeywordIndex, "sync_saved", lambda self: None)
     harness.run(docs)
-    monkeypatch.setattr(KeywordIndex, "ensure_current", original)
+    monkeypatch.setattr(KeywordIndex, "sync_saved", original)
     stamp = json.loads((settings.keyword_index_path / "stamp.json").read_text())
     assert files_found(eager, "diesel generators") == {"d.md"}
     assert json.loads((settings.keyword_index_path / "stamp.json").read_text()) != stamp  # saved again

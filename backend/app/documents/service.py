@@ -75,7 +75,7 @@ class DocumentService:
         if known:
             self.store.delete_file(path)
             self.catalog.remove(path)
-            self.ingestor.keyword_index().ensure_current(force=True)
+            self.ingestor.keyword_index().sync_saved()
         candidate = self._in_materials(path)
         if candidate is not None:
             candidate.unlink()

@@ -198,7 +198,7 @@ class Ingestor:
 
         # Keep the keyword index in step: rebuilt when this run (or an earlier, interrupted
         # one) changed the collection, a no-op otherwise.
-        self.keyword_index().ensure_current(force=True)
+        self.keyword_index().sync_saved()
         report.chunks_in_database = self.chunk_store().count()
         report.elapsed_s = time.perf_counter() - started
         return report

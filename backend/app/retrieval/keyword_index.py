@@ -163,6 +163,19 @@ class KeywordIndex:
         return stamp["signature"]
 
     # -- keeping in step -------------------------------------------------------------
+    def sync_saved(self) -> None:
+        """Make the saved index match the collection: the writers' job (ingest, delete).
+        Rebuilds only when the saved stamp is out of date, and never loads the index
+        just to compare (an unchanged re-ingest stays cheap)."""
+        current = manifest_signature(self.catalog)
+        try:
+            saved = json.loads((self.folder / STAMP).read_text())["signature"]
+        except (OSError, ValueError, KeyError):
+            saved = None
+        if saved != current:
+            self.rebuild(current)
+
+
     def _stamp_changed(self) -> bool:
         try:
             mtime = (self.folder / STAMP).stat().st_mtime
@@ -172,12 +185,13 @@ class KeywordIndex:
         self._stamp_mtime = mtime
         return changed
 
-    def ensure_current(self, force: bool = False) -> None:
-        """Reload or rebuild when the collection changed since this index was built."""
+    def ensure_current(self) -> None:
+        """The readers' job: reload or rebuild when the collection changed since this
+        index was built (checked on a stamp change, else every `recheck_s` seconds)."""
         with self._lock:
             stamp_moved = self._stamp_changed()
             stale_check_due = time.monotonic() - self._checked_at >= self.recheck_s
-            if not (force or stamp_moved or stale_check_due or self._signature is None):
+            if not (stamp_moved or stale_check_due or self._signature is None):
                 return
             self._checked_at = time.monotonic()
             current = manifest_signature(self.catalog)
@@ -201,24 +215,25 @@ class KeywordIndex:
             return KeywordResult([])
         documents, scores = model.retrieve([known], k=min(limit, len(ids)), show_progress=False, n_threads=1)
         hits = [KeywordHit(ids[int(d)], float(s)) for d, s in zip(documents[0], scores[0]) if s > 0]
-        topic_terms = list(dict.fromkeys(self.analyzer(query, topic_only=True)))
-        coverage = max((self._coverage(model, topic_terms, int(d)) for d in documents[0][:3]), default=0.0) \
-            if hits else 0.0
+        coverage = 0.0
+        if hits:
+            topic_terms = list(dict.fromkeys(self.analyzer(query, topic_only=True)))
+            coverage = self._coverage(model, topic_terms, [int(d) for d in documents[0][:3]])
         return KeywordResult(hits, coverage)
 
     @staticmethod
-    def _coverage(model, terms: list[str], doc: int) -> float:
-        """IDF-weighted share of the query terms that occur in document `doc`."""
+    def _coverage(model, terms: list[str], docs: list[int]) -> float:
+        """The best, over `docs`, IDF-weighted share of the query terms a document holds."""
         import numpy as np
 
         indptr, indices = model.scores["indptr"], model.scores["indices"]
         n = model.scores["num_docs"]
-        total = present = 0.0
+        total = 0.0
+        present = np.zeros(len(docs))
         for term in terms:
             column = model.vocab_dict.get(term)
-            docs = indices[indptr[column]:indptr[column + 1]] if column is not None else np.empty(0)
-            idf = float(np.log(1 + (n - len(docs) + 0.5) / (len(docs) + 0.5)))
+            holders = indices[indptr[column]:indptr[column + 1]] if column is not None else np.empty(0)
+            idf = float(np.log(1 + (n - len(holders) + 0.5) / (len(holders) + 0.5)))
             total += idf
-            if column is not None and np.any(docs == doc):
-                present += idf
-        return present / total if total else 0.0
+            present += idf * np.isin(docs, holders)
+        return float(present.max()) / total if total and docs else 0.0

@@ -77,8 +77,8 @@ _ROW_FIELDS = ["text", "embedding", "file_path", "page_start", "page_end", "page
 
 
 class Retriever:
-    """Dense search, BM25 keyword search, reciprocal rank fusion, an optional
-    cross-encoder rerank, and the relevance gate, in that order."""
+    """Dense search, BM25 keyword search, fusion (relative scores or reciprocal ranks),
+    the relevance gate, one passage per page, and an optional cross-encoder rerank."""
 
     def __init__(self, settings: Settings, store: ChunkStore, embedder: Embedder,
                  keyword_index: KeywordIndex | None = None, reranker: Reranker | None = None):
@@ -157,27 +157,26 @@ class Retriever:
         how far ahead a clear winner is. Measured on the evaluation set (docs/DESIGN.md).
         """
         s = self.settings
-        known = {c.chunk_id: c for c in all_dense}
-        out: dict[str, _Candidate] = {}
         if s.fusion == "rrf":
-            for rank, c in enumerate(dense):
-                c.fused = 1.0 / (s.rrf_k + rank + 1)
-                out[c.chunk_id] = c
-            for rank, h in enumerate(hits):
-                c = out.get(h.chunk_id) or known.get(h.chunk_id) or _Candidate(h.chunk_id)
-                c.fused = (c.fused if c.chunk_id in out else 0.0) + 1.0 / (s.rrf_k + rank + 1)
-                out[h.chunk_id] = c
-            return out
-        top_dense = max((c.similarity for c in dense), default=0.0) or 1.0
-        top_keyword = max((h.score for h in hits), default=0.0) or 1.0
-        weight = s.dense_weight if dense and hits else (1.0 if dense else 0.0)
-        for c in dense:
-            c.fused = weight * c.similarity / top_dense
+            dense_scores = [1.0 / (s.rrf_k + rank + 1) for rank in range(len(dense))]
+            keyword_scores = [1.0 / (s.rrf_k + rank + 1) for rank in range(len(hits))]
+        else:
+            top_dense = max((c.similarity for c in dense), default=0.0) or 1.0
+            top_keyword = max((h.score for h in hits), default=0.0) or 1.0
+            weight = s.dense_weight if dense and hits else (1.0 if dense else 0.0)
+            dense_scores = [weight * c.similarity / top_dense for c in dense]
+            keyword_scores = [(1 - weight) * h.score / top_keyword for h in hits]
+        known = {c.chunk_id: c for c in all_dense}  # keyword hits that dense search also saw
+        out: dict[str, _Candidate] = {}
+        for c, score in zip(dense, dense_scores):
+            c.fused = score
             out[c.chunk_id] = c
-        for h in hits:
-            c = out.get(h.chunk_id) or known.get(h.chunk_id) or _Candidate(h.chunk_id)
-            c.fused = (c.fused if c.chunk_id in out else 0.0) + (1 - weight) * h.score / top_keyword
-            out[h.chunk_id] = c
+        for h, score in zip(hits, keyword_scores):
+            c = out.get(h.chunk_id)
+            if c is None:
+                c = out[h.chunk_id] = known.get(h.chunk_id) or _Candidate(h.chunk_id)
+                c.fused = 0.0
+            c.fused += score
         return out
 
     def _one_per_page(self, ranked: list[_Candidate], keep: int, vector) -> list[_Candidate]:
