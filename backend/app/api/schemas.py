@@ -44,6 +44,7 @@ class ChatResponse(BaseModel):
     sources: list[SourceOut]
     cited: list[int]
     retrieval_query: str
+    condensed_by: str = Field(description="how a follow-up became the search query: none, llm or concat")
     timings: dict[str, float | None]
     usage: dict[str, int | None]
     stopped: bool

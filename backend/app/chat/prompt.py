@@ -8,6 +8,7 @@ message. Budgets are counted with the LLM server's own tokenizer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -70,14 +71,48 @@ async def build_prompt(
     return BuiltPrompt(messages, kept, len(chosen), used)
 
 
-def condense_messages(history: list[Message], question: str, max_turns: int = 4) -> list[dict]:
-    """Ask the LLM to rewrite a follow-up into a standalone search query."""
-    recent = history[-2 * max_turns:]
-    transcript = "\n".join(f"{m.role.capitalize()}: {m.content[:600]}" for m in recent)
-    return [
-        {"role": "system", "content": (
-            "Rewrite the student's last message as one standalone search query that includes the topic "
-            "from the conversation. Reply with the query only."
-        )},
-        {"role": "user", "content": f"Conversation:\n{transcript}\n\nLast message: {question}\n\nStandalone query:"},
-    ]
+CONDENSE_EXAMPLES = [
+    ("What is photosynthesis?", "Photosynthesis is how plants turn light into chemical energy.",
+     "where does it happen?", "Where does photosynthesis happen in the plant cell?"),
+    ("Explain TCP congestion control.", "TCP slows its sending rate when the network drops packets.",
+     "and what about slow start", "What is slow start in TCP congestion control?"),
+]
+CITATION_MARKER = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
+
+
+def condense_messages(history: list[Message], question: str, answer_chars: int = 300) -> list[dict]:
+    """Ask the LLM to rewrite a follow-up into a standalone search query.
+
+    Two worked examples rather than a bare instruction: small models given only the
+    transcript continue the earlier answer instead of writing a query.
+    """
+    previous_question = next((m.content for m in reversed(history) if m.role == "user"), "")
+    previous_answer = next((m.content for m in reversed(history) if m.role == "assistant"), "")
+    previous_answer = CITATION_MARKER.sub("", previous_answer)[:answer_chars]
+
+    def ask(q: str, a: str, follow_up: str) -> dict:
+        return {"role": "user", "content": f"Earlier question: {q}\nEarlier answer: {a}\nFollow-up: {follow_up}"}
+
+    messages = [{"role": "system", "content": (
+        "You turn a student's follow-up message into a standalone search query. "
+        "Reply with the query only, on one line."
+    )}]
+    for q, a, follow_up, query in CONDENSE_EXAMPLES:
+        messages += [ask(q, a, follow_up), {"role": "assistant", "content": query}]
+    messages.append(ask(previous_question, previous_answer, question))
+    return messages
+
+
+def usable_rewrite(text: str, max_words: int = 30) -> str | None:
+    """The model's rewrite if it looks like a search query, else None.
+
+    An answer posing as a query (long, or citing sources) would steer retrieval to
+    whatever the model made up, so it is refused and the caller falls back.
+    """
+    lines = [line.strip().strip('"').strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    query = lines[0]
+    if len(query.split()) > max_words or CITATION_MARKER.search(query):
+        return None
+    return query

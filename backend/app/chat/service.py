@@ -16,7 +16,7 @@ from typing import AsyncIterator
 
 import anyio
 
-from app.chat.prompt import BuiltPrompt, build_prompt, condense_messages
+from app.chat.prompt import BuiltPrompt, build_prompt, condense_messages, usable_rewrite
 from app.conversations.store import ConversationStore, Message
 from app.llm.client import LLMClient, LLMUnavailableError, StreamResult
 from app.retrieval.retriever import Retrieval, Retriever
@@ -64,14 +64,15 @@ class ChatService:
         if self.settings.condense_mode == "concat":
             return fallback, "concat"
         try:
-            rewritten = await asyncio.wait_for(
-                self.llm.complete(condense_messages(history, question), max_tokens=64),
+            # Temperature 0: a search query should be the same every time it is asked for.
+            text = await asyncio.wait_for(
+                self.llm.complete(condense_messages(history, question), max_tokens=48, temperature=0.0),
                 timeout=self.settings.condense_timeout_s,
             )
         except (asyncio.TimeoutError, LLMUnavailableError):
             return fallback, "concat"
-        rewritten = rewritten.strip().strip('"').splitlines()[0].strip() if rewritten.strip() else ""
-        if not rewritten or len(rewritten) > 400:
+        rewritten = usable_rewrite(text)
+        if rewritten is None:
             return fallback, "concat"
         # Keep the student's own words too: small models sometimes drop the point.
         return f"{rewritten} {question}", "llm"
@@ -153,7 +154,8 @@ class ChatService:
         usage = {"prompt_tokens": result.prompt_tokens or (turn.prompt.prompt_tokens if turn.prompt else 0),
                  "completion_tokens": result.completion_tokens}
         answer_meta = {"sources": [s.to_dict() for s in sources], "cited": cited, "timings": timings,
-                       "usage": usage, "retrieval_query": turn.retrieval_query, "stopped": stopped,
+                       "usage": usage, "retrieval_query": turn.retrieval_query,
+                       "condensed_by": turn.condensed_by, "stopped": stopped,
                        "finish_reason": result.finish_reason}
         await self.store.add_turn(
             turn.conversation_id,

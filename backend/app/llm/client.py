@@ -118,8 +118,11 @@ class LLMClient:
         return None
 
     # -- generation ----------------------------------------------------------
-    async def complete(self, messages: list[dict], max_tokens: int, timeout_s: float | None = None) -> str:
+    async def complete(self, messages: list[dict], max_tokens: int, timeout_s: float | None = None,
+                       temperature: float | None = None) -> str:
         body = await self._body(messages, max_tokens, stream=False)
+        if temperature is not None:
+            body["temperature"] = temperature
         data = await self._request("POST", f"{self.base_url}/chat/completions", json=body, timeout=timeout_s)
         return (data["choices"][0]["message"].get("content") or "").strip()
 
