@@ -211,6 +211,7 @@ def test_health_and_ready(backend):
     body = ready.json()
     assert ready.status_code == 200 and body["ready"] and body["chunks"] > 0
     assert body["llm_model"] and body["embedding_model"] == "all-MiniLM-L6-v2"
+    assert body["query_embedding_runtime"] == "onnxruntime"  # questions take the fast path on CPU
     assert httpx.get(f"{backend.url}/docs").status_code == 200
 
 

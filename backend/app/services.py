@@ -83,6 +83,10 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     embedder = embedder or load_embedder(
         settings.embedding_model, settings.embedding_device, settings.embedding_batch_size, settings.torch_threads
     )
+    if embedder.query_encoder is None:
+        why_not = embedder.enable_fast_queries(settings.embedding_query_runtime, settings.models_path / "onnx")
+        if why_not:
+            log.warning("Questions are embedded with PyTorch: %s", why_not)
     ingestor = Ingestor(settings, client, target.uri, target.token, target.describe(),
                         embedder_loader=lambda: embedder)
     # The same checks and the same store as ingestion: one source of truth for both.

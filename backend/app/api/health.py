@@ -24,6 +24,7 @@ async def ready(services: Services = Depends(get_services)) -> JSONResponse:
     """200 when the LLM answers and the database is open; 503 with the reason otherwise."""
     report: dict = {"embedding_model": services.settings.embedding_model,
                     "embedding_device": services.embedder.device,
+                    "query_embedding_runtime": services.embedder.query_runtime,
                     "database": services.target.describe()}
     problems = []
     try:

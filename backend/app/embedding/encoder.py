@@ -52,6 +52,7 @@ class Embedder:
     model: Any = field(repr=False)
     device: str
     batch_size: int
+    query_encoder: Any = field(default=None, repr=False)  # OnnxQueryEncoder when enabled
 
     @property
     def dimension(self) -> int:
@@ -78,6 +79,29 @@ class Embedder:
             normalize_embeddings=True,
             show_progress_bar=False,
         )
+
+    def encode_query(self, text: str):
+        """One question's vector, through ONNX Runtime when enabled (same vector, sooner)."""
+        if self.query_encoder is not None:
+            return self.query_encoder.encode(text)
+        return self.encode([text])[0]
+
+    @property
+    def query_runtime(self) -> str:
+        return "onnxruntime" if self.query_encoder is not None else "pytorch"
+
+    def enable_fast_queries(self, runtime: str, cache_dir: Path) -> str:
+        """Move single-question encoding to ONNX Runtime where it helps ("auto": on CPU).
+
+        Returns "" or why queries stay on PyTorch (a log line, never an error)."""
+        if runtime == "torch" or (runtime == "auto" and self.device != "cpu"):
+            return ""
+        import torch
+
+        from app.embedding.query_encoder import build_onnx_query_encoder
+
+        self.query_encoder, why_not = build_onnx_query_encoder(self.model, cache_dir, torch.get_num_threads())
+        return why_not
 
 
 def load_embedder(name: str, device: str = "auto", batch_size: int = 64, threads: int | None = None) -> Embedder:

@@ -94,6 +94,7 @@ def main(argv=None) -> int:
                         embedding_device="cpu", torch_threads=args.threads,
                         llm_base_url=args.llm_url or "http://127.0.0.1:9/v1", condense_timeout_s=30)
     embedder = load_embedder(settings.embedding_model, "cpu", 64, threads=args.threads)
+    embedder.enable_fast_queries(settings.embedding_query_runtime, settings.models_path / "onnx")
     ingestor = prepare_database(args, settings, embedder)
     store = ingestor.chunk_store(embedder.dimension)
     store.ensure_collection()

@@ -103,7 +103,7 @@ class Retriever:
         timings: dict[str, float] = {}
 
         t = time.perf_counter()
-        vector = self.embedder.encode([query])[0]
+        vector = self.embedder.encode_query(query)
         timings["embed_ms"] = (time.perf_counter() - t) * 1000
 
         pool = max(settings.retrieval_candidates, top_k)
@@ -200,16 +200,9 @@ class Retriever:
         return chosen
 
     def _dense(self, vector, limit: int) -> list[_Candidate]:
-        from llama_index.core.vector_stores.types import VectorStoreQuery
-
-        result = self.store.vector_store.query(
-            VectorStoreQuery(query_embedding=vector.tolist(), similarity_top_k=limit))
-        out = []
-        for node, score in zip(result.nodes or [], result.similarities or []):
-            meta = node.metadata
-            out.append(_Candidate(node.node_id, similarity=float(score), row={
-                "text": node.get_content(), **{k: meta.get(k) for k in _ROW_FIELDS[2:]}}))
-        return out
+        fields = [f for f in _ROW_FIELDS if f != "embedding"]
+        return [_Candidate(row.pop("id"), similarity=score, row=row)
+                for row, score in self.store.search(vector.tolist(), limit, fields)]
 
     def _fill_rows(self, candidates: list[_Candidate], vector) -> None:
         """Keyword-only hits lack text and a similarity: fetch both in one call."""

