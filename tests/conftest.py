@@ -14,8 +14,10 @@ BACKEND = ROOT / "backend"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def make_pdf(path: Path, pages: list[str], labels: str | None = None, encrypt_password: str | None = None) -> Path:
-    """A real PDF with one text page per entry (empty string: a page with no text)."""
+def make_pdf(path: Path, pages: list[str], labels: str | None = None, encrypt_password: str | None = None,
+             outline: dict[int, list[tuple[str, int]]] | None = None) -> Path:
+    """A real PDF with one text page per entry (empty string: a page with no text).
+    `outline`: page index -> [(bookmark title, level)] starting on that page."""
     from fpdf import FPDF
 
     pdf = FPDF(format="A4")
@@ -27,6 +29,8 @@ def make_pdf(path: Path, pages: list[str], labels: str | None = None, encrypt_pa
                 pdf.set_page_label(label_style="r")
             elif i == 1:
                 pdf.set_page_label(label_style="D", label_start=1)
+        for title, level in (outline or {}).get(i, []):
+            pdf.start_section(title, level=level)
         if text:
             pdf.set_font("Helvetica", size=11)
             pdf.multi_cell(0, 6, text)

@@ -49,6 +49,25 @@ def test_heading_sections_are_never_mixed(embedder):
     assert [(c.heading, c.text) for c in chunks] == [("Stacks", "Stacks are LIFO."), ("Queues", "Queues are FIFO.")]
 
 
+def test_pdf_outline_sections_may_share_a_chunk_across_a_page_break(embedder):
+    # the outline only says on which page a section starts, so pages are not cut apart
+    chunker = Chunker(embedder.tokenizer, chunk_size=200, chunk_overlap=0)
+    sections = [Section(text="Probing ends here.", page=7, heading="5 Hashing › 5.1 Probing"),
+                Section(text="Chaining starts here.", page=8, heading="5 Hashing › 5.2 Chaining")]
+    [chunk] = chunker.chunk(sections)
+    assert (chunk.page_start, chunk.page_end, chunk.heading) == (7, 8, "5 Hashing › 5.1 Probing")
+
+
+def test_embedded_text_leads_with_the_heading(embedder):
+    from app.ingestion.pipeline import embedding_text
+
+    chunker = Chunker(embedder.tokenizer, chunk_size=200, chunk_overlap=0)
+    [titled] = chunker.chunk([Section(text="It resolves collisions.", page=3, heading="5.2 Chaining")])
+    [plain] = chunker.chunk([Section(text="It resolves collisions.", page=3)])
+    assert embedding_text(titled) == "5.2 Chaining\n\nIt resolves collisions."
+    assert embedding_text(plain) == "It resolves collisions."
+
+
 def test_overlong_sentence_is_cut_at_token_boundaries_without_losing_text(embedder):
     chunker = Chunker(embedder.tokenizer, chunk_size=32, chunk_overlap=0)
     words = " ".join(f"word{i}" for i in range(120))

@@ -41,6 +41,28 @@ def test_pdf_keeps_physical_page_numbers_and_printed_labels(tmp_path):
     assert doc.page_count == 3
 
 
+def test_pdf_outline_gives_each_page_its_section_path(tmp_path):
+    pages = ["Cover", "Hash tables store keys.", "Probing continues here.", "Chaining uses lists.",
+             "Trees branch.", "More about trees."]
+    outline = {1: [("5 Hashing", 0), ("5.1 Linear probing", 1)], 3: [("5.2 Chaining", 1)],
+               4: [("6 Trees", 0)]}
+    doc = read_document(make_pdf(tmp_path / "book.pdf", pages, outline=outline))
+    assert [s.heading for s in doc.sections] == [
+        None,  # before the first bookmark
+        "5 Hashing › 5.1 Linear probing",  # two sections start here: the deeper one wins
+        "5 Hashing › 5.1 Linear probing",  # still in force
+        "5 Hashing › 5.2 Chaining",
+        "6 Trees",  # a new chapter closes the old path
+        "6 Trees",
+    ]
+    assert [s.page for s in doc.sections] == [1, 2, 3, 4, 5, 6]
+
+
+def test_pdf_without_outline_has_no_headings(tmp_path):
+    doc = read_document(make_pdf(tmp_path / "plain.pdf", ["One.", "Two."]))
+    assert [s.heading for s in doc.sections] == [None, None]
+
+
 def test_pdf_without_text_layer_is_reported_as_such(tmp_path):
     pdf = make_pdf(tmp_path / "scan.pdf", ["", ""])
     with pytest.raises(UnreadableFileError, match="no extractable text"):

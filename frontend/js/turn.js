@@ -132,9 +132,10 @@ function sourceItem(source) {
   const pages = source.page_start == null ? "" :
     source.page_start === source.page_end ? `p. ${source.page_start}` : `pp. ${source.page_start}–${source.page_end}`;
   const printed = source.page_label && source.page_label !== String(source.page_start) ? ` (printed ${source.page_label})` : "";
+  const section = source.heading ? source.heading.split(" › ").pop() : "";
   const where = source.page_start == null
     ? `${source.file}${source.heading ? " › " + source.heading : ""}`
-    : `${source.file}, ${pages}${printed}`;
+    : `${source.file}, ${pages}${printed}${section ? ", " + section : ""}`;
   const relevance = Math.max(0, Math.min(1, source.score));
   const bar = el("span", "bar");
   const fill = el("span");

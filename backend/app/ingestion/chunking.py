@@ -126,8 +126,13 @@ class Chunker:
             if current:
                 chunks.append(self._make_chunk(len(chunks), current, sections))
 
+        def breaks_between(a: _Unit, b: _Unit) -> bool:
+            """A new heading starts a new chunk, except in paged documents: a PDF outline
+            only says on which page a section starts, not where on it."""
+            return heading_of(a) != heading_of(b) and sections[b.section].page is None
+
         for unit in units:
-            crosses_heading = bool(current) and heading_of(unit) != heading_of(current[-1])
+            crosses_heading = bool(current) and breaks_between(current[-1], unit)
             if current and (size + unit.tokens > self.chunk_size or crosses_heading):
                 emit()
                 current = [] if crosses_heading else self._overlap_tail(current, unit.tokens)

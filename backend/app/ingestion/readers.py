@@ -86,11 +86,12 @@ def read_pdf(path: Path) -> ExtractedDocument:
                 labels.append(pdf.get_page_label(index) or None)
             except Exception:
                 labels.append(None)
+        headings = outline_headings(pdf, len(texts))
     finally:
         pdf.close()
     pages = strip_page_furniture([normalize_text(t) for t in texts])
     sections = [
-        Section(text=text, page=i + 1, page_label=labels[i])
+        Section(text=text, page=i + 1, page_label=labels[i], heading=headings[i])
         for i, text in enumerate(pages)
         if text.strip()
     ]
@@ -103,6 +104,40 @@ def read_pdf(path: Path) -> ExtractedDocument:
     if blank and blank > len(pages) // 2:
         warnings.append(f"{blank} of {len(pages)} pages have no text layer")
     return ExtractedDocument(sections=sections, page_count=len(pages), warnings=warnings)
+
+
+def outline_headings(pdf, page_count: int, max_depth: int = 6) -> list[str | None]:
+    """Per page, the path of the PDF outline (bookmark) section it belongs to, e.g.
+    "Chapter 5 Hash Tables › 5.2 Linear Probing"; None where the PDF has no outline.
+
+    A page gets the section in force at its end: a section that starts on a page is
+    what that page is mostly about. The path gives chunks the context a textbook's
+    headings carry ("it", "this method") and names the section in citations.
+    """
+    headings: list[str | None] = [None] * page_count
+    starts: list[tuple[int, str]] = []  # (first page index, heading path) in outline order
+    trail: list[tuple[int, str]] = []
+    try:
+        for bookmark in pdf.get_toc(max_depth=max_depth):
+            title = " ".join((bookmark.get_title() or "").split())
+            dest = bookmark.get_dest()
+            index = dest.get_index() if dest is not None else None
+            if not title or index is None or not 0 <= index < page_count:
+                continue
+            while trail and trail[-1][0] >= bookmark.level:
+                trail.pop()
+            trail.append((bookmark.level, title))
+            starts.append((index, " › ".join(t for _, t in trail)))
+    except Exception:  # a malformed outline costs the headings, never the text
+        return headings
+    current: str | None = None
+    by_page: dict[int, str] = {}
+    for index, path in starts:
+        by_page[index] = path  # the last section starting on a page wins
+    for index in range(page_count):
+        current = by_page.get(index, current)
+        headings[index] = current
+    return headings
 
 
 # --- text decoding shared by the text formats ------------------------------

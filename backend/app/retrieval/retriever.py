@@ -35,13 +35,16 @@ class Source:
 
     @property
     def location(self) -> str:
-        """Human-readable place: "book.pdf, p. 12–13 (printed 10–11)" or "notes.md › Heading"."""
+        """Human-readable place: "book.pdf, p. 12–13 (printed 10–11), 5.2 Chaining" or
+        "notes.md › Hashing › Collisions"."""
         where = self.file
         if self.page_start is not None:
             pages = str(self.page_start) if self.page_start == self.page_end else f"{self.page_start}–{self.page_end}"
             where += f", p. {pages}"
             if self.page_label and self.page_label != pages:
                 where += f" (printed {self.page_label})"
+            if self.heading:  # a PDF's outline: the innermost section is enough here
+                where += f", {self.heading.split(' › ')[-1]}"
         elif self.heading:
             where += f" › {self.heading}"
         return where
