@@ -3,7 +3,8 @@
 Why generated: we wrote the text ourselves, so the sample course is free to ship,
 and regenerating it is one command: python scripts/make_sample_pdf.py
 The PDF has a title page labelled "i" and numbered content pages, so the printed
-page label differs from the physical page number, as in real textbooks.
+page label differs from the physical page number, as in real textbooks, and an outline
+(bookmarks) naming each section, which citations show.
 """
 
 from pathlib import Path
@@ -67,6 +68,8 @@ def build(out: Path = OUT) -> Path:
             pdf.set_page_label(label_style="r")
         elif number == 1:
             pdf.set_page_label(label_style="D", label_start=1)
+        if number:
+            pdf.start_section(title, level=0)
         pdf.set_font("Helvetica", "B", 18)
         pdf.multi_cell(0, 10, title)
         pdf.ln(4)

@@ -81,7 +81,11 @@ def test_chat_answers_with_sources_that_carry_pages(backend):
     expected_label = labels[top["page_start"]] + ("" if top["page_start"] == top["page_end"] else f"–{labels[top['page_end']]}")
     assert top["page_label"] == expected_label
     pages = str(top["page_start"]) if top["page_start"] == top["page_end"] else f"{top['page_start']}–{top['page_end']}"
-    assert top["location"] == f"{HASH_PDF}, p. {pages} (printed {expected_label})"
+    # the PDF's outline names the section the chunk starts in
+    sections = {1: None, 2: "1. What is a hash table?", 3: "2. Handling collisions"}
+    assert top["heading"] == sections[top["page_start"]]
+    section = f", {top['heading']}" if top["heading"] else ""
+    assert top["location"] == f"{HASH_PDF}, p. {pages} (printed {expected_label}){section}"
     for key in ("retrieval_ms", "first_token_ms", "generation_ms", "total_ms"):
         assert body["timings"][key] is not None and body["timings"][key] >= 0
     assert body["usage"]["completion_tokens"] > 0
