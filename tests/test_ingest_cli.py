@@ -61,8 +61,11 @@ def test_full_run_then_rerun_is_a_quick_no_op(settings, materials):
 
 def _start_and_kill(args, env, when: str, sig: int) -> tuple[int, str]:
     """Start the CLI, wait until `when` shows in its progress output, send `sig`."""
+    # Default SIGINT in the child even when the tests were started in the background
+    # (`cmd &` in a script), where the shell makes SIGINT ignored for all descendants.
     proc = subprocess.Popen([sys.executable, "ingest.py", *args], cwd=BACKEND, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen: list[str] = []
 
     def pump():
