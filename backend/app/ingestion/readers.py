@@ -114,8 +114,7 @@ def outline_headings(pdf, page_count: int, max_depth: int = 6) -> list[str | Non
     what that page is mostly about. The path gives chunks the context a textbook's
     headings carry ("it", "this method") and names the section in citations.
     """
-    headings: list[str | None] = [None] * page_count
-    starts: list[tuple[int, str]] = []  # (first page index, heading path) in outline order
+    starts: dict[int, str] = {}  # page index -> path of the last section starting there
     trail: list[tuple[int, str]] = []
     try:
         for bookmark in pdf.get_toc(max_depth=max_depth):
@@ -127,16 +126,12 @@ def outline_headings(pdf, page_count: int, max_depth: int = 6) -> list[str | Non
             while trail and trail[-1][0] >= bookmark.level:
                 trail.pop()
             trail.append((bookmark.level, title))
-            starts.append((index, " › ".join(t for _, t in trail)))
+            starts[index] = " › ".join(t for _, t in trail)
     except Exception:  # a malformed outline costs the headings, never the text
-        return headings
-    current: str | None = None
-    by_page: dict[int, str] = {}
-    for index, path in starts:
-        by_page[index] = path  # the last section starting on a page wins
+        return [None] * page_count
+    headings: list[str | None] = []
     for index in range(page_count):
-        current = by_page.get(index, current)
-        headings[index] = current
+        headings.append(starts.get(index, headings[-1] if headings else None))
     return headings
 
 

@@ -77,6 +77,7 @@ class _Candidate:
 
 
 _ROW_FIELDS = ["text", "embedding", "file_path", "page_start", "page_end", "page_label", "heading"]
+_DENSE_FIELDS = [f for f in _ROW_FIELDS if f != "embedding"]  # dense hits come with their score
 
 
 class Retriever:
@@ -203,9 +204,8 @@ class Retriever:
         return chosen
 
     def _dense(self, vector, limit: int) -> list[_Candidate]:
-        fields = [f for f in _ROW_FIELDS if f != "embedding"]
         return [_Candidate(row.pop("id"), similarity=score, row=row)
-                for row, score in self.store.search(vector.tolist(), limit, fields)]
+                for row, score in self.store.search(vector.tolist(), limit, _DENSE_FIELDS)]
 
     def _fill_rows(self, candidates: list[_Candidate], vector) -> None:
         """Keyword-only hits lack text and a similarity: fetch both in one call."""

@@ -132,7 +132,9 @@ class ChunkStore:
         self.ensure_collection()
         hits = self.client.search(
             self.collection, [vector], limit=limit, output_fields=output_fields, anns_field="embedding",
-            search_params={"metric_type": self.metric, "params": dict(self._search_config)},
+            # no metric_type: Milvus uses the index's own, so a collection another process
+            # re-created (ingest --reset) with a different metric is still searched right
+            search_params={"params": dict(self._search_config)},
         )
         return [({"id": h["id"], **h["entity"]}, float(h["distance"])) for h in (hits[0] if hits else [])]
 
