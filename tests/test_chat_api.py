@@ -3,6 +3,7 @@ the real embedder, the real FastAPI app under uvicorn."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -117,10 +118,23 @@ def test_follow_up_is_retrieved_with_the_earlier_turn(backend):
 
 
 def test_follow_up_rewritten_by_the_llm(backend_settings, embedder):
-    settings = backend_settings.model_copy(update={"condense_mode": "llm"})
+    """The LLM turns a follow-up into a standalone query, and it finds the right page.
+
+    The earlier turn is stored beforehand rather than asked: an answer is sampled, and the
+    rewrite prompt quotes it, so asking it here would make the rewrite a lottery. With a
+    fixed earlier turn the rewrite (temperature 0) is repeatable."""
+    from app.conversations.store import ConversationStore, Message
+
+    store = ConversationStore(backend_settings.conversations_db)
+    asyncio.run(store.add_turn("carol-1", Message("user", "What is a hash table?"), Message(
+        "assistant", "A hash table stores key-value pairs in an array of buckets. A hash function turns "
+                     "each key into the index of its bucket, so a lookup takes constant time on average [1].")))
+    store.close()
+    # A generous timeout: this checks the rewrite itself, and a loaded machine must not
+    # turn it into the (separately tested) fallback.
+    settings = backend_settings.model_copy(update={"condense_mode": "llm", "condense_timeout_s": 60.0})
     server = BackendServer(settings, embedder)
     try:
-        ask(server, "What is a hash table?", "carol-1")
         follow = ask(server, "and how does it handle collisions?", "carol-1").json()
         # SmolLM2 at temperature 0 with the worked examples writes a short query the guard accepts
         assert follow["condensed_by"] == "llm", follow["retrieval_query"]

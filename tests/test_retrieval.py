@@ -102,11 +102,15 @@ def test_relevance_gate_declines_what_the_materials_do_not_cover(tmp_path, setti
         assert result.declined and result.sources == [] and result.best_similarity < settings.similarity_cutoff
     covered = retriever.search("How does a hash table handle collisions?")
     assert not covered.declined and covered.sources
-    # Terse and answered word for word by the lecture, yet MiniLM scores it below the
-    # threshold: the keyword evidence lets it through.
+    # Terse and answered word for word by the lecture: when its similarity falls short of
+    # the threshold (with MiniLM, terse questions often do; here the threshold is set just
+    # above its score), the keyword evidence lets it through.
     terse = retriever.search("What is open addressing?")
-    assert terse.best_similarity < settings.similarity_cutoff and terse.keyword_coverage >= 0.8
-    assert not terse.declined and any("open addressing" in s.text.lower() for s in terse.sources)
+    assert terse.keyword_coverage >= 0.8
+    strict = retriever.search("What is open addressing?", cutoff=terse.best_similarity + 0.05)
+    assert not strict.declined and any("open addressing" in s.text.lower() for s in strict.sources)
+    # ... but not for a question the materials do not cover, whatever its words
+    assert retriever.search("Who won the 2018 FIFA World Cup?", cutoff=0.0).keyword_coverage < 0.8
     harness.close()
 
 
@@ -116,7 +120,9 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     corpus = ROOT / "course_materials" / "data-structures-101"
     questions = {
         "answerable": [{"id": "s1", "question": "how are collisions resolved when two keys hash to the same bucket",
-                        "file": "lecture-04-hash-tables.pdf", "pages": [3], "evidence": "Separate chaining"}],
+                        "file": "lecture-04-hash-tables.pdf", "pages": [3], "evidence": "Separate chaining"},
+                       {"id": "h1", "question": "what is the load factor of a hash table", "split": "holdout",
+                        "file": "lecture-04-hash-tables.pdf", "pages": [4], "evidence": "load factor"}],
         "follow_ups": [{"id": "f1", "first": "What is a hash table?", "follow_up": "and what is its load factor?",
                         "file": "lecture-04-hash-tables.pdf", "pages": [4], "evidence": "load factor"}],
         "out_of_corpus": [{"id": "o1", "question": "Who won the 2018 FIFA World Cup?"}],
@@ -128,8 +134,11 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "| dense | 1.00 | 1.00 | 1.00 |" in out and "| hybrid | 1.00 | 1.00 | 1.00 |" in out
-    assert "1 of 1 | 0 of 1 |" in out  # the unrelated question declined, the answerable one not
+    assert "1 of 1 | 0 of 2 |" in out  # the unrelated question declined, the answerable ones not
     assert "text inside the embedder window: 100.0%" in out
+    # each split on its own: the questions the choices were made on, and the held-out ones
+    assert "By split (dev 1, holdout 1 questions" in out
+    assert "| hybrid | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 |" in out
 
 
 def test_evaluation_refuses_a_question_whose_evidence_is_not_on_its_page(tmp_path, capsys):

@@ -71,13 +71,15 @@ class Settings(BaseSettings):
     )
 
     # --- chunking -------------------------------------------------------
+    # 128: all-MiniLM-L6-v2 reads 256 word pieces but was trained on 128, and 128 retrieved
+    # best of 96/128/160/200 on the evaluation set (bench/chunk_size.py, docs/DESIGN.md).
     chunk_size_tokens: int = Field(
-        default=200,
+        default=128,
         ge=32,
         le=8192,
         description="Chunk size in the embedder's own word pieces (all-MiniLM-L6-v2 reads 256).",
     )
-    chunk_overlap_tokens: int = Field(default=40, ge=0)
+    chunk_overlap_tokens: int = Field(default=25, ge=0)
 
     # --- storage --------------------------------------------------------
     insert_batch_size: int = Field(

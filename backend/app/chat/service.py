@@ -8,6 +8,7 @@ answer; a failed turn leaves the conversation exactly as it was.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
@@ -21,6 +22,8 @@ from app.conversations.store import ConversationStore, Message
 from app.llm.client import LLMClient, LLMUnavailableError, StreamResult
 from app.retrieval.retriever import Retrieval, Retriever
 from app.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 
@@ -69,10 +72,12 @@ class ChatService:
                 self.llm.complete(condense_messages(history, question), max_tokens=48, temperature=0.0),
                 timeout=self.settings.condense_timeout_s,
             )
-        except (asyncio.TimeoutError, LLMUnavailableError):
+        except (asyncio.TimeoutError, LLMUnavailableError) as exc:
+            log.info("follow-up rewrite: LLM did not answer (%s); searching the concatenation", type(exc).__name__)
             return fallback, "concat"
         rewritten = usable_rewrite(text)
         if rewritten is None:
+            log.info("follow-up rewrite: LLM reply is not a query (%r); searching the concatenation", text[:200])
             return fallback, "concat"
         # Keep the student's own words too: small models sometimes drop the point.
         return f"{rewritten} {question}", "llm"

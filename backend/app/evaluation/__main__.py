@@ -134,6 +134,17 @@ def main(argv=None) -> int:
               f"| {r.overall.mrr10:.2f} | {fu} | {declined} of {n_ooc} | {refused} of {n} "
               f"| {percentile(r.latencies_ms, .5):.0f} | {percentile(r.latencies_ms, .95):.0f} |")
 
+    splits = sorted({q.split for q in questions.answerable})
+    if len(splits) > 1:
+        counts = ", ".join(f"{s} {results[0].per_split[s].count}" for s in splits)
+        print(f"\nBy split ({counts} questions; holdout: written after the choices were made on dev):\n")
+        print("| configuration | " + " | ".join(f"{s} hit@1 | {s} hit@3 | {s} hit@5 | {s} MRR@10" for s in splits) + " |")
+        print("|---" * (1 + 4 * len(splits)) + "|")
+        for r in results:
+            cells = " | ".join(f"{r.per_split[s].hit_at(1):.2f} | {r.per_split[s].hit_at(3):.2f} | "
+                               f"{r.per_split[s].hit_at(5):.2f} | {r.per_split[s].mrr10:.2f}" for s in splits)
+            print(f"| {r.name} | {cells} |")
+
     main_result = next((r for r in results if r.name == settings.retrieval_mode), results[-1])
     print(f"\nPer book ({main_result.name}):\n")
     print("| book | questions | hit@3 | hit@5 | MRR@10 |\n|---|---|---|---|---|")

@@ -16,6 +16,9 @@ class Question:
     file: str
     pages: list[int]
     evidence: str
+    # "dev": the questions every retrieval choice was measured on; "holdout": written
+    # later from randomly drawn pages, to check that those choices generalise.
+    split: str = "dev"
 
 
 @dataclass

@@ -18,6 +18,7 @@ class ConfigResult:
     name: str
     overall: RankSummary = field(default_factory=RankSummary)
     per_book: dict[str, RankSummary] = field(default_factory=dict)
+    per_split: dict[str, RankSummary] = field(default_factory=dict)
     follow_ups: dict[str, int] = field(default_factory=dict)  # rewrite method -> found
     # the gate's inputs per question: (best dense similarity, keyword coverage)
     answerable_signals: list[tuple[float, float]] = field(default_factory=list)
@@ -61,6 +62,7 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
         rank = first_hit_rank(q, retrieval.sources)
         result.overall.add(rank)
         result.per_book.setdefault(q.file, RankSummary()).add(rank)
+        result.per_split.setdefault(q.split, RankSummary()).add(rank)
         result.answerable_signals.append((retrieval.best_similarity or 0.0, retrieval.keyword_coverage))
         if not rank or rank > FOUND_WITHIN:
             result.misses.append(q.id)
