@@ -1,0 +1,108 @@
+"""What the optional rerank step costs in retrieval latency, beside dense and hybrid, in one run.
+
+    python bench/rerank_cost.py [--rerank-model NAME] [--candidates 20] [--device cpu]
+
+No cross-encoder can be installed offline here, so by default the rerank step runs an
+*architecture-equivalent* model: the MiniLM-L6 body we ship (6 layers, 384 wide, as in
+cross-encoder/ms-marco-MiniLM-L-6-v2) with an untrained one-number head. Its orderings
+mean nothing; its cost per candidate is that of the real model, which is what this
+measures. Give --rerank-model to time a real cross-encoder where one can be downloaded
+(its quality: `python -m app.evaluation --rerank-model NAME`).
+
+Uses the evaluation's cached database (bench/.cache/eval/, built by `python -m
+app.evaluation`) and its questions; the configurations take turns question by question,
+so machine noise falls on all of them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "backend"))
+
+
+def architecture_equivalent(device: str):
+    """A Reranker whose cross-encoder is the packaged MiniLM-L6 body with a fresh head."""
+    from sentence_transformers import CrossEncoder
+
+    from app.embedding.encoder import resolve_model_source
+    from app.retrieval.reranker import Reranker
+
+    source, _ = resolve_model_source("all-MiniLM-L6-v2")
+    reranker = Reranker.__new__(Reranker)
+    reranker.model_name = "MiniLM-L6 body, untrained head (latency only)"
+    reranker.model = CrossEncoder(source, num_labels=1, device=device, max_length=512)
+    return reranker
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rerank-model", default=None, help="a real cross-encoder to time instead")
+    parser.add_argument("--candidates", type=int, default=None, help="passages reranked (default: the setting)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="passes over the questions")
+    args = parser.parse_args()
+
+    from transformers.utils import logging as hf_logging
+
+    from app.embedding.encoder import load_embedder
+    from app.evaluation.__main__ import DEFAULT_QUESTIONS, parse_args, prepare_database
+    from app.evaluation.metrics import percentile
+    from app.evaluation.questions import QuestionSet
+    from app.retrieval.reranker import load_reranker
+    from app.retrieval.retriever import Retriever
+    from app.settings import Settings
+
+    hf_logging.set_verbosity_error()  # the fresh head's "newly initialized" warning is expected
+    eval_args = parse_args(["--threads", str(args.threads)])
+    settings = Settings(_env_file=None, milvus_uri=str(eval_args.db), collection_name="eval",
+                        embedding_device=args.device, torch_threads=args.threads)
+    if args.candidates:
+        settings = settings.model_copy(update={"rerank_candidates": args.candidates})
+    embedder = load_embedder(settings.embedding_model, args.device, 64, threads=args.threads)
+    embedder.enable_fast_queries(settings.embedding_query_runtime, settings.models_path / "onnx")
+    ingestor = prepare_database(eval_args, settings, embedder)
+    store = ingestor.chunk_store(embedder.dimension)
+    keyword_index = ingestor.keyword_index()
+    keyword_index.ensure_current()
+    if args.rerank_model:
+        reranker = load_reranker(args.rerank_model, args.device)
+        if reranker is None:
+            sys.exit(f"could not load {args.rerank_model}")
+    else:
+        reranker = architecture_equivalent(args.device)
+    retriever = Retriever(settings, store, embedder, keyword_index, reranker)
+    questions = [q.question for q in QuestionSet.load(DEFAULT_QUESTIONS).answerable]
+
+    configs = {"dense": dict(mode="dense", rerank=False), "hybrid": dict(mode="hybrid", rerank=False),
+               f"hybrid + rerank {settings.rerank_candidates}": dict(mode="hybrid", rerank=True)}
+    for kwargs in configs.values():  # warm-up: first calls load kernels and caches
+        retriever.search(questions[0], cutoff=-1.0, **kwargs)
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    rerank_only: list[float] = []
+    for _ in range(args.rounds):
+        for question in questions:
+            for name, kwargs in configs.items():
+                started = time.perf_counter()
+                result = retriever.search(question, cutoff=-1.0, **kwargs)
+                times[name].append((time.perf_counter() - started) * 1000)
+                if kwargs["rerank"]:
+                    rerank_only.append(result.timings.get("rerank_ms", 0.0))
+
+    base = percentile(times["hybrid"], 0.5)
+    print(f"\nRetrieval latency, {len(questions)} questions x {args.rounds} rounds, {store.count():,} chunks, "
+          f"device {args.device}, {args.threads} threads; reranker: {reranker.model_name}\n")
+    print("| configuration | p50 ms | p95 ms | p50 / hybrid p50 |\n|---|---|---|---|")
+    for name, values in times.items():
+        p50, p95 = percentile(values, 0.5), percentile(values, 0.95)
+        print(f"| {name} | {p50:.1f} | {p95:.1f} | {p50 / base:.2f} |")
+    print(f"| the rerank step alone | {percentile(rerank_only, 0.5):.1f} | {percentile(rerank_only, 0.95):.1f} | |")
+
+
+if __name__ == "__main__":
+    main()
