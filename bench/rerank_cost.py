@@ -27,15 +27,11 @@ sys.path.insert(0, str(ROOT / "backend"))
 
 def architecture_equivalent(device: str):
     """A Reranker whose cross-encoder is the packaged MiniLM-L6 body with a fresh head."""
-    from sentence_transformers import CrossEncoder
-
     from app.embedding.encoder import resolve_model_source
-    from app.retrieval.reranker import Reranker
+    from app.retrieval.reranker import load_reranker
 
-    source, _ = resolve_model_source("all-MiniLM-L6-v2")
-    reranker = Reranker.__new__(Reranker)
+    reranker = load_reranker(resolve_model_source("all-MiniLM-L6-v2")[0], device)
     reranker.model_name = "MiniLM-L6 body, untrained head (latency only)"
-    reranker.model = CrossEncoder(source, num_labels=1, device=device, max_length=512)
     return reranker
 
 

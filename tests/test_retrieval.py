@@ -115,6 +115,7 @@ def test_relevance_gate_declines_what_the_materials_do_not_cover(tmp_path, setti
 
 
 def test_evaluation_command_prints_the_tables(tmp_path, capsys):
+    from app.embedding.encoder import resolve_model_source
     from app.evaluation.__main__ import main
 
     corpus = ROOT / "course_materials" / "data-structures-101"
@@ -130,7 +131,8 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     path = tmp_path / "questions.json"
     path.write_text(json.dumps(questions))
     code = main(["--questions", str(path), "--corpus", str(corpus), "--db", str(tmp_path / "eval" / "e.db"),
-                 "--modes", "dense", "hybrid", "--threads", "2"])
+                 "--modes", "dense", "hybrid", "--threads", "2",
+                 "--rerank-model", resolve_model_source("all-MiniLM-L6-v2")[0]])
     out = capsys.readouterr().out
     assert code == 0
     assert "| dense | 1.00 | 1.00 | 1.00 |" in out and "| hybrid | 1.00 | 1.00 | 1.00 |" in out
@@ -139,6 +141,7 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     # each split on its own: the questions the choices were made on, and the held-out ones
     assert "By split (dev 1, holdout 1 questions" in out
     assert "| hybrid | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 |" in out
+    assert "| hybrid + rerank |" in out  # the reranked configuration gets its own row
 
 
 def test_evaluation_refuses_a_question_whose_evidence_is_not_on_its_page(tmp_path, capsys):
@@ -151,6 +154,51 @@ def test_evaluation_refuses_a_question_whose_evidence_is_not_on_its_page(tmp_pat
     code = main(["--questions", str(path), "--corpus", str(ROOT / "course_materials" / "data-structures-101"),
                  "--db", str(tmp_path / "e.db")])
     assert code == 2 and "evidence 'this phrase is not in the lecture' not found" in capsys.readouterr().err
+
+
+def packaged_minilm_cross_encoder():
+    """A real cross-encoder forward pass without a download: the packaged MiniLM-L6 body
+    (the architecture of ms-marco-MiniLM-L-6-v2) under a fresh one-number head. Its order
+    means nothing; the plumbing around it is what these tests check."""
+    import torch
+
+    from app.embedding.encoder import resolve_model_source
+    from app.retrieval.reranker import load_reranker
+
+    torch.manual_seed(0)
+    return load_reranker(resolve_model_source("all-MiniLM-L6-v2")[0], "cpu")
+
+
+def test_the_reranker_orders_the_fused_candidates(tmp_path, settings, embedder):
+    materials = tmp_path / "materials"
+    shutil.copytree(ROOT / "course_materials", materials)
+    harness = IngestHarness(settings, embedder)
+    harness.run(materials)
+    retriever = make_retriever(harness, settings, embedder)
+    question = "How does a hash table handle collisions?"
+    plain = retriever.search(question)
+    retriever.reranker = packaged_minilm_cross_encoder()
+    assert retriever.reranker is not None
+    reranked = retriever.search(question)
+    assert "rerank_ms" in reranked.timings and "rerank_ms" not in plain.timings
+    assert [s.number for s in reranked.sources] == list(range(1, settings.top_k + 1))
+    # the top k of the (wider) candidate pool, in the cross-encoder's order
+    scores = retriever.reranker.score(question, [s.text for s in reranked.sources])
+    assert scores == sorted(scores, reverse=True)
+    pool = retriever.search(question, top_k=settings.rerank_candidates, rerank=False)
+    assert {s.chunk_id for s in reranked.sources} <= {s.chunk_id for s in pool.sources}
+    # rerank=False skips it even when one is loaded
+    assert [s.chunk_id for s in retriever.search(question, rerank=False).sources] == \
+        [s.chunk_id for s in plain.sources]
+    harness.close()
+
+
+def test_a_reranker_that_cannot_be_loaded_is_reported_and_skipped(tmp_path, caplog):
+    from app.retrieval.reranker import load_reranker
+
+    assert load_reranker(None, "cpu") is None  # none configured: nothing to report
+    assert load_reranker(str(tmp_path / "no-such-model"), "cpu") is None
+    assert "answering without it" in caplog.text
 
 
 @pytest.mark.parametrize("fusion", ["relative", "rrf"])
