@@ -58,6 +58,34 @@ def test_pdf_outline_gives_each_page_its_section_path(tmp_path):
     assert [s.page for s in doc.sections] == [1, 2, 3, 4, 5, 6]
 
 
+def test_lost_pdf_ligatures_are_put_back(tmp_path):
+    # TeX-made PDFs often have fi/fl/ff/ffi glyphs with no Unicode mapping: PDFium returns
+    # control characters for them, a different one per ligature and per font.
+    pages = [
+        "The \x1crst \x1cgure de\x1cnes a \x1cle. A \x1doating point \x1dag can \x1dow.",
+        "An e\x1bect is di\x1berent from an o\x1ber. It is di\x1ecult and e\x1ecient, the o\x1ece said.",
+        "A \x10quoted\x11 word and the \x10end\x11 of a \x10sentence\x11 keep their meaning.",
+    ]
+    path = make_pdf(tmp_path / "tex.pdf", pages)
+    text = " ".join(s.text for s in read_document(path).sections)
+    assert "The first figure defines a file. A floating point flag can flow." in text
+    assert "An effect is different from an offer. It is difficult and efficient, the office said." in text
+    # the quote marks that lost their mapping are not ligatures: they become spaces, as before
+    assert "A quoted word and the end of a sentence keep their meaning." in text
+    assert not any(c in text for c in "\x10\x11\x1b\x1c\x1d\x1e")
+
+
+def test_a_control_character_is_only_read_as_a_ligature_on_clear_evidence():
+    from app.ingestion.ligatures import ligature_map
+
+    assert ligature_map("the \x1crst \x1cgure") == {}  # two words: too few to decide
+    assert ligature_map("\x1crst \x1cgure \x1cle \x1cnal") == {"\x1c": "fi"}
+    # a handful of accidental words among many is not a ligature ("\x10re" -> "fire")
+    accidental = "\x10re \x10ne \x10eld \x10lm \x10ght " + " ".join(
+        "\x10" + w for w in "alpha beta gamma delta zeta theta iota kappa lambda sigma tau omega".split())
+    assert ligature_map(accidental) == {}
+
+
 def test_pdf_without_outline_has_no_headings(tmp_path):
     doc = read_document(make_pdf(tmp_path / "plain.pdf", ["One.", "Two."]))
     assert [s.heading for s in doc.sections] == [None, None]

@@ -30,7 +30,7 @@ from app.storage.catalog import Catalog, CollectionMeta, FileRecord
 from app.storage.chunk_store import ChunkStore
 
 # Bump when reading, cleaning or chunking changes, so existing files are redone.
-PIPELINE_VERSION = "2"  # 2: PDF outline headings, embedded with the text
+PIPELINE_VERSION = "3"  # 2: PDF outline headings, embedded with the text; 3: lost PDF ligatures repaired
 ENCODE_BATCH = 128  # chunks per encode call between progress updates
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from app.ingestion.ligatures import repair_ligatures
 from app.ingestion.normalize import normalize_text, strip_page_furniture
 
 
@@ -89,7 +90,7 @@ def read_pdf(path: Path) -> ExtractedDocument:
         headings = outline_headings(pdf, len(texts))
     finally:
         pdf.close()
-    pages = strip_page_furniture([normalize_text(t) for t in texts])
+    pages = strip_page_furniture([normalize_text(t) for t in repair_ligatures(texts)])
     sections = [
         Section(text=text, page=i + 1, page_label=labels[i], heading=headings[i])
         for i, text in enumerate(pages)
