@@ -22,21 +22,16 @@ QUESTIONS = Path(__file__).with_name("eval") / "questions.json"
 CACHE = Path(__file__).with_name(".cache") / "chunks"
 
 
-def ingest(size: int, overlap: int, books: Path, embedder):
-    """The size's own database, ingested (or brought up to date) with the real pipeline."""
-    from app.ingestion.pipeline import Ingestor
+def ingest(size: int, overlap: int, corpus: Path, embedder):
+    """The size's own database, ingested (or brought up to date) the way the evaluation does."""
+    from app.evaluation.__main__ import prepare_database
     from app.settings import Settings
-    from app.storage.connection import connect, resolve_target
 
-    folder = CACHE / str(size)
-    folder.mkdir(parents=True, exist_ok=True)
-    settings = Settings(_env_file=None, milvus_uri=str(folder / "corpus.db"), collection_name="eval",
+    db = CACHE / str(size) / "corpus.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    settings = Settings(_env_file=None, milvus_uri=str(db), collection_name="eval",
                         chunk_size_tokens=size, chunk_overlap_tokens=overlap)
-    target = resolve_target(settings)
-    ingestor = Ingestor(settings, connect(target, 10), target.uri, "", target.describe(),
-                        embedder_loader=lambda: embedder)
-    ingestor.run(books, prune=True)
-    return settings, ingestor
+    return settings, prepare_database(argparse.Namespace(db=db, corpus=corpus), settings, embedder)
 
 
 def main() -> None:
@@ -58,17 +53,12 @@ def main() -> None:
         sys.exit("question file problems:\n" + "\n".join(problems))
     embedder = load_embedder("all-MiniLM-L6-v2", "cpu", 64, threads=args.threads)
     embedder.enable_fast_queries("auto", ROOT / "models" / "onnx")
-    books = CACHE / "books"
-    books.mkdir(parents=True, exist_ok=True)
-    for pdf in sorted(args.corpus.glob("*.pdf")):
-        if not (books / pdf.name).exists():
-            (books / pdf.name).symlink_to(pdf.resolve())
 
     rows = []
     for size in args.sizes:
         overlap = int(size * args.overlap_share)
         print(f"size {size}: ingesting (first run for a size takes minutes) ...", file=sys.stderr, flush=True)
-        settings, ingestor = ingest(size, overlap, books, embedder)
+        settings, ingestor = ingest(size, overlap, args.corpus, embedder)
         store = ingestor.chunk_store(embedder.dimension)
         keyword_index = ingestor.keyword_index()
         keyword_index.ensure_current()

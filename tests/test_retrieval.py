@@ -13,6 +13,15 @@ from backend_fixtures import ROOT
 from conftest import IngestHarness, topic_text
 
 
+def ingest_sample_course(tmp_path, settings, embedder) -> IngestHarness:
+    """The sample course ingested into a fresh database: what most tests here search."""
+    materials = tmp_path / "materials"
+    shutil.copytree(ROOT / "course_materials", materials)
+    harness = IngestHarness(settings, embedder)
+    harness.run(materials)
+    return harness
+
+
 def make_retriever(harness, settings, embedder, recheck_s: float = 0.0):
     """A retriever as the backend builds it, with its own keyword index object (as a
     second process would have)."""
@@ -92,10 +101,7 @@ def test_hybrid_finds_an_exact_code_that_dense_search_ranks_low(tmp_path, settin
 
 
 def test_relevance_gate_declines_what_the_materials_do_not_cover(tmp_path, settings, embedder):
-    materials = tmp_path / "materials"
-    shutil.copytree(ROOT / "course_materials", materials)
-    harness = IngestHarness(settings, embedder)
-    harness.run(materials)
+    harness = ingest_sample_course(tmp_path, settings, embedder)
     retriever = make_retriever(harness, settings, embedder)
     for question in ("Who won the 2018 FIFA World Cup?", "How long should sourdough proof before baking?"):
         result = retriever.search(question)
@@ -170,10 +176,7 @@ def packaged_minilm_cross_encoder():
 
 
 def test_the_reranker_orders_the_fused_candidates(tmp_path, settings, embedder):
-    materials = tmp_path / "materials"
-    shutil.copytree(ROOT / "course_materials", materials)
-    harness = IngestHarness(settings, embedder)
-    harness.run(materials)
+    harness = ingest_sample_course(tmp_path, settings, embedder)
     retriever = make_retriever(harness, settings, embedder)
     question = "How does a hash table handle collisions?"
     plain = retriever.search(question)
@@ -203,10 +206,7 @@ def test_a_reranker_that_cannot_be_loaded_is_reported_and_skipped(tmp_path, capl
 
 @pytest.mark.parametrize("fusion", ["relative", "rrf"])
 def test_both_fusion_methods_rank_the_defining_passage_high(tmp_path, settings, embedder, fusion):
-    materials = tmp_path / "materials"
-    shutil.copytree(ROOT / "course_materials", materials)
-    harness = IngestHarness(settings, embedder)
-    harness.run(materials)
+    harness = ingest_sample_course(tmp_path, settings, embedder)
     tuned = settings.model_copy(update={"fusion": fusion})
     retriever = make_retriever(harness, tuned, embedder)
     sources = retriever.search("What is separate chaining in a hash table?").sources

@@ -19,7 +19,7 @@ from pathlib import Path
 LIGATURES = ("fi", "fl", "ff", "ffi", "ffl")
 # C0 controls except tab, line feed, form feed, carriage return and U+0002 (PDFium's
 # mark for a hyphen at a line end).
-_SUSPECT = "\x01\x03\x04\x05\x06\x07\x08\x0b\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f"
+_SUSPECT = frozenset(map(chr, [0x01, *range(0x03, 0x09), 0x0B, *range(0x0E, 0x20)]))
 _WORDS_FILE = Path(__file__).with_name("data") / "ligature_words.txt"
 MIN_WORDS = 3  # distinct repaired words needed before trusting a mapping
 # ... and the share of the character's distinct words they must be: a lost ligature
@@ -38,7 +38,7 @@ def ligature_map(text: str) -> dict[str, str]:
     """Which control character in `text` stands for which ligature (only clear cases)."""
     words = known_words()
     mapping: dict[str, str] = {}
-    for char in {c for c in text if c in _SUSPECT}:
+    for char in set(text) & _SUSPECT:
         broken = set(re.findall(rf"[A-Za-z]*{re.escape(char)}[A-Za-z]*", text))
         broken = {w.lower() for w in broken if len(w) > 1}
         votes = Counter({lig: sum(w.replace(char, lig) in words for w in broken) for lig in LIGATURES})
