@@ -1,6 +1,6 @@
 """What the optional rerank step costs in retrieval latency, beside dense and hybrid, in one run.
 
-    python bench/rerank_cost.py [--rerank-model NAME] [--candidates 20] [--device cpu]
+    python bench/rerank_cost.py [--rerank-model NAME] [--candidates 20] [--device cpu] [--save-candidates FILE]
 
 No cross-encoder can be installed offline here, so by default the rerank step runs an
 *architecture-equivalent* model: the MiniLM-L6 body we ship (6 layers, 384 wide, as in
@@ -11,12 +11,14 @@ measures. Give --rerank-model to time a real cross-encoder where one can be down
 
 Uses the evaluation's cached database (bench/.cache/eval/, built by `python -m
 app.evaluation`) and its questions; the configurations take turns question by question,
-so machine noise falls on all of them alike.
+so machine noise falls on all of them alike. --save-candidates writes what each question
+handed the reranker, for bench/rerank_step.py to time the step on a machine without the stack.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -30,9 +32,17 @@ def architecture_equivalent(device: str):
     from app.embedding.encoder import resolve_model_source
     from app.retrieval.reranker import load_reranker
 
-    reranker = load_reranker(resolve_model_source("all-MiniLM-L6-v2")[0], device)
+    reranker = load_reranker(resolve_model_source("all-MiniLM-L6-v2")[0], device, ROOT / "models")
     reranker.model_name = "MiniLM-L6 body, untrained head (latency only)"
     return reranker
+
+
+def keeping_candidates(score, saved: dict[str, list[str]]):
+    """Reranker.score that also keeps the passages each question was first given."""
+    def score_and_keep(query: str, passages: list[str]) -> list[float]:
+        saved.setdefault(query, list(passages))
+        return score(query, passages)
+    return score_and_keep
 
 
 def main() -> None:
@@ -42,6 +52,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2, help="passes over the questions")
+    parser.add_argument("--save-candidates", type=Path, default=None,
+                        help="write each question's rerank candidates here (JSON, for bench/rerank_step.py)")
     args = parser.parse_args()
 
     from transformers.utils import logging as hf_logging
@@ -67,11 +79,14 @@ def main() -> None:
     keyword_index = ingestor.keyword_index()
     keyword_index.ensure_current()
     if args.rerank_model:
-        reranker = load_reranker(args.rerank_model, args.device)
+        reranker = load_reranker(args.rerank_model, args.device, settings.models_path)
         if reranker is None:
             sys.exit(f"could not load {args.rerank_model}")
     else:
         reranker = architecture_equivalent(args.device)
+    saved: dict[str, list[str]] = {}
+    if args.save_candidates:
+        reranker.score = keeping_candidates(reranker.score, saved)
     retriever = Retriever(settings, store, embedder, keyword_index, reranker)
     questions = [q.question for q in QuestionSet.load(DEFAULT_QUESTIONS).answerable]
 
@@ -98,6 +113,11 @@ def main() -> None:
         p50, p95 = percentile(values, 0.5), percentile(values, 0.95)
         print(f"| {name} | {p50:.1f} | {p95:.1f} | {p50 / base:.2f} |")
     print(f"| the rerank step alone | {percentile(rerank_only, 0.5):.1f} | {percentile(rerank_only, 0.95):.1f} | |")
+    if args.save_candidates:
+        args.save_candidates.parent.mkdir(parents=True, exist_ok=True)
+        args.save_candidates.write_text(json.dumps(
+            [{"question": q, "passages": saved[q]} for q in questions if q in saved], indent=0))
+        print(f"\ncandidates of {len(saved)} questions saved to {args.save_candidates}")
 
 
 if __name__ == "__main__":
