@@ -24,6 +24,7 @@ TMUX_SOCKET="${APPLIANCE_TMUX_SOCKET:-rag-appliance}"
 LLAMA_VERSION="0.3.36"
 STEPS=7
 step=0
+RERANKER=""
 
 say()  { printf '%s\n' "$*"; }
 progress() { step=$((step + 1)); printf '[%d/%d] %s\n' "$step" "$STEPS" "$*"; }
@@ -124,7 +125,7 @@ choose_llm_server() {
       [ -x "$LLAMA_SERVER_BIN" ] || fail "LLAMA_SERVER_BIN=$LLAMA_SERVER_BIN is not an executable file."
     else
       if [ ! -x "$ROOT/build/llama-server/bin/llama-server" ]; then
-        say "      building llama.cpp's llama-server ${cuda_flag:+with CUDA }from the pinned source (once; about 8 minutes on 2 cores)"
+        say "      building llama.cpp's llama-server ${cuda_flag:+with CUDA }from the pinned source (once; about 8 minutes on 2 CPU cores, 4 with CUDA on 16)"
       fi
       LLAMA_SERVER_BIN="$(APPLIANCE_VENV="$VENV" "$ROOT/scripts/build_llama_server.sh" $cuda_flag)" \
         || fail "building llama-server failed (see above). Set RAG_LLM_SERVER=python to use llama_cpp.server instead."
@@ -157,6 +158,17 @@ choose_model() {
   MODEL_PATH="$(cd "$ROOT/backend" && "$PY" -m app.appliance model $gpu_flag)" \
     || fail "no model to serve (see the message above)."
   say "      $MODEL_PATH"
+  # The reranker (GPU pods, or wherever RAG_RERANKER_MODEL is set) is fetched now, where the
+  # download shows, so that the backend loads it from disk; one that cannot be had is left off.
+  RERANKER=""
+  if has_gpu || [ "$RERANKER_SET" = "1" ]; then
+    if RERANKER="$(cd "$ROOT/backend" && "$PY" -m app.appliance reranker $gpu_flag)"; then
+      say "      reranker: ${RERANKER:-off}"
+    else
+      RERANKER=""
+      say "      reranker: off (it could not be fetched; the reason is above). Answers come unreranked."
+    fi
+  fi
 }
 
 ingest_if_empty() {
@@ -207,14 +219,14 @@ llm_device_label() {
 }
 
 # Defaults that depend on the machine, unless the user chose otherwise:
-# - GPU pod: rerank with a cross-encoder (cheap there; downloads once; if it cannot, the
-#   backend logs that and answers without it).
+# - GPU pod: rerank with the cross-encoder choose_model fetched (RAG_GPU_RERANKER_MODEL;
+#   about 9 ms a question on an H100, bench/rerank_step.py); off when it could not be had.
 # - CPU with the tiny packaged model: rewrite follow-ups by joining the previous question
 #   instead of asking the LLM (measured: finds 6 of 6 follow-ups vs 5 of 6 for
 #   SmolLM2's rewrite, and saves a second or two per follow-up).
 device_env() {
   if has_gpu; then
-    [ "$RERANKER_SET" = "0" ] && echo "RAG_RERANKER_MODEL=cross-encoder/ms-marco-MiniLM-L-6-v2"
+    [ "$RERANKER_SET" = "0" ] && [ -n "$RERANKER" ] && echo "RAG_RERANKER_MODEL=$(printf %q "$RERANKER")"
   else
     [ "$CONDENSE_MODE_SET" = "0" ] && echo "RAG_CONDENSE_MODE=concat"
   fi

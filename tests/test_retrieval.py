@@ -162,7 +162,7 @@ def test_evaluation_refuses_a_question_whose_evidence_is_not_on_its_page(tmp_pat
     assert code == 2 and "evidence 'this phrase is not in the lecture' not found" in capsys.readouterr().err
 
 
-def packaged_minilm_cross_encoder():
+def packaged_minilm_cross_encoder(models_path):
     """A real cross-encoder forward pass without a download: the packaged MiniLM-L6 body
     (the architecture of ms-marco-MiniLM-L-6-v2) under a fresh one-number head. Its order
     means nothing; the plumbing around it is what these tests check."""
@@ -172,7 +172,7 @@ def packaged_minilm_cross_encoder():
     from app.retrieval.reranker import load_reranker
 
     torch.manual_seed(0)
-    return load_reranker(resolve_model_source("all-MiniLM-L6-v2")[0], "cpu")
+    return load_reranker(resolve_model_source("all-MiniLM-L6-v2")[0], "cpu", models_path)
 
 
 def test_the_reranker_orders_the_fused_candidates(tmp_path, settings, embedder):
@@ -180,7 +180,7 @@ def test_the_reranker_orders_the_fused_candidates(tmp_path, settings, embedder):
     retriever = make_retriever(harness, settings, embedder)
     question = "How does a hash table handle collisions?"
     plain = retriever.search(question)
-    retriever.reranker = packaged_minilm_cross_encoder()
+    retriever.reranker = packaged_minilm_cross_encoder(tmp_path)
     assert retriever.reranker is not None
     reranked = retriever.search(question)
     assert "rerank_ms" in reranked.timings and "rerank_ms" not in plain.timings
@@ -199,8 +199,8 @@ def test_the_reranker_orders_the_fused_candidates(tmp_path, settings, embedder):
 def test_a_reranker_that_cannot_be_loaded_is_reported_and_skipped(tmp_path, caplog):
     from app.retrieval.reranker import load_reranker
 
-    assert load_reranker(None, "cpu") is None  # none configured: nothing to report
-    assert load_reranker(str(tmp_path / "no-such-model"), "cpu") is None
+    assert load_reranker(None, "cpu", tmp_path) is None  # none configured: nothing to report
+    assert load_reranker(str(tmp_path / "no-such-model"), "cpu", tmp_path) is None
     assert "answering without it" in caplog.text
 
 

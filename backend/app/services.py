@@ -97,7 +97,8 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     keyword_index = ingestor.keyword_index()
     keyword_index.ensure_current()  # load (or build) it now, not on the first question
     retriever = Retriever(settings, store, embedder, keyword_index,
-                          load_reranker(settings.reranker_model, settings.embedding_device))
+                          load_reranker(settings.reranker_model, settings.embedding_device,
+                                        settings.models_path))
     llm = LLMClient(settings)
     conversations = ConversationStore(settings.conversations_path)
     chat = ChatService(settings, retriever, llm, conversations)

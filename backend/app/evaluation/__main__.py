@@ -106,7 +106,7 @@ def main(argv=None) -> int:
 
     configs = [(mode, mode, False) for mode in args.modes]
     if args.rerank_model:
-        retriever.reranker = load_reranker(args.rerank_model, "auto")
+        retriever.reranker = load_reranker(args.rerank_model, "auto", settings.models_path)
         if retriever.reranker is None:
             print(f"reranker {args.rerank_model} could not be loaded; skipping it", file=sys.stderr)
         else:
