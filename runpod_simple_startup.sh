@@ -10,8 +10,9 @@
 #
 # Settings come from .env / RAG_* variables (backend/app/settings.py): ports, model,
 # context size, RAG_LLM_SERVER (auto | python | native). APPLIANCE_VENV picks another
-# virtual environment, APPLIANCE_TMUX_SOCKET another tmux server (tests use both), and
-# LLAMA_SERVER_BIN a llama-server binary you already have (skips building one).
+# virtual environment, APPLIANCE_TMUX_SOCKET another tmux server (tests use both),
+# LLAMA_SERVER_BIN a llama-server binary you already have (skips building one), and
+# LLAMA_CPP_SOURCE an unpacked llama.cpp source to build it from (machines without PyPI).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
