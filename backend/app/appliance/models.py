@@ -120,8 +120,7 @@ def reranker_main(argv: list[str]) -> int:
     try:
         name = choose_reranker(get_settings(), "--gpu" in argv, log=_stderr)
     except Exception as exc:  # offline, no such repository, download broke off
-        print(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConfigurationError) else str(exc),
-              file=sys.stderr)
+        _stderr(str(exc) if isinstance(exc, ConfigurationError) else f"{type(exc).__name__}: {exc}")
         return 1
     print(name or "")
     return 0
