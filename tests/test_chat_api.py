@@ -329,3 +329,4 @@ def test_browser_ui_is_served_at_the_root_with_a_strict_policy(backend):
     assert httpx.get(f"{backend.url}/docs").status_code == 200  # the API docs still win
     ready = httpx.get(f"{backend.url}/api/ready").json()
     assert "llm_device" in ready
+    assert ready["retrieval"] == "hybrid" and ready["reranker"] is None  # what the status card shows

@@ -53,6 +53,9 @@ export class StatusPanel {
       rows.push(...line("Runs on", r.llm_device || "unknown"));
       rows.push(...line("Indexed", r.chunks == null ? "?" : `${r.chunks.toLocaleString()} chunks`));
       rows.push(...line("Embedder", `${r.embedding_model} (${r.embedding_device})`));
+      if (r.retrieval) {
+        rows.push(...line("Search", `${r.retrieval}, ${r.reranker ? `reranked by ${r.reranker.split("/").pop()}` : "no reranker"}`));
+      }
       for (const problem of r.problems || []) {
         const p = document.createElement("span");
         p.className = "problem";

@@ -42,6 +42,9 @@ async def ready(services: Services = Depends(get_services)) -> JSONResponse:
         problems.append(str(exc))
     report["llm_url"] = services.llm.base_url
     report["llm_device"] = services.settings.llm_device
+    reranker = services.retriever.reranker
+    report["retrieval"] = services.settings.retrieval_mode
+    report["reranker"] = reranker.model_name if reranker else None  # None: off or not loadable
     report["ready"] = not problems
     if problems:
         report["problems"] = problems
