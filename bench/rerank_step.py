@@ -41,12 +41,6 @@ def with_random_weights(shape_dir: Path, into: Path) -> Path:
     return into
 
 
-def percentile(values: list[float], q: float) -> float:
-    """As app.evaluation.metrics.percentile, which imports the storage stack this must run without."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=Path, default=DEFAULT_CANDIDATES)
@@ -61,6 +55,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
+    from app.evaluation.metrics import percentile
     from app.retrieval.reranker import load_reranker
 
     hf_logging.set_verbosity_error()  # the fresh head's "newly initialized" warning is expected

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from app.evaluation.questions import Question, flat
-from app.retrieval.retriever import Source
+
+if TYPE_CHECKING:  # only a type here: the metrics stay importable without the storage stack
+    from app.retrieval.retriever import Source
 
 
 def is_hit(question: Question, source: Source) -> bool:
