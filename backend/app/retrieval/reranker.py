@@ -18,11 +18,13 @@ log = logging.getLogger(__name__)
 
 
 class Reranker:
-    def __init__(self, model_name: str, device: str = "cpu", max_length: int = 512):
+    def __init__(self, model_name: str, device: str = "cpu", max_length: int = 512, source: Path | None = None):
+        """`model_name` is what the model is called (shown in /api/ready); `source`, the folder
+        it is loaded from when that is not the name itself."""
         from sentence_transformers import CrossEncoder
 
         self.model_name = model_name
-        self.model = CrossEncoder(model_name, device=device, max_length=max_length)
+        self.model = CrossEncoder(str(source or model_name), device=device, max_length=max_length)
 
     def score(self, query: str, passages: list[str]) -> list[float]:
         if not passages:
@@ -38,12 +40,11 @@ def load_reranker(model_name: str | None, device: str, models_path: Path) -> Rer
         return None
     try:
         source = fetch_model(model_name, models_path, log=log.info)
-        reranker = Reranker(str(source), device="cuda" if device in ("auto", "cuda") and _has_cuda() else "cpu")
+        return Reranker(model_name, device="cuda" if device in ("auto", "cuda") and _has_cuda() else "cpu",
+                        source=source)
     except Exception as exc:  # offline, wrong name, no disk: answer without reranking
         log.warning("reranker %s not loaded (%s); answering without it", model_name, exc)
         return None
-    reranker.model_name = model_name
-    return reranker
 
 
 def _has_cuda() -> bool:
