@@ -176,3 +176,18 @@ def test_repair_removes_orphans_and_redoes_incomplete_files(harness, materials):
     rows = harness.rows()
     assert len(rows) == len({r["id"] for r in rows}) == report.chunks_in_database
     assert orphan["id"] in {r["id"] for r in rows}  # stable ids: redone, not duplicated
+
+
+def test_contents_and_index_pages_are_left_out_and_named_in_the_summary(harness, tmp_path):
+    from app.ingestion.cli import format_summary
+
+    chapters = ["Arrays", "Linked lists", "Hash tables", "Binary heaps", "Sorting", "Graphs"]
+    contents = "Contents\n" + "\n".join(f"{n} {title} {4 * n}" for n, title in enumerate(chapters, 1))
+    index = "Index\n" + "\n".join(f"{word}, {n}, {n + 9}" for n, word in
+                                  enumerate(["array", "binary heap", "chaining", "deque", "edge", "hash table"], 2))
+    root = tmp_path / "course"
+    make_pdf(root / "book.pdf", ["Title", contents, topic_text("hash tables"), topic_text("binary heaps"), index])
+    report = harness.run(root)
+    assert report.left_out_pages == {"book.pdf": [2, 5]}
+    assert {r["page_start"] for r in harness.rows()} == {1, 3, 4}
+    assert "book.pdf: pp. 2, 5" in format_summary(report)

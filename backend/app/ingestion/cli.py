@@ -93,6 +93,18 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m {secs:02d}s"
 
 
+def _page_ranges(pages: list[int]) -> str:
+    """[3, 4, 5, 9] -> "pp. 3-5, 9"."""
+    runs: list[list[int]] = []
+    for page in pages:
+        if runs and page == runs[-1][-1] + 1:
+            runs[-1].append(page)
+        else:
+            runs.append([page])
+    parts = [f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}" for run in runs]
+    return ("p. " if len(pages) == 1 else "pp. ") + ", ".join(parts)
+
+
 def format_summary(report: IngestReport) -> str:
     processed = len(report.ingested) + len(report.updated)
     lines = [
@@ -112,6 +124,9 @@ def format_summary(report: IngestReport) -> str:
     if report.warnings:
         lines.append("Warnings:")
         lines.extend(f"  {path}: {'; '.join(w)}" for path, w in sorted(report.warnings.items()))
+    if report.left_out_pages:
+        lines.append("Left out as table of contents or index (they list topics but explain none):")
+        lines.extend(f"  {path}: {_page_ranges(pages)}" for path, pages in sorted(report.left_out_pages.items()))
     if report.repaired:
         lines.append(f"Repaired after an interrupted run: {', '.join(report.repaired)}")
     if report.removed:

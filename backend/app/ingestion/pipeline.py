@@ -30,7 +30,9 @@ from app.storage.catalog import Catalog, CollectionMeta, FileRecord
 from app.storage.chunk_store import ChunkStore
 
 # Bump when reading, cleaning or chunking changes, so existing files are redone.
-PIPELINE_VERSION = "3"  # 2: PDF outline headings, embedded with the text; 3: lost PDF ligatures repaired
+# 2: PDF outline headings, embedded with the text; 3: lost PDF ligatures repaired;
+# 4: contents and index pages left out
+PIPELINE_VERSION = "4"
 ENCODE_BATCH = 128  # chunks per encode call between progress updates
 
 
@@ -243,6 +245,8 @@ class Ingestor:
         (report.updated if is_update else report.ingested).append(path)
         if document.warnings:
             report.warnings[path] = document.warnings
+        if document.left_out_pages:
+            report.left_out_pages[path] = document.left_out_pages
         report.pages += document.page_count or 1
         report.chunks_written += len(chunks)
         report.tokens_total += sum(c.token_count for c in chunks)

@@ -43,6 +43,7 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, list[str]] = field(default_factory=dict)
+    left_out_pages: dict[str, list[int]] = field(default_factory=dict)  # contents / index pages
     repaired: list[str] = field(default_factory=list)
     hidden_skipped: int = 0
     unsupported_skipped: Counter = field(default_factory=Counter)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from app.ingestion.contents_pages import find_contents_and_index_pages
 from app.ingestion.ligatures import repair_ligatures
 from app.ingestion.normalize import normalize_text, strip_page_furniture
 
@@ -40,6 +41,7 @@ class ExtractedDocument:
     sections: list[Section]
     page_count: int = 0
     warnings: list[str] = field(default_factory=list)
+    left_out_pages: list[int] = field(default_factory=list)  # contents and index pages, 1-based
 
 
 # --- PDF -----------------------------------------------------------------
@@ -91,20 +93,24 @@ def read_pdf(path: Path) -> ExtractedDocument:
     finally:
         pdf.close()
     pages = strip_page_furniture([normalize_text(t) for t in repair_ligatures(texts)])
+    skipped = find_contents_and_index_pages(pages)
     sections = [
         Section(text=text, page=i + 1, page_label=labels[i], heading=headings[i])
         for i, text in enumerate(pages)
-        if text.strip()
+        if text.strip() and i not in skipped
     ]
+    if not sections and skipped:
+        raise UnreadableFileError("only a table of contents or an index, no text to answer from")
     if not sections:
         raise UnreadableFileError(
             "no extractable text (a scanned PDF without a text layer? run OCR on it first, "
             "e.g. with ocrmypdf)"
         )
-    blank = len(pages) - len(sections)
+    blank = sum(1 for text in pages if not text.strip())
     if blank and blank > len(pages) // 2:
         warnings.append(f"{blank} of {len(pages)} pages have no text layer")
-    return ExtractedDocument(sections=sections, page_count=len(pages), warnings=warnings)
+    return ExtractedDocument(sections=sections, page_count=len(pages), warnings=warnings,
+                             left_out_pages=sorted(i + 1 for i in skipped))
 
 
 def outline_headings(pdf, page_count: int, max_depth: int = 6) -> list[str | None]:
