@@ -59,6 +59,13 @@ def test_contents_page_without_a_heading_is_found_by_its_rising_page_numbers():
     assert find_contents_and_index_pages([PROSE, headless, PROSE]) == {1}
 
 
+def test_contents_without_page_numbers_under_a_contents_heading():
+    # LibreTexts: titles only, the list running on to a second page
+    first = "TABLE OF CONTENTS\nForeword\nLicensing\nCourse Overview\n1.1: Welcome\n1.2: Prerequisites\n2: Sorting"
+    second = "Glossary\nSummary\nDetailed Licensing"
+    assert find_contents_and_index_pages([first, second, PROSE, "Contents\n" + PROSE]) == {0, 1}
+
+
 def test_index_pages_are_found():
     pages = [PROSE, PROSE, INDEX, INDEX_CONTINUED]
     assert find_contents_and_index_pages(pages) == {2, 3}

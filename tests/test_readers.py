@@ -56,6 +56,7 @@ def test_pdf_outline_gives_each_page_its_section_path(tmp_path):
         "6 Trees",
     ]
     assert [s.page for s in doc.sections] == [1, 2, 3, 4, 5, 6]
+    assert all(s.heading_embedded for s in doc.sections)  # an outline is trusted enough to embed
 
 
 def test_lost_pdf_ligatures_are_put_back(tmp_path):

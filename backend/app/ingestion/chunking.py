@@ -39,6 +39,7 @@ class Chunk:
     page_end: int | None
     page_label: str | None
     heading: str | None
+    heading_embedded: bool = True
 
 
 def split_sentences(paragraph: str) -> list[str]:
@@ -174,4 +175,5 @@ class Chunker:
             page_end=last.page,
             page_label=label,
             heading=first.heading,
+            heading_embedded=first.heading_embedded,
         )

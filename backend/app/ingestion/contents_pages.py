@@ -50,6 +50,9 @@ _MIN_SHARE_HEADED = 0.3
 _MIN_ORDERED = 0.8  # share of neighbouring entries in order
 _MIN_DISTINCT = 0.6  # distinct entry titles (a listing repeats its words on every line)
 _MIN_LETTERS = 0.6  # letters among a title's non-space characters (code is digits and symbols)
+# Under a contents heading, a list of titles without page numbers is contents too.
+_TITLE_WORDS = 12
+_MIN_TITLE_SHARE = 0.8
 
 
 def _is_wordy(title: str) -> bool:
@@ -111,6 +114,12 @@ def _looks_like_index(lines: list[str], min_share: float, min_lines: int) -> boo
     )
 
 
+def _looks_like_title_list(lines: list[str], min_lines: int) -> bool:
+    """A contents page without page numbers (LibreTexts): short title lines, no prose."""
+    titles = [line for line in lines if len(line.split()) <= _TITLE_WORDS and not line.endswith(".")]
+    return len(lines) >= min_lines and len(titles) / len(lines) >= _MIN_TITLE_SHARE
+
+
 def _headed(lines: list[str], heading: re.Pattern[str]) -> bool:
     return any(heading.match(line) for line in lines[:_HEADING_LINES])
 
@@ -118,7 +127,7 @@ def _headed(lines: list[str], heading: re.Pattern[str]) -> bool:
 def find_contents_and_index_pages(pages: list[str]) -> set[int]:
     """0-based numbers of the pages that are a table of contents or an index."""
     found: set[int] = set()
-    previous: str | None = None  # "contents" or "index" when the last page with text was one
+    previous: str | None = None  # "contents", "titles" or "index" when the last page with text was one
     for number, text in enumerate(pages):
         lines = [line.strip() for line in text.split("\n") if line.strip()]
         if not lines:
@@ -132,10 +141,14 @@ def find_contents_and_index_pages(pages: list[str]) -> set[int]:
             kind = "contents"
         elif _headed(lines, _INDEX_HEADING) and _looks_like_index(lines, _MIN_SHARE_CONTINUED, 3):
             kind = "index"
+        elif _headed(lines, _CONTENTS_HEADING) and _looks_like_title_list(lines, 5):
+            kind = "titles"
         elif previous == "contents" and _looks_like_contents(lines, _MIN_SHARE_CONTINUED, 1, min_entries=2):
             kind = "contents"
         elif previous == "index" and _looks_like_index(lines, _MIN_SHARE_CONTINUED, 1):
             kind = "index"
+        elif previous == "titles" and _looks_like_title_list(lines, 3):
+            kind = "titles"
         if kind:
             found.add(number)
         previous = kind

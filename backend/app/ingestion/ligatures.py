@@ -48,10 +48,6 @@ def ligature_map(text: str) -> dict[str, str]:
     return mapping
 
 
-def repair_ligatures(pages: list[str]) -> list[str]:
-    """The pages with lost ligatures put back, decided over the whole document."""
-    mapping = ligature_map("\n".join(pages))
-    if not mapping:
-        return pages
-    table = str.maketrans(mapping)
-    return [page.translate(table) for page in pages]
+def translate_ligatures(text: str, mapping: dict[str, str]) -> str:
+    """`text` with the characters of a `ligature_map` replaced by their letters."""
+    return text.translate(str.maketrans(mapping)) if mapping else text

@@ -31,8 +31,8 @@ from app.storage.chunk_store import ChunkStore
 
 # Bump when reading, cleaning or chunking changes, so existing files are redone.
 # 2: PDF outline headings, embedded with the text; 3: lost PDF ligatures repaired;
-# 4: contents and index pages left out
-PIPELINE_VERSION = "4"
+# 4: contents and index pages left out; 5: headings from the type size where there is no outline
+PIPELINE_VERSION = "5"
 ENCODE_BATCH = 128  # chunks per encode call between progress updates
 
 
@@ -44,7 +44,9 @@ def pipeline_fingerprint(settings: Settings) -> str:
 def embedding_text(chunk: Chunk) -> str:
     """What is embedded: the section heading, then the chunk. A passage often says "it"
     or "this method"; the heading says what it is about (measured: docs/DESIGN.md)."""
-    return f"{chunk.heading}\n\n{chunk.text}" if chunk.heading else chunk.text
+    if chunk.heading and chunk.heading_embedded:
+        return f"{chunk.heading}\n\n{chunk.text}"
+    return chunk.text
 
 
 def chunk_id(rel_path: str, file_hash: str, index: int) -> str:

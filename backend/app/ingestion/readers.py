@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 from app.ingestion.contents_pages import find_contents_and_index_pages
-from app.ingestion.ligatures import repair_ligatures
+from app.ingestion.ligatures import ligature_map, translate_ligatures
 from app.ingestion.normalize import normalize_text, strip_page_furniture
+from app.ingestion.pdf_headings import FontLine, font_headings, page_font_lines
 
 
 class UnreadableFileError(Exception):
@@ -34,6 +35,9 @@ class Section:
     page: int | None = None
     page_label: str | None = None
     heading: str | None = None
+    # False for headings guessed from the type size: named in citations, not embedded
+    # (embedding them cost dense retrieval 5 of 92 questions: docs/DESIGN.md)
+    heading_embedded: bool = True
 
 
 @dataclass
@@ -74,12 +78,17 @@ def read_pdf(path: Path) -> ExtractedDocument:
     warnings: list[str] = []
     texts: list[str] = []
     labels: list[str | None] = []
+    font_lines: list[FontLine] = []
     try:
+        headings = outline_headings(pdf, len(pdf))
+        without_outline = all(h is None for h in headings)
         for index in range(len(pdf)):
             try:
                 page = pdf[index]
                 textpage = page.get_textpage()
                 texts.append(textpage.get_text_bounded())
+                if without_outline:
+                    font_lines.extend(page_font_lines(textpage, index))
                 textpage.close()
                 page.close()
             except pdfium.PdfiumError:
@@ -89,13 +98,17 @@ def read_pdf(path: Path) -> ExtractedDocument:
                 labels.append(pdf.get_page_label(index) or None)
             except Exception:
                 labels.append(None)
-        headings = outline_headings(pdf, len(texts))
     finally:
         pdf.close()
-    pages = strip_page_furniture([normalize_text(t) for t in repair_ligatures(texts)])
+    ligatures = ligature_map("\n".join(texts))
+    pages = strip_page_furniture([normalize_text(translate_ligatures(t, ligatures)) for t in texts])
     skipped = find_contents_and_index_pages(pages)
+    if without_outline:
+        headings = font_headings(font_lines, len(pages), skipped,
+                                 clean=lambda line: normalize_text(translate_ligatures(line, ligatures)))
     sections = [
-        Section(text=text, page=i + 1, page_label=labels[i], heading=headings[i])
+        Section(text=text, page=i + 1, page_label=labels[i], heading=headings[i],
+                heading_embedded=not without_outline)
         for i, text in enumerate(pages)
         if text.strip() and i not in skipped
     ]
