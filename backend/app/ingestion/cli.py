@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -183,17 +184,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     listener = ProgressListener() if args.quiet else TerminalProgress()
-    try:
-        report = _run(settings, directory, args, listener)
-    except ApplianceError as exc:
-        _close(listener)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        _close(listener)
-        print("\nInterrupted. Finished files are saved; run the same command again to complete.",
-              file=sys.stderr)
-        return 130
+    with _RememberInterrupts() as interrupts:
+        try:
+            report = _run(settings, directory, args, listener)
+        except ApplianceError as exc:
+            _close(listener)
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return _interrupted(listener)
+        except Exception:
+            if interrupts.seen:  # a library turned the KeyboardInterrupt into its own error
+                return _interrupted(listener)
+            raise
     _close(listener)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -214,6 +217,42 @@ def _run(settings, directory: Path, args, listener) -> IngestReport:
             return ingestor.run(directory, prune=args.prune, reset=args.reset, listener=listener)
         finally:
             client.close()
+
+
+class _RememberInterrupts:
+    """Ctrl-C raises KeyboardInterrupt as usual, and is remembered: pydantic's serializer
+    (inside llama-index's Milvus store) catches it and raises its own error, which must
+    still end the run as an interruption, not as a traceback."""
+
+    def __init__(self):
+        self.seen = False
+        self._installed = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "_RememberInterrupts":
+        # Not where Ctrl-C is ignored (started in the background) or off the main thread.
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handle)
+                self._installed = True
+            except ValueError:
+                pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _interrupted(listener) -> int:
+    _close(listener)
+    print("\nInterrupted. Finished files are saved; run the same command again to complete.",
+          file=sys.stderr)
+    return 130
 
 
 def _close(listener) -> None:
