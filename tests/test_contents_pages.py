@@ -61,7 +61,8 @@ def test_contents_page_without_a_heading_is_found_by_its_rising_page_numbers():
 
 def test_contents_without_page_numbers_under_a_contents_heading():
     # LibreTexts: titles only, the list running on to a second page
-    first = "TABLE OF CONTENTS\nForeword\nLicensing\nCourse Overview\n1.1: Welcome\n1.2: Prerequisites\n2: Sorting"
+    first = ("TABLE OF CONTENTS\nForeword\nLicensing\nCourse Overview\n"
+             "1.1: Welcome\n1.2: Prerequisites\n2: Sorting")
     second = "Glossary\nSummary\nDetailed Licensing"
     assert find_contents_and_index_pages([first, second, PROSE, "Contents\n" + PROSE]) == {0, 1}
 

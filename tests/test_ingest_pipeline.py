@@ -183,10 +183,11 @@ def test_contents_and_index_pages_are_left_out_and_named_in_the_summary(harness,
 
     chapters = ["Arrays", "Linked lists", "Hash tables", "Binary heaps", "Sorting", "Graphs"]
     contents = "Contents\n" + "\n".join(f"{n} {title} {4 * n}" for n, title in enumerate(chapters, 1))
-    index = "Index\n" + "\n".join(f"{word}, {n}, {n + 9}" for n, word in
-                                  enumerate(["array", "binary heap", "chaining", "deque", "edge", "hash table"], 2))
+    terms = ["array", "binary heap", "chaining", "deque", "edge", "hash table"]
+    index = "Index\n" + "\n".join(f"{word}, {n}, {n + 9}" for n, word in enumerate(terms, 2))
     root = tmp_path / "course"
-    make_pdf(root / "book.pdf", ["Title", contents, topic_text("hash tables"), topic_text("binary heaps"), index])
+    pages = ["Title", contents, topic_text("hash tables"), topic_text("binary heaps"), index]
+    make_pdf(root / "book.pdf", pages)
     report = harness.run(root)
     assert report.left_out_pages == {"book.pdf": [2, 5]}
     assert {r["page_start"] for r in harness.rows()} == {1, 3, 4}

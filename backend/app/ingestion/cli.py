@@ -127,7 +127,7 @@ def format_summary(report: IngestReport) -> str:
         lines.extend(f"  {path}: {'; '.join(w)}" for path, w in sorted(report.warnings.items()))
     if report.left_out_pages:
         lines.append("Left out as table of contents or index (they list topics but explain none):")
-        lines.extend(f"  {path}: {_page_ranges(pages)}" for path, pages in sorted(report.left_out_pages.items()))
+        lines.extend(f"  {path}: {_page_ranges(p)}" for path, p in sorted(report.left_out_pages.items()))
     if report.repaired:
         lines.append(f"Repaired after an interrupted run: {', '.join(report.repaired)}")
     if report.removed:

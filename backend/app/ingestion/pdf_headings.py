@@ -74,7 +74,8 @@ def page_font_lines(textpage, page: int) -> list[FontLine]:
         size = sorted(measured.values())[len(measured) // 2]
         if size <= 0:
             continue
-        kept = "".join(text[i] for i in range(indexes[0], end) if measured.get(i, size) >= size * _SUPERSCRIPT)
+        smallest = size * _SUPERSCRIPT
+        kept = "".join(text[i] for i in range(indexes[0], end) if measured.get(i, size) >= smallest)
         lines.append(FontLine(page, len(lines), kept, size, len(indexes)))
     return lines
 
@@ -108,7 +109,8 @@ def font_headings(
     total = sum(weight.values())
     candidates = []
     for line in lines:
-        if line.page in skip_pages or line.size < body * _MIN_RATIO or weight[line.size] / total >= _MAX_SHARE:
+        rare_and_large = line.size >= body * _MIN_RATIO and weight[line.size] / total < _MAX_SHARE
+        if line.page in skip_pages or not rare_and_large:
             continue
         text = clean(line.text)
         if _is_heading_text(text):
