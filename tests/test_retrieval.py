@@ -136,13 +136,17 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     }
     path = tmp_path / "questions.json"
     path.write_text(json.dumps(questions))
+    closed_port = "http://127.0.0.1:9/v1"  # no LLM there: the chat falls back to concatenation
     code = main(["--questions", str(path), "--corpus", str(corpus), "--db", str(tmp_path / "eval" / "e.db"),
-                 "--modes", "dense", "hybrid", "--threads", "2",
+                 "--modes", "dense", "hybrid", "--threads", "2", "--llm-url", closed_port,
                  "--rerank-model", resolve_model_source("all-MiniLM-L6-v2")[0]])
     out = capsys.readouterr().out
     assert code == 0
+    # the fallback's result is not passed off as the LLM's
+    assert "| follow-ups raw | follow-ups concat | follow-ups llm |" in out
+    assert "| 1 of 1 | 1 of 1 (1 fell back from llm) |" in out
     assert "| dense | 1.00 | 1.00 | 1.00 |" in out and "| hybrid | 1.00 | 1.00 | 1.00 |" in out
-    assert "1 of 1 | 0 of 2 |" in out  # the unrelated question declined, the answerable ones not
+    assert "| 1 of 1 | 0 of 2 |" in out  # the unrelated question declined, the answerable ones not
     assert "text inside the embedder window: 100.0%" in out
     # each split on its own: the questions the choices were made on, and the held-out ones
     assert "By split (dev 1, holdout 1 questions" in out

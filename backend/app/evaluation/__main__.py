@@ -76,6 +76,14 @@ def embedded_share(store, window: int) -> float:
     return inside / total if total else 1.0
 
 
+def _follow_up_cell(result, method: str, total: int) -> str:
+    """ "5 of 6", saying so when the chat had to rewrite some another way (the LLM was
+    unreachable or slow), so a fallback's score is never shown as the LLM's."""
+    cell = f"{result.follow_ups.get(method, 0)} of {total}"
+    fell_back = result.fell_back.get(method, 0)
+    return f"{cell} ({fell_back} fell back from {method})" if fell_back else cell
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     questions = QuestionSet.load(args.questions)
@@ -129,7 +137,7 @@ def main(argv=None) -> int:
     for r in results:
         declined, refused = gate_outcome(r, gate) if r.name != "dense" else \
             gate_outcome(r, lambda b, c: b >= threshold)  # dense alone has no keyword evidence
-        fu = " | ".join(f"{r.follow_ups.get(m, 0)} of {n_fu}" for m in methods)
+        fu = " | ".join(_follow_up_cell(r, m, n_fu) for m in methods)
         print(f"| {r.name} | {r.overall.hit_at(1):.2f} | {r.overall.hit_at(3):.2f} | {r.overall.hit_at(5):.2f} "
               f"| {r.overall.mrr10:.2f} | {fu} | {declined} of {n_ooc} | {refused} of {n} "
               f"| {percentile(r.latencies_ms, .5):.0f} | {percentile(r.latencies_ms, .95):.0f} |")

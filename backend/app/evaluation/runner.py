@@ -20,6 +20,8 @@ class ConfigResult:
     per_book: dict[str, RankSummary] = field(default_factory=dict)
     per_split: dict[str, RankSummary] = field(default_factory=dict)
     follow_ups: dict[str, int] = field(default_factory=dict)  # rewrite method -> found
+    # rewrite method -> follow-ups the chat rewrote another way (the LLM down or too slow)
+    fell_back: dict[str, int] = field(default_factory=dict)
     # the gate's inputs per question: (best dense similarity, keyword coverage)
     answerable_signals: list[tuple[float, float]] = field(default_factory=list)
     out_of_corpus_signals: list[tuple[float, float]] = field(default_factory=list)
@@ -27,24 +29,24 @@ class ConfigResult:
     misses: list[str] = field(default_factory=list)  # ids not in the top 5
 
 
-def rewrite_follow_ups(chat_service, questions: QuestionSet, method: str) -> list[str]:
-    """Each follow-up as the chat would search for it: the chat's own condense step,
-    with the first question as history. One event loop for all (the LLM client's
-    connections belong to the loop that opened them)."""
+def rewrite_follow_ups(chat_service, questions: QuestionSet, method: str) -> list[tuple[str, str]]:
+    """Each follow-up as the chat would search for it, and how it was rewritten: the
+    chat's own condense step, with the first question as history. One event loop for all
+    (the LLM client's connections belong to the loop that opened them)."""
     from app.chat.service import ChatService
     from app.conversations.store import Message
 
     if method == "raw":
-        return [f.follow_up for f in questions.follow_ups]
+        return [(f.follow_up, "raw") for f in questions.follow_ups]
     from app.llm.client import LLMClient
 
-    async def rewrite_all() -> list[str]:
+    async def rewrite_all() -> list[tuple[str, str]]:
         settings = chat_service.settings.model_copy(update={"condense_mode": method})
         service = ChatService(settings, chat_service.retriever, LLMClient(settings), chat_service.store)
         out = []
         for f in questions.follow_ups:
-            query, _how = await service.condense([Message("user", f.first), Message("assistant", "")], f.follow_up)
-            out.append(query)
+            history = [Message("user", f.first), Message("assistant", "")]
+            out.append(await service.condense(history, f.follow_up))
         await service.llm.aclose()
         return out
 
@@ -72,11 +74,13 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
     for method in rewrite_methods:
         if method != "raw" and chat_service is None:
             continue
-        found = 0
-        for f, query in zip(questions.follow_ups, rewrite_follow_ups(chat_service, questions, method)):
+        found = fell_back = 0
+        for f, (query, how) in zip(questions.follow_ups, rewrite_follow_ups(chat_service, questions, method)):
             rank = first_hit_rank(f.target, search(query).sources)
             found += bool(rank and rank <= FOUND_WITHIN)
+            fell_back += how != method
         result.follow_ups[method] = found
+        result.fell_back[method] = fell_back
     return result
 
 
