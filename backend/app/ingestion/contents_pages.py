@@ -12,8 +12,8 @@ that ends in a page number, or a bare page number), and the entries must be in t
 order such a list has: page numbers rising (contents) or terms alphabetical (index).
 A page headed "Contents" or "Index", or following such a page, needs fewer entries,
 so that the short last page of a list goes too; under a "Contents" heading a list of
-short titles without page numbers (LibreTexts) is contents as well. Code listings and tables of figures
-(lines that end in numbers too) fail the letters test below.
+short titles without page numbers (LibreTexts) is contents as well. Code listings and
+tables of figures (lines that end in numbers too) fail the letters test below.
 """
 
 from __future__ import annotations

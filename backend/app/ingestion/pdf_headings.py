@@ -104,7 +104,7 @@ def font_headings(
     for line in lines:
         weight[line.size] += line.chars
     if not weight:
-        return [None] * page_count
+        return headings_by_page({}, page_count)
     body = weight.most_common(1)[0][0]
     total = sum(weight.values())
     candidates = []
@@ -140,8 +140,13 @@ def font_headings(
         if line.size in level_of:
             trail = trail[: level_of[line.size]] + [line.text]
             starts[line.page] = " › ".join(trail)
-    if not starts:
-        return [None] * page_count
+    return headings_by_page(starts, page_count)
+
+
+def headings_by_page(starts: dict[int, str], page_count: int) -> list[str | None]:
+    """Each page's heading from the headings starting on some pages: the one starting on
+    it, else the one in force from before (None before the first). Shared by the outline
+    and the type-size readings."""
     result: list[str | None] = []
     for index in range(page_count):
         result.append(starts.get(index, result[-1] if result else None))

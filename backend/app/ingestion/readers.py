@@ -20,7 +20,7 @@ from typing import Callable
 from app.ingestion.contents_pages import find_contents_and_index_pages
 from app.ingestion.ligatures import ligature_map, translate_ligatures
 from app.ingestion.normalize import normalize_text, strip_page_furniture
-from app.ingestion.pdf_headings import FontLine, font_headings, page_font_lines
+from app.ingestion.pdf_headings import FontLine, font_headings, headings_by_page, page_font_lines
 
 
 class UnreadableFileError(Exception):
@@ -101,11 +101,14 @@ def read_pdf(path: Path) -> ExtractedDocument:
     finally:
         pdf.close()
     ligatures = ligature_map("\n".join(texts))
-    pages = strip_page_furniture([normalize_text(translate_ligatures(t, ligatures)) for t in texts])
+
+    def clean(text: str) -> str:  # page text and heading lines alike
+        return normalize_text(translate_ligatures(text, ligatures))
+
+    pages = strip_page_furniture([clean(t) for t in texts])
     skipped = find_contents_and_index_pages(pages)
     if without_outline:
-        headings = font_headings(font_lines, len(pages), skipped,
-                                 clean=lambda line: normalize_text(translate_ligatures(line, ligatures)))
+        headings = font_headings(font_lines, len(pages), skipped, clean=clean)
     sections = [
         Section(text=text, page=i + 1, page_label=labels[i], heading=headings[i],
                 heading_embedded=not without_outline)
@@ -149,10 +152,7 @@ def outline_headings(pdf, page_count: int, max_depth: int = 6) -> list[str | Non
             starts[index] = " › ".join(t for _, t in trail)
     except Exception:  # a malformed outline costs the headings, never the text
         return [None] * page_count
-    headings: list[str | None] = []
-    for index in range(page_count):
-        headings.append(starts.get(index, headings[-1] if headings else None))
-    return headings
+    return headings_by_page(starts, page_count)
 
 
 # --- text decoding shared by the text formats ------------------------------
