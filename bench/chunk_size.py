@@ -24,7 +24,7 @@ CACHE = Path(__file__).with_name(".cache") / "chunks"
 
 def ingest(size: int, overlap: int, corpus: Path, embedder):
     """The size's own database, ingested (or brought up to date) the way the evaluation does."""
-    from app.evaluation.__main__ import prepare_database
+    from app.evaluation.corpus import prepare_database
     from app.settings import Settings
 
     db = CACHE / str(size) / "corpus.db"
@@ -42,15 +42,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     from app.embedding.encoder import load_embedder
-    from app.evaluation.__main__ import embedded_share
-    from app.evaluation.questions import QuestionSet, validate
+    from app.evaluation.__main__ import checked_questions, embedded_share, parse_args
+    from app.evaluation.questions import QuestionFileError
     from app.evaluation.runner import run_config
     from app.retrieval.retriever import Retriever
 
-    questions = QuestionSet.load(QUESTIONS)
-    problems = validate(questions, args.corpus)
-    if problems:
-        sys.exit("question file problems:\n" + "\n".join(problems))
+    try:
+        questions = checked_questions(parse_args(["--questions", str(QUESTIONS), "--corpus", str(args.corpus),
+                                                  "--db", str(CACHE / "check" / "corpus.db"), "--strict"]))
+    except QuestionFileError as exc:
+        sys.exit(str(exc))
     embedder = load_embedder("all-MiniLM-L6-v2", "cpu", 64, threads=args.threads)
     embedder.enable_fast_queries("auto", ROOT / "models" / "onnx")
 

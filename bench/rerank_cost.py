@@ -59,7 +59,8 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     from app.embedding.encoder import load_embedder
-    from app.evaluation.__main__ import DEFAULT_QUESTIONS, parse_args, prepare_database
+    from app.evaluation.__main__ import DEFAULT_QUESTIONS, parse_args
+    from app.evaluation.corpus import prepare_database
     from app.evaluation.metrics import percentile
     from app.evaluation.questions import QuestionSet
     from app.retrieval.reranker import load_reranker

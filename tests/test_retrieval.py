@@ -5,6 +5,7 @@ declines what the materials do not cover, and the evaluation command runs end to
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -129,7 +130,10 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
         "answerable": [{"id": "s1", "question": "how are collisions resolved when two keys hash to the same bucket",
                         "file": "lecture-04-hash-tables.pdf", "pages": [3], "evidence": "Separate chaining"},
                        {"id": "h1", "question": "what is the load factor of a hash table", "split": "holdout",
-                        "file": "lecture-04-hash-tables.pdf", "pages": [4], "evidence": "load factor"}],
+                        "file": "lecture-04-hash-tables.pdf", "pages": [4], "evidence": "load factor"},
+                       # written by hand elsewhere: no id, "page", a phrase not on the page
+                       {"question": "when does a hash table grow", "file": "lecture-04-hash-tables.pdf",
+                        "page": 4, "evidence": "a phrase that is not there"}],
         "follow_ups": [{"id": "f1", "first": "What is a hash table?", "follow_up": "and what is its load factor?",
                         "file": "lecture-04-hash-tables.pdf", "pages": [4], "evidence": "load factor"}],
         "out_of_corpus": [{"id": "o1", "question": "Who won the 2018 FIFA World Cup?"}],
@@ -140,30 +144,37 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     code = main(["--questions", str(path), "--corpus", str(corpus), "--db", str(tmp_path / "eval" / "e.db"),
                  "--modes", "dense", "hybrid", "--threads", "2", "--llm-url", closed_port,
                  "--rerank-model", resolve_model_source("all-MiniLM-L6-v2")[0]])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert code == 0
+    assert "q003: evidence 'a phrase that is not there' not found on page(s) 4" in captured.err
     # the fallback's result is not passed off as the LLM's
     assert "| follow-ups raw | follow-ups concat | follow-ups llm |" in out
     assert "| 1 of 1 | 1 of 1 (1 fell back from llm) |" in out
-    assert "| dense | 1.00 | 1.00 | 1.00 |" in out and "| hybrid | 1.00 | 1.00 | 1.00 |" in out
-    assert "| 1 of 1 | 0 of 2 |" in out  # the unrelated question declined, the answerable ones not
+    assert re.search(r"\| dense \| [01].\d\d \| 1.00 \| 1.00 \|", out) and "| hybrid | 1.00 | 1.00 | 1.00 |" in out
+    assert "| 1 of 1 | 0 of 3 |" in out  # the unrelated question declined, the answerable ones not
     assert "text inside the embedder window: 100.0%" in out
     # each split on its own: the questions the choices were made on, and the held-out ones
-    assert "By split (dev 1, holdout 1 questions" in out
+    assert "By split (dev 2, holdout 1 questions" in out
     assert "| hybrid | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 |" in out
     assert "| hybrid + rerank |" in out  # the reranked configuration gets its own row
 
 
-def test_evaluation_refuses_a_question_whose_evidence_is_not_on_its_page(tmp_path, capsys):
+def test_evaluation_warns_or_with_strict_stops_at_evidence_not_on_its_page(tmp_path, capsys):
     from app.evaluation.__main__ import main
 
     bad = {"answerable": [{"id": "x", "question": "q", "file": "lecture-04-hash-tables.pdf", "pages": [1],
                            "evidence": "this phrase is not in the lecture"}]}
     path = tmp_path / "q.json"
     path.write_text(json.dumps(bad))
-    code = main(["--questions", str(path), "--corpus", str(ROOT / "course_materials" / "data-structures-101"),
-                 "--db", str(tmp_path / "e.db")])
+    corpus = str(ROOT / "course_materials" / "data-structures-101")
+    code = main(["--questions", str(path), "--corpus", corpus, "--db", str(tmp_path / "e.db"), "--strict"])
     assert code == 2 and "evidence 'this phrase is not in the lecture' not found" in capsys.readouterr().err
+    # a book that is not in the corpus stops the run with or without --strict
+    bad["answerable"][0]["file"] = "lecture-99.pdf"
+    path.write_text(json.dumps(bad))
+    code = main(["--questions", str(path), "--corpus", corpus, "--db", str(tmp_path / "e.db")])
+    assert code == 2 and "x: 'lecture-99.pdf' is not among the books" in capsys.readouterr().err
 
 
 def packaged_minilm_cross_encoder(models_path):

@@ -1,10 +1,12 @@
 """python -m app.evaluation: retrieval quality of the appliance, in tables.
 
-    cd backend && python -m app.evaluation [--modes dense keyword hybrid] [--llm-url URL]
+    cd backend && python -m app.evaluation [--questions FILE] [--corpus FOLDER] [--llm-url URL]
 
-Ingests the textbooks in ../shared/corpus into a cached database (bench/.cache/eval/,
-unchanged files are skipped), then asks every question in bench/eval/questions.json
-through the appliance's own Retriever, once per configuration.
+Ingests the books of a corpus folder (../shared/corpus by default; PDFs unless --types
+says otherwise) into a database cached per folder (bench/.cache/eval/; unchanged files
+are skipped), then asks every question of the question file (bench/eval/questions.json
+by default; its format: docs/EVALUATION.md) through the appliance's own Retriever, once
+per configuration.
 """
 
 from __future__ import annotations
@@ -14,21 +16,34 @@ import os
 import sys
 from pathlib import Path
 
+from app.evaluation.corpus import (
+    CorpusError,
+    corpus_files,
+    default_database,
+    link_books,
+    prepare_database,
+    read_pages,
+)
 from app.evaluation.metrics import percentile
-from app.evaluation.questions import QuestionSet, validate
+from app.evaluation.questions import QuestionFileError, QuestionSet, check
 from app.evaluation.runner import gate_outcome, run_config
 from app.settings import PROJECT_ROOT, Settings
 
 DEFAULT_QUESTIONS = PROJECT_ROOT / "bench" / "eval" / "questions.json"
 DEFAULT_CORPUS = PROJECT_ROOT.parent / "shared" / "corpus"
-DEFAULT_DB = PROJECT_ROOT / "bench" / ".cache" / "eval" / "corpus.db"
+DEFAULT_DB = default_database(DEFAULT_CORPUS)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m app.evaluation", description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder of the books")
-    parser.add_argument("--db", type=Path, default=DEFAULT_DB, help="Milvus Lite file to (re)use")
+    parser.add_argument("--types", nargs="+", default=["pdf"], metavar="EXT",
+                        help="which files of the corpus to ingest (default: pdf; e.g. pdf md html docx txt)")
+    parser.add_argument("--db", type=Path, default=None,
+                        help="Milvus Lite file to (re)use (default: one per corpus folder under bench/.cache/eval/)")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop when an evidence phrase is not on its listed page (default: warn, count by page)")
     parser.add_argument("--modes", nargs="+", default=["dense", "keyword", "hybrid"],
                         choices=["dense", "keyword", "hybrid"])
     parser.add_argument("--rerank-model", default=None,
@@ -36,28 +51,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--llm-url", default=None,
                         help="an OpenAI-compatible server: also rewrite follow-ups with the LLM")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.db = args.db or default_database(args.corpus)
+    return args
 
 
-def prepare_database(args, settings: Settings, embedder):
-    """Ingest the books (PDFs only) into the cached database; return the Ingestor."""
-    from app.ingestion.pipeline import Ingestor
-    from app.storage.connection import connect, resolve_target
-
+def checked_questions(args) -> QuestionSet:
+    """The question file, its books resolved against the corpus and its evidence
+    phrases checked against their pages. Raises QuestionFileError with every problem."""
+    questions = QuestionSet.load(args.questions)
     books = args.db.parent / "books"
-    books.mkdir(parents=True, exist_ok=True)
-    for pdf in sorted(args.corpus.glob("*.pdf")):
-        link = books / pdf.name
-        if not link.exists():
-            link.symlink_to(pdf.resolve())
-    target = resolve_target(settings)
-    ingestor = Ingestor(settings, connect(target, 30), target.uri, "", target.describe(),
-                        embedder_loader=lambda: embedder)
-    report = ingestor.run(books, prune=True)
-    if report.ingested or report.updated:
-        print(f"ingested {len(report.ingested) + len(report.updated)} books, "
-              f"{report.chunks_written} chunks in {report.elapsed_s:.0f} s", file=sys.stderr)
-    return ingestor
+    files = link_books(args.corpus, corpus_files(args.corpus, args.types), books)
+    errors, warnings = check(questions, files, read_pages(books))
+    if errors or (warnings and args.strict):
+        raise QuestionFileError("The question file has problems:\n  " + "\n  ".join(errors + warnings))
+    if warnings:
+        print(f"warning: {len(warnings)} evidence phrase(s) not found on their listed pages; those questions "
+              f"count by page only (--strict stops instead):\n  " + "\n  ".join(warnings), file=sys.stderr)
+    return questions
 
 
 def embedded_share(store, window: int) -> float:
@@ -86,10 +97,10 @@ def _follow_up_cell(result, method: str, total: int) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    questions = QuestionSet.load(args.questions)
-    problems = validate(questions, args.corpus)
-    if problems:
-        print("The question file has problems:\n  " + "\n  ".join(problems), file=sys.stderr)
+    try:
+        questions = checked_questions(args)
+    except (QuestionFileError, CorpusError) as exc:
+        print(exc, file=sys.stderr)
         return 2
 
     from app.chat.service import ChatService

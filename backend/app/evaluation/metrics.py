@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from app.evaluation.questions import Question, flat
+from app.evaluation.questions import Question, contains_phrase
 
 if TYPE_CHECKING:  # only a type here: the metrics stay importable without the storage stack
     from app.retrieval.retriever import Source
@@ -20,7 +20,7 @@ def is_hit(question: Question, source: Source) -> bool:
         end = source.page_end if source.page_end is not None else source.page_start
         if any(source.page_start - 1 <= p <= end + 1 for p in question.pages):
             return True
-    return flat(question.evidence) in flat(source.text)
+    return contains_phrase(source.text, question.evidence)
 
 
 def first_hit_rank(question: Question, sources: list[Source]) -> int | None:

@@ -1,12 +1,24 @@
 """The question file: answerable questions with their pages, follow-up pairs, and
-questions the materials do not answer. Every evidence phrase is checked against the
-page it names, so a typo cannot silently make a question unanswerable."""
+questions the materials do not answer.
+
+Why forgiving on the way in and strict about meaning: question files are written by
+hand, by us and by people evaluating the appliance on their own books. Extra keys,
+"page": 12 instead of "pages": [12], a missing id or a book named by its file name
+alone are accepted; a missing question or file is an error that names the entry.
+Every evidence phrase is checked against the page it names (`check`), so a typo
+cannot silently turn a question into a miss."""
 
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+
+
+class QuestionFileError(ValueError):
+    """The question file cannot be used; the message names the entry and the fix."""
 
 
 @dataclass
@@ -15,7 +27,7 @@ class Question:
     question: str
     file: str
     pages: list[int]
-    evidence: str
+    evidence: str = ""
     # "dev": the questions every retrieval choice was measured on; "holdout": written
     # later from randomly drawn pages, to check that those choices generalise.
     split: str = "dev"
@@ -28,7 +40,7 @@ class FollowUp:
     follow_up: str
     file: str
     pages: list[int]
-    evidence: str
+    evidence: str = ""
 
     @property
     def target(self) -> Question:
@@ -42,36 +54,105 @@ class QuestionSet:
     out_of_corpus: list[str]
 
     @classmethod
-    def load(cls, path: Path) -> "QuestionSet":
-        data = json.loads(path.read_text(encoding="utf-8"))
+    def load(cls, path: Path) -> QuestionSet:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise QuestionFileError(f"{path}: no such question file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise QuestionFileError(f"{path}: not valid JSON ({exc})") from None
         if isinstance(data, list):  # the older flat format: answerable questions only
             data = {"answerable": data}
-        return cls(
-            [Question(**q) for q in data.get("answerable", [])],
-            [FollowUp(**f) for f in data.get("follow_ups", [])],
-            [q["question"] for q in data.get("out_of_corpus", [])],
-        )
+        if not isinstance(data, dict):
+            raise QuestionFileError(f"{path}: expected an object with 'answerable', 'follow_ups', 'out_of_corpus'")
+        answerable = [_question(e, f"answerable[{i}]", f"q{i + 1:03d}")
+                      for i, e in enumerate(data.get("answerable") or [])]
+        follow_ups = [_follow_up(e, f"follow_ups[{i}]", f"f{i + 1:02d}")
+                      for i, e in enumerate(data.get("follow_ups") or [])]
+        outside = [_text(e, "question", f"out_of_corpus[{i}]") if isinstance(e, dict) else str(e)
+                   for i, e in enumerate(data.get("out_of_corpus") or [])]
+        if not answerable and not follow_ups and not outside:
+            raise QuestionFileError(f"{path}: no questions in it")
+        return cls(answerable, follow_ups, outside)
 
 
-def flat(text: str) -> str:
-    """Whitespace- and case-insensitive form for phrase matching."""
-    return " ".join(text.split()).lower()
+def _text(entry: dict, key: str, where: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise QuestionFileError(f"{where}: needs '{key}' (text)")
+    return value.strip()
 
 
-def validate(questions: QuestionSet, corpus: Path) -> list[str]:
-    """Problems with the file: a missing book, or evidence not on any listed page."""
-    from app.ingestion.readers import read_document
+def _pages(entry: dict, where: str) -> list[int]:
+    """Physical page numbers (the PDF's 1st page is 1): "pages": [3, 4], "pages": 3 or "page": 3."""
+    value = entry.get("pages", entry.get("page"))
+    values = value if isinstance(value, list) else [value]
+    try:
+        pages = [int(v) for v in values if v is not None and str(v).strip() != ""]
+    except (TypeError, ValueError):
+        raise QuestionFileError(f"{where}: 'pages' must be page numbers, got {value!r}") from None
+    if not pages and not entry.get("evidence"):
+        raise QuestionFileError(f"{where}: needs 'pages' (physical page numbers) or an 'evidence' phrase")
+    return pages
 
-    problems = []
+
+def _question(entry, where: str, default_id: str) -> Question:
+    if not isinstance(entry, dict):
+        raise QuestionFileError(f"{where}: expected an object, got {entry!r}")
+    return Question(str(entry.get("id") or default_id), _text(entry, "question", where), _text(entry, "file", where),
+                    _pages(entry, where), str(entry.get("evidence") or ""), str(entry.get("split") or "dev"))
+
+
+def _follow_up(entry, where: str, default_id: str) -> FollowUp:
+    if not isinstance(entry, dict):
+        raise QuestionFileError(f"{where}: expected an object, got {entry!r}")
+    return FollowUp(str(entry.get("id") or default_id), _text(entry, "first", where),
+                    _text(entry, "follow_up", where), _text(entry, "file", where), _pages(entry, where),
+                    str(entry.get("evidence") or ""))
+
+
+_NOT_LETTERS = re.compile(r"[\W_]+")
+
+
+def phrase_key(text: str) -> str:
+    """Letters and digits only, lower case: a phrase copied from a PDF viewer matches the
+    extracted text whatever became of its ligatures, hyphens, quotes and line breaks
+    ("ﬁle-based" and "file based" alike)."""
+    return _NOT_LETTERS.sub("", unicodedata.normalize("NFKC", text).lower())
+
+
+def contains_phrase(text: str, phrase: str) -> bool:
+    key = phrase_key(phrase)
+    return bool(key) and key in phrase_key(text)
+
+
+def check(questions: QuestionSet, files: list[str], read_pages) -> tuple[list[str], list[str]]:
+    """(errors, warnings) for the question file against the ingested books.
+
+    Errors: a question's book is not among `files`. A book named by its file name alone
+    is resolved to its path when only one file has that name. Warnings: an evidence
+    phrase on none of its listed pages (`read_pages(file) -> {page: text}`); such a
+    question still counts by its pages."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    by_name: dict[str, list[str]] = {}
+    for f in files:
+        by_name.setdefault(Path(f).name.lower(), []).append(f)
     pages_of: dict[str, dict[int, str]] = {}
-    for q in [*questions.answerable, *(f.target for f in questions.follow_ups)]:
-        if q.file not in pages_of:
-            path = corpus / q.file
-            if not path.is_file():
-                problems.append(f"{q.id}: {q.file} is not in {corpus}")
-                pages_of[q.file] = {}
+    for q in [*questions.answerable, *questions.follow_ups]:
+        if q.file not in files:
+            matches = by_name.get(Path(q.file).name.lower(), [])
+            if len(matches) != 1:
+                some = ", ".join(sorted(files)[:5]) + (" ..." if len(files) > 5 else "")
+                errors.append(f"{q.id}: '{q.file}' is not among the books ({some or 'none'})")
                 continue
-            pages_of[q.file] = {s.page: flat(s.text) for s in read_document(path).sections if s.page}
-        if pages_of[q.file] and not any(flat(q.evidence) in pages_of[q.file].get(p, "") for p in q.pages):
-            problems.append(f"{q.id}: evidence '{q.evidence}' not found on pages {q.pages} of {q.file}")
-    return problems
+            q.file = matches[0]
+        if not q.evidence or not q.pages:
+            continue
+        if q.file not in pages_of:
+            pages_of[q.file] = read_pages(q.file)
+        if pages_of[q.file] and not any(contains_phrase(pages_of[q.file].get(p, ""), q.evidence)
+                                        for p in q.pages):
+            warnings.append(f"{q.id}: evidence '{q.evidence}' not found on page(s) "
+                            f"{', '.join(map(str, q.pages))} of {q.file}")
+    return errors, warnings

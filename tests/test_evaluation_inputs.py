@@ -1,0 +1,128 @@
+"""The evaluation's inputs, as people other than us write them: a hand-written question
+file (other keys, "page" for "pages", no ids, a book named by its file name), evidence
+phrases copied from a PDF viewer, and a corpus folder of their own."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from app.evaluation.corpus import CorpusError, corpus_files, default_database, link_books
+from app.evaluation.metrics import is_hit
+from app.evaluation.questions import (
+    FollowUp,
+    Question,
+    QuestionFileError,
+    QuestionSet,
+    check,
+    contains_phrase,
+)
+from app.retrieval.retriever import Source
+
+
+def write(tmp_path, data) -> Path:
+    path = tmp_path / "questions.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_a_hand_written_question_file_is_read_forgivingly(tmp_path):
+    questions = QuestionSet.load(write(tmp_path, {
+        "answerable": [
+            {"question": "what is a heap", "file": "books/ods.pdf", "page": 12, "evidence": "heap", "notes": "x"},
+            {"id": "mine", "question": "what is a trie", "file": "ods.pdf", "pages": ["40", 41]},
+        ],
+        "follow_ups": [{"first": "What is a heap?", "follow_up": "and its height?", "file": "ods.pdf",
+                        "pages": 13}],
+        "out_of_corpus": ["Who painted the Mona Lisa?", {"question": "What is the Krebs cycle?"}],
+    }))
+    first, second = questions.answerable
+    assert (first.id, first.pages, first.evidence, first.split) == ("q001", [12], "heap", "dev")
+    assert (second.id, second.pages, second.evidence) == ("mine", [40, 41], "")
+    assert questions.follow_ups[0].pages == [13] and questions.follow_ups[0].id == "f01"
+    assert questions.out_of_corpus == ["Who painted the Mona Lisa?", "What is the Krebs cycle?"]
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"answerable": [{"file": "a.pdf", "pages": [1]}]}, "answerable[0]: needs 'question'"),
+    ({"answerable": [{"question": "q", "pages": [1]}]}, "answerable[0]: needs 'file'"),
+    ({"answerable": [{"question": "q", "file": "a.pdf"}]}, "needs 'pages' (physical page numbers) or an 'evidence'"),
+    ({"answerable": [{"question": "q", "file": "a.pdf", "pages": ["twelve"]}]}, "'pages' must be page numbers"),
+    ({"follow_ups": [{"first": "q", "file": "a.pdf", "pages": [1]}]}, "follow_ups[0]: needs 'follow_up'"),
+    ({"answerable": []}, "no questions in it"),
+])
+def test_an_unusable_question_file_names_the_entry(tmp_path, data, message):
+    with pytest.raises(QuestionFileError, match=re.escape(message)):
+        QuestionSet.load(write(tmp_path, data))
+
+
+def test_a_question_file_that_is_not_json_is_an_error_not_a_traceback(tmp_path):
+    path = tmp_path / "q.json"
+    path.write_text("{'answerable': []}")
+    with pytest.raises(QuestionFileError, match="not valid JSON"):
+        QuestionSet.load(path)
+    with pytest.raises(QuestionFileError, match="no such question file"):
+        QuestionSet.load(tmp_path / "missing.json")
+
+
+def test_evidence_copied_from_a_pdf_viewer_matches_the_extracted_text():
+    page = "Counting sort and radix sort are not comparison-based: they look at the digits."
+    assert contains_phrase(page, "not comparison- based")  # a line-end hyphen, as a viewer copies it
+    assert contains_phrase(page, "NOT COMPARISON BASED")
+    assert contains_phrase("the \ufb01le is read", "the file is")  # the fi ligature
+    assert contains_phrase("Knuth\u2019s algorithm", "Knuth's algorithm")
+    assert not contains_phrase(page, "comparison-free")
+    assert not contains_phrase(page, "")  # no phrase is not a match
+
+
+def test_a_chunk_is_a_hit_by_page_or_by_its_evidence_phrase():
+    question = Question("a", "q", "ods.pdf", [40], "radix sort")
+
+    def source(file, page, text):
+        return Source(1, "c", file, page, page, None, None, 0.5, text)
+    assert is_hit(question, source("ods.pdf", 41, "elsewhere"))           # within one page
+    assert not is_hit(question, source("ods.pdf", 43, "elsewhere"))
+    assert is_hit(question, source("ods.pdf", 90, "Radix-sort is ..."))   # the phrase, on another page
+    assert not is_hit(question, source("other.pdf", 40, "radix sort"))    # never another book
+    no_phrase = Question("b", "q", "ods.pdf", [40], "")
+    assert not is_hit(no_phrase, source("ods.pdf", 90, "anything"))
+
+
+def test_check_resolves_books_by_name_and_reports_what_does_not_fit():
+    qs = QuestionSet([Question("a", "q", "ods.pdf", [2], "binary heap"),
+                      Question("b", "q", "Ods.PDF", [3], "not on that page"),
+                      Question("c", "q", "missing.pdf", [1], "x")],
+                     [FollowUp("f", "q1", "q2", "sub/ods.pdf", [2], "binary heap")], [])
+    pages = {"sub/ods.pdf": {2: "A binary\nheap is ...", 3: "Something else"}}
+    errors, warnings = check(qs, ["sub/ods.pdf", "notes.pdf"], lambda f: pages[f])
+    assert [q.file for q in qs.answerable[:2]] == ["sub/ods.pdf", "sub/ods.pdf"]
+    assert errors == ["c: 'missing.pdf' is not among the books (notes.pdf, sub/ods.pdf)"]
+    assert warnings == ["b: evidence 'not on that page' not found on page(s) 3 of sub/ods.pdf"]
+
+
+def test_each_corpus_folder_gets_its_own_database_and_exactly_its_books(tmp_path):
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    for folder, names in ((ours, ["a.pdf", "README.md"]), (theirs, ["b.pdf", "sub/c.PDF", ".hidden.pdf", "d.md"])):
+        for name in names:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(b"%PDF-1.4")
+    assert default_database(ours) != default_database(theirs)
+    assert default_database(ours) == default_database(tmp_path / "x" / ".." / "ours")
+
+    books = tmp_path / "books"
+    assert link_books(ours, corpus_files(ours, ["pdf"]), books) == ["a.pdf"]
+    assert link_books(theirs, corpus_files(theirs, ["pdf", "md"]), books) == ["b.pdf", "d.md", "sub/c.PDF"]
+    linked = sorted(p.relative_to(books).as_posix() for p in books.rglob("*") if p.is_symlink())
+    assert linked == ["b.pdf", "d.md", "sub/c.PDF"]  # a.pdf of the other corpus is gone
+    assert (books / "sub" / "c.PDF").resolve() == (theirs / "sub" / "c.PDF").resolve()
+
+
+def test_a_corpus_without_such_files_says_what_to_do(tmp_path):
+    with pytest.raises(CorpusError, match="not a folder"):
+        corpus_files(tmp_path / "nowhere", ["pdf"])
+    (tmp_path / "notes.md").write_text("# Notes")
+    with pytest.raises(CorpusError, match="no .pdf files in .* --types"):
+        corpus_files(tmp_path, ["pdf"])
