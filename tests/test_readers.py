@@ -18,6 +18,32 @@ def test_line_end_hyphenation_is_joined_and_pdfium_soft_hyphen_removed():
     assert normalize_text("imple-\nmentation and proof\x02reading") == "implementation and proofreading"
 
 
+def test_a_compound_split_at_its_own_hyphen_keeps_it():
+    compounds = frozenset({"comparison-based"})
+    text = normalize_text("not comparison-\nbased, but an imple\x02mentation of Comparison\x02Based", compounds)
+    assert text == "not comparison-based, but an implementation of Comparison-Based"
+
+
+def test_the_document_decides_which_split_words_are_compounds():
+    from app.ingestion.normalize import hyphenated_compounds
+
+    pages = ["A floating\x02point number. Floating-point units add floating-point values.",
+             "The imple\x02mentation: an implementation. A red\x02black tree.",
+             "A red-black tree, redblack here, redblack there. A bread\x02crumb."]
+    # written with its hyphen elsewhere: kept; joined elsewhere, or as often joined as
+    # not, or never seen again: joined (most line-end hyphens are the typesetter's)
+    assert hyphenated_compounds(pages) == {"floating-point"}
+    assert hyphenated_compounds(["no hyphens at all"]) == frozenset()
+
+
+def test_pdf_text_keeps_the_hyphens_of_compounds_split_at_line_ends(tmp_path):
+    # PDFium reports every hyphen at a line end as U+0002 and drops the line break
+    text = ("Sorting that is comparison-\nbased is slow, the imple-\nmentation short. Merge sort is "
+            "comparison-based too.")
+    page = read_document(make_pdf(tmp_path / "book.pdf", [text])).sections[0].text
+    assert page.startswith("Sorting that is comparison-based is slow, the implementation short.")
+
+
 def test_dot_leader_table_of_contents_lines_are_dropped():
     text = normalize_text("Contents\n2.1 Hash tables ........ 42\nSorting . . . . . . 117\nReal text here.")
     assert text == "Contents\nReal text here."

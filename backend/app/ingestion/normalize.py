@@ -15,7 +15,10 @@ from collections import Counter
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), None)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _PDFIUM_SOFT_HYPHEN = re.compile(r"\x02\n?")
-_HYPHEN_BREAK = re.compile(r"(\w)-\n(?=[a-z])")
+# A word split at a line end: PDFium marks the hyphen with U+0002 and drops the line
+# break; other sources keep "-\n" (then only before a lower-case letter: not a list dash).
+_LINE_END_HYPHEN = re.compile(r"([^\W\d_]+)(?:\x02\n?|-\n(?=[a-z]))([^\W\d_]+)")
+_WORD_OR_COMPOUND = re.compile(r"(?<![\w-])[^\W\d_]+(?:-[^\W\d_]+)?(?![\w-])")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _MANY_BLANK_LINES = re.compile(r"\n{3,}")
 # "Hash tables ........ 42" and "3.2 Sorting . . . . . 117": table-of-contents lines.
@@ -24,14 +27,36 @@ _NUMBER_AT_EDGE = re.compile(r"^#\s*[|·•—–-]|[|·•—–-]\s*#$|^# \S|\
 _BARE_PAGE_NUMBER = re.compile(r"^\s*(?:page\s*)?[\divxlc]{1,6}(?:\s*(?:of|/)\s*\d+)?\s*$", re.IGNORECASE)
 
 
-def normalize_text(text: str) -> str:
-    """NFKC, invisible characters removed, whitespace repaired; paragraphs kept."""
+def hyphenated_compounds(texts: list[str]) -> frozenset[str]:
+    """The words split at a line end that the document itself writes with a hyphen
+    (more often than without) where no line ends: "comparison-based", "floating-point".
+
+    Why: a hyphen at a line end is usually the typesetter's ("imple-mentation") and goes,
+    but a compound broken at its own hyphen must keep it, or "floatingpoint" matches
+    neither "floating" nor "point" in keyword search. The document's own spelling
+    decides, so no dictionary or language is assumed; a split word the document never
+    writes elsewhere is joined, as most are hyphenations."""
+    text = "\n".join(texts).replace("\r\n", "\n")
+    split = {(a + b).lower(): f"{a}-{b}".lower() for a, b in _LINE_END_HYPHEN.findall(text)}
+    if not split:
+        return frozenset()
+    counts = Counter(w.lower() for w in _WORD_OR_COMPOUND.findall(_LINE_END_HYPHEN.sub(" ", text)))
+    return frozenset(compound for joined, compound in split.items() if counts[compound] > counts[joined])
+
+
+def normalize_text(text: str, compounds: frozenset[str] = frozenset()) -> str:
+    """NFKC, invisible characters removed, words split at line ends rejoined (keeping
+    the hyphen of `compounds`), whitespace repaired; paragraphs kept."""
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n\n")
-    # PDFium marks a word hyphenated at a line end with U+0002 and drops the line break.
-    text = _PDFIUM_SOFT_HYPHEN.sub("", text)
+
+    def rejoin(m: re.Match) -> str:
+        compound = f"{m.group(1)}-{m.group(2)}"
+        return compound if compound.lower() in compounds else m.group(1) + m.group(2)
+
+    text = _LINE_END_HYPHEN.sub(rejoin, text)
+    text = _PDFIUM_SOFT_HYPHEN.sub("", text)  # any left (not between letters)
     text = _CONTROL.sub(" ", text)
-    text = _HYPHEN_BREAK.sub(r"\1", text)
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     lines = [line for line in lines if not _DOT_LEADER.search(line)]
     text = "\n".join(lines)

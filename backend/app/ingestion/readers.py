@@ -19,7 +19,7 @@ from typing import Callable
 
 from app.ingestion.contents_pages import find_contents_and_index_pages
 from app.ingestion.ligatures import ligature_map, translate_ligatures
-from app.ingestion.normalize import normalize_text, strip_page_furniture
+from app.ingestion.normalize import hyphenated_compounds, normalize_text, strip_page_furniture
 from app.ingestion.pdf_headings import FontLine, font_headings, headings_by_page, page_font_lines
 
 
@@ -101,9 +101,10 @@ def read_pdf(path: Path) -> ExtractedDocument:
     finally:
         pdf.close()
     ligatures = ligature_map("\n".join(texts))
+    compounds = hyphenated_compounds([translate_ligatures(t, ligatures) for t in texts])
 
     def clean(text: str) -> str:  # page text and heading lines alike
-        return normalize_text(translate_ligatures(text, ligatures))
+        return normalize_text(translate_ligatures(text, ligatures), compounds)
 
     pages = strip_page_furniture([clean(t) for t in texts])
     skipped = find_contents_and_index_pages(pages)
