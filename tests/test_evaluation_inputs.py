@@ -37,13 +37,14 @@ def test_a_hand_written_question_file_is_read_forgivingly(tmp_path):
         ],
         "follow_ups": [{"first": "What is a heap?", "follow_up": "and its height?", "file": "ods.pdf",
                         "pages": 13}],
-        "out_of_corpus": ["Who painted the Mona Lisa?", {"question": "What is the Krebs cycle?"}],
+        "out_of_corpus": ["Who painted the Mona Lisa?", {"question": "What is the Krebs cycle?", "split": "near"}],
     }))
     first, second = questions.answerable
     assert (first.id, first.pages, first.evidence, first.split) == ("q001", [12], "heap", "dev")
     assert (second.id, second.pages, second.evidence) == ("mine", [40, 41], "")
     assert questions.follow_ups[0].pages == [13] and questions.follow_ups[0].id == "f01"
-    assert questions.out_of_corpus == ["Who painted the Mona Lisa?", "What is the Krebs cycle?"]
+    assert [(o.question, o.split) for o in questions.out_of_corpus] == [
+        ("Who painted the Mona Lisa?", "dev"), ("What is the Krebs cycle?", "near")]
 
 
 @pytest.mark.parametrize("data, message", [

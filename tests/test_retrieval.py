@@ -121,6 +121,35 @@ def test_relevance_gate_declines_what_the_materials_do_not_cover(tmp_path, setti
     harness.close()
 
 
+def test_a_question_naming_what_the_materials_never_mention_is_declined(tmp_path, settings, embedder):
+    harness = ingest_sample_course(tmp_path, settings, embedder)
+    retriever = make_retriever(harness, settings, embedder)
+    # close enough in meaning for the plain threshold (it is about hashing keys) ...
+    near = retriever.search("How does memcached hash keys?")
+    assert near.best_similarity >= settings.similarity_cutoff
+    # ... but the course never names memcached, a rare word: that asks for a much closer passage
+    assert near.declined and near.unknown_words == ["memcached"]
+    assert near.best_similarity < settings.unknown_word_similarity
+    # the evaluation ranks every question (cutoff -1: no gate) and judges the gate from the signals
+    ranked = retriever.search("How does memcached hash keys?", cutoff=-1.0)
+    assert not ranked.declined and ranked.sources and ranked.unknown_words == ["memcached"]
+    # a typo is not an unknown word, and a common word the course does not use says little
+    typo = retriever.search("how do hash tables handle colisions")
+    assert not typo.declined and typo.unknown_words == []
+    assert retriever.rare_words(["tall", "banana", "MongoDB"]) == ["MongoDB"]
+    harness.close()
+
+
+def test_one_edit_apart():
+    from app.retrieval.keyword_index import one_edit_apart
+
+    assert one_edit_apart("collis", "colis") and one_edit_apart("colis", "collis")  # deleted / inserted
+    assert one_edit_apart("skiplist", "skiplsit")  # swapped neighbours
+    assert one_edit_apart("hash", "hast") and one_edit_apart("hash", "hash")
+    assert not one_edit_apart("hash", "hats") and not one_edit_apart("heap", "heaping")
+    assert not one_edit_apart("skiplist", "skpilsit")
+
+
 def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     from app.embedding.encoder import resolve_model_source
     from app.evaluation.__main__ import main

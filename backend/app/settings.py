@@ -207,6 +207,11 @@ class Settings(BaseSettings):
         description="The relevance gate: when no passage reaches this cosine similarity, the chat "
         "says the materials don't cover the question instead of answering.",
     )
+    unknown_word_similarity: float = Field(
+        default=0.6, ge=-1, le=1,
+        description="A question with a rare word the materials never use ('MongoDB' asked of a "
+        "database book that does not name it) is answered only when a passage is this similar.",
+    )
     system_prompt: str = Field(
         default=(
             "You are a teaching assistant for a course. Answer the student's question using only the "

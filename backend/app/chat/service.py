@@ -105,6 +105,15 @@ class ChatService:
         turn.timings["prepare_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return turn
 
+    def no_answer_message(self, retrieval: Retrieval) -> str:
+        """The decline, naming what the materials never mention when that is the reason."""
+        words = retrieval.unknown_words
+        if not words:
+            return self.settings.no_answer_message
+        named = " or ".join(f"\u201c{w}\u201d" for w in words[:3])
+        return (f"The course materials never mention {named}, so I can't answer this from them. "
+                "If they should, check that the right documents are ingested.")
+
     # -- the turn as events ---------------------------------------------------
     async def events(self, question: str, conversation_id: str | None,
                      regenerate: bool = False) -> AsyncIterator[tuple[str, dict]]:
@@ -126,7 +135,7 @@ class ChatService:
                 "Nothing has been ingested yet, so there are no course materials to answer from. "
                 "Add files to course_materials/ and run the ingest."
                 if turn.retrieval.collection_empty
-                else self.settings.no_answer_message
+                else self.no_answer_message(turn.retrieval)
             )
             result.finish_reason = "no_relevant_sources"
             yield "token", {"delta": result.text}

@@ -137,7 +137,21 @@ def main(argv=None) -> int:
 
     n, n_ooc, n_fu = len(questions.answerable), len(questions.out_of_corpus), len(questions.follow_ups)
     threshold = settings.similarity_cutoff
-    gate = lambda best, coverage: retriever.passes_gate(best, coverage, threshold)  # noqa: E731
+    ooc_splits = sorted({o.split for o in questions.out_of_corpus})
+
+    def gate(t: float, keyword: bool = True, unknown: bool = True):
+        """The gate at threshold t, with or without its keyword and unknown-word rules."""
+        return lambda g: retriever.passes_gate(g.similarity, g.coverage if keyword else 0.0, t,
+                                               g.unknown_words if unknown else ())
+
+    def declined_cell(result, passes) -> str:
+        declined, _ = gate_outcome(result, passes)
+        cell = f"{declined} of {n_ooc}"
+        if len(ooc_splits) > 1:
+            per = {s: sum(o.split == s for o in questions.out_of_corpus) for s in ooc_splits}
+            cell += " (" + ", ".join(f"{s} {gate_outcome(result, passes, s)[0]} of {per[s]}"
+                                     for s in ooc_splits) + ")"
+        return cell
     print(f"\nRetrieval, {n} questions over {len({q.file for q in questions.answerable})} books, "
           f"{store.count():,} chunks, embedder {settings.embedding_model}; "
           f"text inside the embedder window: {embedded_share(store, embedder.max_tokens - 2):.1%}\n")
@@ -146,11 +160,11 @@ def main(argv=None) -> int:
           f"answerable refused | p50 ms | p95 ms |")
     print("|---" * (9 + len(methods)) + "|")
     for r in results:
-        declined, refused = gate_outcome(r, gate) if r.name != "dense" else \
-            gate_outcome(r, lambda b, c: b >= threshold)  # dense alone has no keyword evidence
+        passes = gate(threshold, keyword=r.name != "dense")  # dense alone has no keyword evidence
+        _, refused = gate_outcome(r, passes)
         fu = " | ".join(_follow_up_cell(r, m, n_fu) for m in methods)
         print(f"| {r.name} | {r.overall.hit_at(1):.2f} | {r.overall.hit_at(3):.2f} | {r.overall.hit_at(5):.2f} "
-              f"| {r.overall.mrr10:.2f} | {fu} | {declined} of {n_ooc} | {refused} of {n} "
+              f"| {r.overall.mrr10:.2f} | {fu} | {declined_cell(r, passes)} | {refused} of {n} "
               f"| {percentile(r.latencies_ms, .5):.0f} | {percentile(r.latencies_ms, .95):.0f} |")
 
     splits = sorted({q.split for q in questions.answerable})
@@ -175,17 +189,30 @@ def main(argv=None) -> int:
     print(f"\nRelevance gate ({main_result.name}): answer when the best passage's cosine similarity "
           f"reaches the threshold, or when the best keyword match holds >= "
           f"{settings.keyword_gate_coverage:.0%} of the question's rarity-weighted words and the "
-          f"similarity is >= {settings.keyword_gate_min_similarity}; configured threshold {threshold}:\n")
-    print("| threshold | similarity only: declined / refused | with keyword evidence: declined / refused |")
-    print("|---|---|---|")
+          f"similarity is >= {settings.keyword_gate_min_similarity}; a question with a rare word the "
+          f"materials never use needs similarity >= {settings.unknown_word_similarity}. "
+          f"Configured threshold {threshold}; out-of-corpus declined / answerable refused:\n")
+    print("| threshold | similarity only | + keyword evidence | + unknown rare words (default) |")
+    print("|---|---|---|---|")
     for t in (0.25, 0.3, 0.35, 0.39, 0.4, 0.45, 0.5):
-        d1, r1 = gate_outcome(main_result, lambda b, c: b >= t)
-        d2, r2 = gate_outcome(main_result, lambda b, c: retriever.passes_gate(b, c, t))
-        print(f"| {t:.2f} | {d1} of {n_ooc} / {r1} of {n} | {d2} of {n_ooc} / {r2} of {n} |")
-    answerable = sorted(main_result.answerable_signals)[:4]
-    outside = sorted(main_result.out_of_corpus_signals)[-4:]
-    print("\nlowest answerable (similarity, coverage): " + ", ".join(f"({b:.3f}, {c:.2f})" for b, c in answerable))
-    print("highest out-of-corpus (similarity, coverage): " + ", ".join(f"({b:.3f}, {c:.2f})" for b, c in outside))
+        cells = []
+        for passes in (gate(t, keyword=False, unknown=False), gate(t, unknown=False), gate(t)):
+            declined, refused = gate_outcome(main_result, passes)
+            cells.append(f"{declined} of {n_ooc} / {refused} of {n}")
+        print(f"| {t:.2f} | " + " | ".join(cells) + " |")
+    with_unknown = [g for g in main_result.out_of_corpus_signals if g.unknown_words]
+    answerable_unknown = [g for g in main_result.answerable_signals if g.unknown_words]
+    print(f"\nWith a rare word the materials never use: {len(with_unknown)} of {n_ooc} out-of-corpus "
+          f"questions, {len(answerable_unknown)} of {n} answerable"
+          + (f" ({', '.join(w for g in answerable_unknown for w in g.unknown_words)})" if answerable_unknown
+             else ""))
+    answerable = sorted(main_result.answerable_signals, key=lambda g: g.similarity)[:4]
+    outside = sorted(main_result.out_of_corpus_signals, key=lambda g: g.similarity)[-4:]
+    print("lowest answerable (similarity, coverage): "
+          + ", ".join(f"({g.similarity:.3f}, {g.coverage:.2f})" for g in answerable))
+    print("highest out-of-corpus (similarity, coverage, unknown words): "
+          + ", ".join(f"({g.similarity:.3f}, {g.coverage:.2f}, {'/'.join(g.unknown_words) or '-'})"
+                      for g in outside))
     return 0
 
 

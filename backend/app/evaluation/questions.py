@@ -48,10 +48,20 @@ class FollowUp:
 
 
 @dataclass
+class OutOfCorpus:
+    """A question the books do not answer: the chat should decline it. `split` groups
+    them in the report (ours: "dev", far from the books' field, and "near": computing
+    topics the books never cover, which share words with them)."""
+
+    question: str
+    split: str = "dev"
+
+
+@dataclass
 class QuestionSet:
     answerable: list[Question]
     follow_ups: list[FollowUp]
-    out_of_corpus: list[str]
+    out_of_corpus: list[OutOfCorpus]
 
     @classmethod
     def load(cls, path: Path) -> QuestionSet:
@@ -69,7 +79,8 @@ class QuestionSet:
                       for i, e in enumerate(data.get("answerable") or [])]
         follow_ups = [_follow_up(e, f"follow_ups[{i}]", f"f{i + 1:02d}")
                       for i, e in enumerate(data.get("follow_ups") or [])]
-        outside = [_text(e, "question", f"out_of_corpus[{i}]") if isinstance(e, dict) else str(e)
+        outside = [OutOfCorpus(_text(e, "question", f"out_of_corpus[{i}]"), str(e.get("split") or "dev"))
+                   if isinstance(e, dict) else OutOfCorpus(str(e))
                    for i, e in enumerate(data.get("out_of_corpus") or [])]
         if not answerable and not follow_ups and not outside:
             raise QuestionFileError(f"{path}: no questions in it")

@@ -13,6 +13,16 @@ from app.retrieval.retriever import Retriever
 FOUND_WITHIN = 5  # a follow-up counts as found when its page is in the top 5 (what the chat uses)
 
 
+@dataclass(frozen=True)
+class GateSignals:
+    """The relevance gate's inputs for one question."""
+
+    similarity: float  # the best passage's cosine similarity
+    coverage: float    # the share of the question's rarity-weighted words in the best keyword match
+    unknown_words: tuple[str, ...] = ()  # its rare words the materials never use
+    split: str = "dev"
+
+
 @dataclass
 class ConfigResult:
     name: str
@@ -22,9 +32,8 @@ class ConfigResult:
     follow_ups: dict[str, int] = field(default_factory=dict)  # rewrite method -> found
     # rewrite method -> follow-ups the chat rewrote another way (the LLM down or too slow)
     fell_back: dict[str, int] = field(default_factory=dict)
-    # the gate's inputs per question: (best dense similarity, keyword coverage)
-    answerable_signals: list[tuple[float, float]] = field(default_factory=list)
-    out_of_corpus_signals: list[tuple[float, float]] = field(default_factory=list)
+    answerable_signals: list[GateSignals] = field(default_factory=list)
+    out_of_corpus_signals: list[GateSignals] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)  # ids not in the top 5
 
@@ -65,12 +74,11 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
         result.overall.add(rank)
         result.per_book.setdefault(q.file, RankSummary()).add(rank)
         result.per_split.setdefault(q.split, RankSummary()).add(rank)
-        result.answerable_signals.append((retrieval.best_similarity or 0.0, retrieval.keyword_coverage))
+        result.answerable_signals.append(_signals(retrieval, q.split))
         if not rank or rank > FOUND_WITHIN:
             result.misses.append(q.id)
-    for question in questions.out_of_corpus:
-        retrieval = search(question)
-        result.out_of_corpus_signals.append((retrieval.best_similarity or 0.0, retrieval.keyword_coverage))
+    for outside in questions.out_of_corpus:
+        result.out_of_corpus_signals.append(_signals(search(outside.question), outside.split))
     for method in rewrite_methods:
         if method != "raw" and chat_service is None:
             continue
@@ -84,9 +92,14 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
     return result
 
 
-def gate_outcome(result: ConfigResult, passes) -> tuple[int, int]:
+def _signals(retrieval, split: str) -> GateSignals:
+    return GateSignals(retrieval.best_similarity or 0.0, retrieval.keyword_coverage,
+                       tuple(retrieval.unknown_words), split)
+
+
+def gate_outcome(result: ConfigResult, passes, split: str | None = None) -> tuple[int, int]:
     """(out-of-corpus questions declined, answerable questions refused) under a gate
-    `passes(best_similarity, keyword_coverage) -> bool`."""
-    declined = sum(not passes(b, c) for b, c in result.out_of_corpus_signals)
-    refused = sum(not passes(b, c) for b, c in result.answerable_signals)
+    `passes(signals) -> bool`; out-of-corpus ones of one `split` only, if given."""
+    declined = sum(not passes(g) for g in result.out_of_corpus_signals if split in (None, g.split))
+    refused = sum(not passes(g) for g in result.answerable_signals)
     return declined, refused

@@ -24,7 +24,7 @@ import re
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.storage.catalog import Catalog
@@ -60,6 +60,10 @@ class KeywordResult:
     # terse questions ("what is open addressing?") low similarity even when a page
     # answers them word for word.
     coverage: float = 0.0
+    # Words of the question the materials never use, nor a one-letter variant of them
+    # (a typo), as the student wrote them: "MongoDB" asked of a course that never names
+    # it. The relevance gate asks more of such a question (see Retriever.passes_gate).
+    unknown_words: list[str] = field(default_factory=list)
 
 
 class Analyzer:
@@ -71,6 +75,14 @@ class Analyzer:
 
         self._stem = Stemmer.Stemmer("english").stemWords
         self._stop = frozenset(STOPWORDS_EN)
+
+    def topic_words(self, text: str) -> list[tuple[str, str]]:
+        """(word as written, its index term) for the words that carry the topic: no stop
+        or question words, no numbers, at least three letters."""
+        stop = self._stop | QUESTION_WORDS
+        words = [w for w in dict.fromkeys(_WORD.findall(text))
+                 if len(w) >= 3 and not w.isdigit() and w.lower() not in stop]
+        return list(zip(words, self._stem([w.lower() for w in words])))
 
     def __call__(self, text: str, topic_only: bool = False) -> list[str]:
         """Index terms of `text`; with `topic_only`, question words are left out too."""
@@ -102,6 +114,7 @@ class KeywordIndex:
         self._signature: str | None = None
         self._checked_at = 0.0
         self._stamp_mtime: float | None = None
+        self._terms_by_shape: tuple[object, dict[tuple[int, str], list[str]]] = (None, {})
 
     # -- building --------------------------------------------------------------
     def rebuild(self, signature: str | None = None) -> int:
@@ -210,16 +223,38 @@ class KeywordIndex:
         terms = list(dict.fromkeys(self.analyzer(query)))
         if model is None or not ids or not terms:
             return KeywordResult([])
+        unknown = self._unknown_words(model, query)
         known = [t for t in terms if t in model.vocab_dict]
         if not known:
-            return KeywordResult([])
+            return KeywordResult([], 0.0, unknown)
         documents, scores = model.retrieve([known], k=min(limit, len(ids)), show_progress=False, n_threads=1)
         hits = [KeywordHit(ids[int(d)], float(s)) for d, s in zip(documents[0], scores[0]) if s > 0]
         coverage = 0.0
         if hits:
             topic_terms = list(dict.fromkeys(self.analyzer(query, topic_only=True)))
             coverage = self._coverage(model, topic_terms, [int(d) for d in documents[0][:3]])
-        return KeywordResult(hits, coverage)
+        return KeywordResult(hits, coverage, unknown)
+
+    def _unknown_words(self, model, query: str) -> list[str]:
+        vocabulary = model.vocab_dict
+        unknown = []
+        for word, term in self.analyzer.topic_words(query):
+            if term in vocabulary or (len(term) >= 5 and self._has_near_term(model, term)):
+                continue
+            unknown.append(word)
+        return unknown
+
+    def _has_near_term(self, model, term: str) -> bool:
+        """Whether the index holds a term one edit away (a typo: "colision", "skiplsit";
+        the first letter is taken as typed, which keeps this to a few hundred comparisons)."""
+        cached_for, buckets = self._terms_by_shape
+        if cached_for is not model:  # built once per loaded index, on its first unknown word
+            buckets = {}
+            for known in model.vocab_dict:
+                buckets.setdefault((len(known), known[:1]), []).append(known)
+            self._terms_by_shape = (model, buckets)
+        return any(one_edit_apart(term, known)
+                   for n in (len(term) - 1, len(term), len(term) + 1) for known in buckets.get((n, term[:1]), ()))
 
     @staticmethod
     def _coverage(model, terms: list[str], docs: list[int]) -> float:
@@ -237,3 +272,20 @@ class KeywordIndex:
             total += idf
             present += idf * np.isin(docs, holders)
         return float(present.max()) / total if total and docs else 0.0
+
+
+def one_edit_apart(a: str, b: str) -> bool:
+    """Equal but for one inserted, deleted or changed letter, or two swapped neighbours."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long_[i]:
+        i += 1
+    return short[i:] == long_[i + 1:]

@@ -63,7 +63,8 @@ class Retrieval:
     collection_empty: bool
     elapsed_ms: float
     best_similarity: float | None = None  # the relevance gate's inputs: best dense cosine,
-    keyword_coverage: float = 0.0         # and how much of the question the best keyword match holds
+    keyword_coverage: float = 0.0         # and how much of the question the best keyword match holds,
+    unknown_words: list[str] = field(default_factory=list)  # and its rare words the materials never use
     declined: bool = False                # nothing relevant enough: the chat says so
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -91,9 +92,13 @@ class Retriever:
         self.embedder = embedder
         self.keyword_index = keyword_index
         self.reranker = reranker
+        self._common_words: frozenset[str] | None = None
 
     def search(self, query: str, top_k: int | None = None, cutoff: float | None = None,
                mode: str | None = None, rerank: bool | None = None) -> Retrieval:
+        """The passages for `query`, best first, or none when the relevance gate declines
+        it. `cutoff`: the gate's similarity threshold; -1 turns the gate off (the
+        evaluation ranks every question, and judges the gate from the returned signals)."""
         started = time.perf_counter()
         settings = self.settings
         top_k = top_k or settings.top_k
@@ -121,11 +126,12 @@ class Retriever:
             keyword = self.keyword_index.search(query, pool)
             timings["keyword_ms"] = (time.perf_counter() - t) * 1000
         candidates = self._fuse([] if mode == "keyword" else dense, keyword.hits, dense)
+        unknown = self.rare_words(keyword.unknown_words)
 
-        if not self.passes_gate(best, keyword.coverage, cutoff):
+        if cutoff > -1.0 and not self.passes_gate(best, keyword.coverage, cutoff, unknown):
             return Retrieval(query, [], len(candidates), False, (time.perf_counter() - started) * 1000,
-                             best_similarity=best, keyword_coverage=keyword.coverage, declined=True,
-                             timings=timings)
+                             best_similarity=best, keyword_coverage=keyword.coverage, unknown_words=unknown,
+                             declined=True, timings=timings)
 
         ranked = sorted(candidates.values(), key=lambda c: c.fused, reverse=True)
         keep = max(top_k, settings.rerank_candidates) if rerank else top_k
@@ -137,18 +143,43 @@ class Retriever:
             timings["rerank_ms"] = (time.perf_counter() - t) * 1000
         sources = [self._source(i + 1, c) for i, c in enumerate(ranked[:top_k])]
         return Retrieval(query, sources, len(candidates), False, (time.perf_counter() - started) * 1000,
-                         best_similarity=best, keyword_coverage=keyword.coverage, timings=timings)
+                         best_similarity=best, keyword_coverage=keyword.coverage, unknown_words=unknown,
+                         timings=timings)
 
-    def passes_gate(self, best: float | None, coverage: float, cutoff: float) -> bool:
+    def passes_gate(self, best: float | None, coverage: float, cutoff: float,
+                    unknown_words: list[str] | tuple = ()) -> bool:
         """The relevance gate: answer when a passage is close in meaning, or when one
         contains nearly all of the question's (rarity-weighted) words and is at least
-        loosely related in meaning. Otherwise the chat says the materials don't cover it."""
+        loosely related in meaning. Otherwise the chat says the materials don't cover it.
+
+        A question naming something the materials never mention ("MongoDB", "OAuth")
+        must be much closer in meaning: near-topic questions ("when should I use MongoDB
+        instead of a relational database?" asked of a database book) otherwise pass on
+        their shared words (docs/DESIGN.md, "The relevance gate")."""
         if best is None:
             return False
+        s = self.settings
+        if unknown_words:
+            return best >= max(cutoff, s.unknown_word_similarity)
         if best >= cutoff:
             return True
-        s = self.settings
         return coverage >= s.keyword_gate_coverage and best >= s.keyword_gate_min_similarity
+
+    def rare_words(self, words: list[str]) -> list[str]:
+        """Those of `words` that are not common words (not whole words in the embedder's
+        vocabulary): only a rare word's absence from the materials says they do not
+        cover a question; "tall" or "clash" may simply be phrased differently there."""
+        if not words:
+            return []
+        if self._common_words is None:
+            try:
+                vocabulary = self.embedder.tokenizer.get_vocab()
+            except AttributeError:
+                vocabulary = {}
+            self._common_words = frozenset(w for w in vocabulary if w.isalpha())
+        if not self._common_words:  # nothing to tell rare from common by: ask no more of it
+            return []
+        return [w for w in words if w.lower() not in self._common_words]
 
     # -- pieces -------------------------------------------------------------------
     def _fuse(self, dense: list[_Candidate], hits: list[KeywordHit],
