@@ -212,6 +212,11 @@ class Settings(BaseSettings):
         description="A question with a rare word the materials never use ('MongoDB' asked of a "
         "database book that does not name it) is answered only when a passage is this similar.",
     )
+    unknown_word_min_chunks: int = Field(
+        default=1000, ge=0,
+        description="... once the materials hold this many chunks (about one textbook): in less "
+        "text, ordinary words of a fair question are often missing, and absence says little.",
+    )
     system_prompt: str = Field(
         default=(
             "You are a teaching assistant for a course. Answer the student's question using only the "

@@ -112,7 +112,8 @@ class ChatService:
             return self.settings.no_answer_message
         named = " or ".join(f"\u201c{w}\u201d" for w in words[:3])
         return (f"The course materials never mention {named}, so I can't answer this from them. "
-                "If they should, check that the right documents are ingested.")
+                "If it goes by another name there (an abbreviation spelled out, say), ask with that; "
+                "if they should mention it, check that the right documents are ingested.")
 
     # -- the turn as events ---------------------------------------------------
     async def events(self, question: str, conversation_id: str | None,

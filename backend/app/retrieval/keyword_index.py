@@ -64,6 +64,7 @@ class KeywordResult:
     # (a typo), as the student wrote them: "MongoDB" asked of a course that never names
     # it. The relevance gate asks more of such a question (see Retriever.passes_gate).
     unknown_words: list[str] = field(default_factory=list)
+    indexed_chunks: int = 0  # how much text that absence is measured against
 
 
 class Analyzer:
@@ -75,6 +76,9 @@ class Analyzer:
 
         self._stem = Stemmer.Stemmer("english").stemWords
         self._stop = frozenset(STOPWORDS_EN)
+
+    def stems(self, words: list[str]) -> list[str]:
+        return self._stem([w.lower() for w in words])
 
     def topic_words(self, text: str) -> list[tuple[str, str]]:
         """(word as written, its index term) for the words that carry the topic: no stop
@@ -226,14 +230,14 @@ class KeywordIndex:
         unknown = self._unknown_words(model, query)
         known = [t for t in terms if t in model.vocab_dict]
         if not known:
-            return KeywordResult([], 0.0, unknown)
+            return KeywordResult([], 0.0, unknown, len(ids))
         documents, scores = model.retrieve([known], k=min(limit, len(ids)), show_progress=False, n_threads=1)
         hits = [KeywordHit(ids[int(d)], float(s)) for d, s in zip(documents[0], scores[0]) if s > 0]
         coverage = 0.0
         if hits:
             topic_terms = list(dict.fromkeys(self.analyzer(query, topic_only=True)))
             coverage = self._coverage(model, topic_terms, [int(d) for d in documents[0][:3]])
-        return KeywordResult(hits, coverage, unknown)
+        return KeywordResult(hits, coverage, unknown, len(ids))
 
     def _unknown_words(self, model, query: str) -> list[str]:
         vocabulary = model.vocab_dict

@@ -126,7 +126,10 @@ class Retriever:
             keyword = self.keyword_index.search(query, pool)
             timings["keyword_ms"] = (time.perf_counter() - t) * 1000
         candidates = self._fuse([] if mode == "keyword" else dense, keyword.hits, dense)
-        unknown = self.rare_words(keyword.unknown_words)
+        # absence says something only of enough text (about a textbook); in a few lectures
+        # many ordinary words of a fair question are simply not there
+        enough_text = keyword.indexed_chunks >= settings.unknown_word_min_chunks
+        unknown = self.rare_words(keyword.unknown_words) if enough_text else []
 
         if cutoff > -1.0 and not self.passes_gate(best, keyword.coverage, cutoff, unknown):
             return Retrieval(query, [], len(candidates), False, (time.perf_counter() - started) * 1000,
@@ -166,20 +169,24 @@ class Retriever:
         return coverage >= s.keyword_gate_coverage and best >= s.keyword_gate_min_similarity
 
     def rare_words(self, words: list[str]) -> list[str]:
-        """Those of `words` that are not common words (not whole words in the embedder's
-        vocabulary): only a rare word's absence from the materials says they do not
-        cover a question; "tall" or "clash" may simply be phrased differently there."""
-        if not words:
+        """Those of `words` that are not common words: neither they nor their stem are a
+        whole word of the embedder's vocabulary (30,000 pieces: common English), so
+        "paragraphs" and "tall" are common, "MongoDB" and "OAuth" rare. Only a rare word's
+        absence from the materials says they do not cover a question."""
+        if not words or self.keyword_index is None:
             return []
         if self._common_words is None:
             try:
-                vocabulary = self.embedder.tokenizer.get_vocab()
+                vocabulary = [w for w in self.embedder.tokenizer.get_vocab() if w.isalpha()]
             except AttributeError:
-                vocabulary = {}
-            self._common_words = frozenset(w for w in vocabulary if w.isalpha())
+                vocabulary = []
+            stems = self.keyword_index.analyzer.stems(vocabulary)
+            self._common_words = frozenset(w.lower() for w in vocabulary) | frozenset(stems)
         if not self._common_words:  # nothing to tell rare from common by: ask no more of it
             return []
-        return [w for w in words if w.lower() not in self._common_words]
+        stems = self.keyword_index.analyzer.stems(words)
+        return [w for w, stem in zip(words, stems)
+                if w.lower() not in self._common_words and stem not in self._common_words]
 
     # -- pieces -------------------------------------------------------------------
     def _fuse(self, dense: list[_Candidate], hits: list[KeywordHit],
