@@ -86,7 +86,7 @@ class Analyzer:
         stop = self._stop | QUESTION_WORDS
         words = [w for w in dict.fromkeys(_WORD.findall(text))
                  if len(w) >= 3 and not w.isdigit() and w.lower() not in stop]
-        return list(zip(words, self._stem([w.lower() for w in words])))
+        return list(zip(words, self.stems(words)))
 
     def __call__(self, text: str, topic_only: bool = False) -> list[str]:
         """Index terms of `text`; with `topic_only`, question words are left out too."""
@@ -240,6 +240,7 @@ class KeywordIndex:
         return KeywordResult(hits, coverage, unknown, len(ids))
 
     def _unknown_words(self, model, query: str) -> list[str]:
+        """The query's topic words whose stem is in no chunk (typos forgiven), as written."""
         vocabulary = model.vocab_dict
         unknown = []
         for word, term in self.analyzer.topic_words(query):
