@@ -175,7 +175,8 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     closed_port = "http://127.0.0.1:9/v1"  # no LLM there: the chat falls back to concatenation
     code = main(["--questions", str(path), "--corpus", str(corpus), "--db", str(tmp_path / "eval" / "e.db"),
                  "--modes", "dense", "hybrid", "--threads", "2", "--llm-url", closed_port,
-                 "--rerank-model", resolve_model_source("all-MiniLM-L6-v2")[0]])
+                 "--rerank-model", resolve_model_source("all-MiniLM-L6-v2")[0],
+                 "--report", str(tmp_path / "report.json")])
     captured = capsys.readouterr()
     out = captured.out
     assert code == 0
@@ -190,6 +191,14 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     assert "By split (dev 2, holdout 1 questions" in out
     assert "| hybrid | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 |" in out
     assert "| hybrid + rerank |" in out  # the reranked configuration gets its own row
+    # the record behind the tables: each question's rank, top 5 and the gate's verdict
+    report = json.loads((tmp_path / "report.json").read_text())
+    hybrid = report["configurations"]["hybrid"]["questions"]
+    s1 = next(d for d in hybrid if d.get("id") == "s1")
+    assert s1["rank"] == 1 and s1["top5"][0]["file"] == "lecture-04-hash-tables.pdf" and not s1["declined"]
+    outside = next(d for d in hybrid if d["kind"] == "out_of_corpus")
+    assert outside["declined"] and outside["question"].startswith("Who won")
+    assert {d["method"] for d in hybrid if d["kind"] == "follow_up"} == {"raw", "concat", "llm"}
 
 
 def test_evaluation_warns_or_with_strict_stops_at_evidence_not_on_its_page(tmp_path, capsys):

@@ -12,6 +12,7 @@ per configuration.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -50,6 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="also run hybrid + this cross-encoder (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)")
     parser.add_argument("--llm-url", default=None,
                         help="an OpenAI-compatible server: also rewrite follow-ups with the LLM")
+    parser.add_argument("--report", type=Path, default=None, metavar="FILE",
+                        help="also write every question's rank, top 5 and gate inputs here (JSON)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args(argv)
     args.db = args.db or default_database(args.corpus)
@@ -213,7 +216,31 @@ def main(argv=None) -> int:
     print("highest out-of-corpus (similarity, coverage, unknown words): "
           + ", ".join(f"({g.similarity:.3f}, {g.coverage:.2f}, {'/'.join(g.unknown_words) or '-'})"
                       for g in outside))
+    if args.report:
+        write_report(args, results, lambda r: gate(threshold, keyword=r.name != "dense"))
+        print(f"\nEvery question's rank, top 5 and gate inputs: {args.report}")
     return 0
+
+
+def write_report(args, results, gate_for) -> None:
+    """The per-question record behind the tables, as JSON: for each configuration,
+    each question's rank (null: not in the top 10), its top 5, the gate's inputs and
+    whether the configured gate declined it."""
+    from app.evaluation.runner import GateSignals
+
+    configurations = {}
+    for r in results:
+        passes = gate_for(r)
+        for d in r.details:
+            d["declined"] = not passes(GateSignals(d["similarity"], d["keyword_coverage"],
+                                                   tuple(d["unknown_words"])))
+        configurations[r.name] = {
+            "hit@1": r.overall.hit_at(1), "hit@3": r.overall.hit_at(3), "hit@5": r.overall.hit_at(5),
+            "mrr@10": r.overall.mrr10, "questions": r.details,
+        }
+    report = {"questions_file": str(args.questions), "corpus": str(args.corpus), "configurations": configurations}
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 if __name__ == "__main__":

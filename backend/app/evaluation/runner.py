@@ -36,6 +36,8 @@ class ConfigResult:
     out_of_corpus_signals: list[GateSignals] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)  # ids not in the top 5
+    # what each question retrieved, for `--report` (whoever wrote the questions can see why)
+    details: list[dict] = field(default_factory=list)
 
 
 def rewrite_follow_ups(chat_service, questions: QuestionSet, method: str) -> list[tuple[str, str]]:
@@ -77,19 +79,37 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
         result.answerable_signals.append(_signals(retrieval, q.split))
         if not rank or rank > FOUND_WITHIN:
             result.misses.append(q.id)
+        result.details.append({"kind": "answerable", "id": q.id, "question": q.question, "split": q.split,
+                               "file": q.file, "pages": q.pages, "rank": rank, **_retrieved(retrieval)})
     for outside in questions.out_of_corpus:
-        result.out_of_corpus_signals.append(_signals(search(outside.question), outside.split))
+        retrieval = search(outside.question)
+        result.out_of_corpus_signals.append(_signals(retrieval, outside.split))
+        result.details.append({"kind": "out_of_corpus", "question": outside.question, "split": outside.split,
+                               **_retrieved(retrieval)})
     for method in rewrite_methods:
         if method != "raw" and chat_service is None:
             continue
         found = fell_back = 0
         for f, (query, how) in zip(questions.follow_ups, rewrite_follow_ups(chat_service, questions, method)):
-            rank = first_hit_rank(f.target, search(query).sources)
+            retrieval = search(query)
+            rank = first_hit_rank(f.target, retrieval.sources)
             found += bool(rank and rank <= FOUND_WITHIN)
             fell_back += how != method
+            result.details.append({"kind": "follow_up", "id": f.id, "method": method, "rewritten_by": how,
+                                   "question": query, "file": f.file, "pages": f.pages, "rank": rank,
+                                   **_retrieved(retrieval)})
         result.follow_ups[method] = found
         result.fell_back[method] = fell_back
     return result
+
+
+def _retrieved(retrieval) -> dict:
+    """The top 5 and the gate's inputs, as the report shows them."""
+    return {"similarity": round(retrieval.best_similarity or 0.0, 4),
+            "keyword_coverage": round(retrieval.keyword_coverage, 4),
+            "unknown_words": list(retrieval.unknown_words),
+            "top5": [{"location": s.location, "file": s.file, "page": s.page_start, "score": s.score}
+                     for s in retrieval.sources[:FOUND_WITHIN]]}
 
 
 def _signals(retrieval, split: str) -> GateSignals:
