@@ -27,6 +27,12 @@ _NUMBER_AT_EDGE = re.compile(r"^#\s*[|·•—–-]|[|·•—–-]\s*#$|^# \S|\
 _BARE_PAGE_NUMBER = re.compile(r"^\s*(?:page\s*)?[\divxlc]{1,6}(?:\s*(?:of|/)\s*\d+)?\s*$", re.IGNORECASE)
 
 
+def _unified(text: str) -> str:
+    """NFKC (ligature glyphs become letters), invisible characters gone, one kind of line break."""
+    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n\n")
+
+
 def hyphenated_compounds(texts: list[str]) -> frozenset[str]:
     """The words split at a line end that the document itself writes with a hyphen
     (more often than without) where no line ends: "comparison-based", "floating-point".
@@ -36,7 +42,7 @@ def hyphenated_compounds(texts: list[str]) -> frozenset[str]:
     neither "floating" nor "point" in keyword search. The document's own spelling
     decides, so no dictionary or language is assumed; a split word the document never
     writes elsewhere is joined, as most are hyphenations."""
-    text = "\n".join(texts).replace("\r\n", "\n")
+    text = _unified("\n".join(texts))  # the form normalize_text matches split words in
     split = {(a + b).lower(): f"{a}-{b}".lower() for a, b in _LINE_END_HYPHEN.findall(text)}
     if not split:
         return frozenset()
@@ -47,8 +53,7 @@ def hyphenated_compounds(texts: list[str]) -> frozenset[str]:
 def normalize_text(text: str, compounds: frozenset[str] = frozenset()) -> str:
     """NFKC, invisible characters removed, words split at line ends rejoined (keeping
     the hyphen of `compounds`), whitespace repaired; paragraphs kept."""
-    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n\n")
+    text = _unified(text)
 
     def rejoin(m: re.Match) -> str:
         compound = f"{m.group(1)}-{m.group(2)}"

@@ -101,12 +101,13 @@ def read_pdf(path: Path) -> ExtractedDocument:
     finally:
         pdf.close()
     ligatures = ligature_map("\n".join(texts))
-    compounds = hyphenated_compounds([translate_ligatures(t, ligatures) for t in texts])
+    texts = [translate_ligatures(t, ligatures) for t in texts]
+    compounds = hyphenated_compounds(texts)
 
-    def clean(text: str) -> str:  # page text and heading lines alike
+    def clean(text: str) -> str:  # heading lines (page texts are translated above)
         return normalize_text(translate_ligatures(text, ligatures), compounds)
 
-    pages = strip_page_furniture([clean(t) for t in texts])
+    pages = strip_page_furniture([normalize_text(t, compounds) for t in texts])
     skipped = find_contents_and_index_pages(pages)
     if without_outline:
         headings = font_headings(font_lines, len(pages), skipped, clean=clean)
