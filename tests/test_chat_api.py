@@ -145,6 +145,29 @@ def test_follow_up_rewritten_by_the_llm(backend_settings, embedder):
         server.stop()
 
 
+def test_query_expansion_searches_with_the_llms_passage_and_falls_back_when_it_is_slow(backend_settings, embedder):
+    """RAG_QUERY_EXPANSION: the LLM writes a passage for the search (HyDE); a declined
+    question costs no LLM call; a slow LLM means searching with the question alone."""
+    settings = backend_settings.model_copy(update={"query_expansion": True, "query_expansion_timeout_s": 60.0})
+    server = BackendServer(settings, embedder)
+    try:
+        body = ask(server, "How does a hash table handle collisions?").json()
+        assert body["expanded"] is True and body["timings"]["expansion_ms"] > 0
+        assert any(s["file"] == HASH_PDF and s["page_start"] <= 3 <= s["page_end"] for s in body["sources"])
+        outside = ask(server, "Who won the 2018 FIFA World Cup?").json()
+        assert outside["expanded"] is False and "expansion_ms" not in outside["timings"]
+    finally:
+        server.stop()
+    slow = settings.model_copy(update={"query_expansion_timeout_s": 0.001})
+    server = BackendServer(slow, embedder)
+    try:
+        response = ask(server, "How does a hash table handle collisions?")
+        assert response.status_code == 200 and response.json()["answer"].strip()
+        assert response.json()["expanded"] is False and response.json()["sources"]
+    finally:
+        server.stop()
+
+
 def test_conversations_survive_a_restart(backend_settings, embedder):
     server = BackendServer(backend_settings, embedder)
     answer = ask(server, "What is a stack?", "dave-1").json()["answer"]

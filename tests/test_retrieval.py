@@ -191,6 +191,9 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     assert "By split (dev 2, holdout 1 questions" in out
     assert "| hybrid | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 |" in out
     assert "| hybrid + rerank |" in out  # the reranked configuration gets its own row
+    # so does the chat's LLM query expansion; with no LLM there, every search fell back, and says so
+    assert "| hybrid + expansion | 1.00 | 1.00 | 1.00 |" in out
+    assert "hybrid + expansion: the LLM wrote a passage for 0 of 7 searches (the other 7 used the question alone" in out
     # the record behind the tables: each question's rank, top 5 and the gate's verdict
     report = json.loads((tmp_path / "report.json").read_text())
     hybrid = report["configurations"]["hybrid"]["questions"]
@@ -199,6 +202,8 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     outside = next(d for d in hybrid if d["kind"] == "out_of_corpus")
     assert outside["declined"] and outside["question"].startswith("Who won")
     assert {d["method"] for d in hybrid if d["kind"] == "follow_up"} == {"raw", "concat", "llm"}
+    expanded = report["configurations"]["hybrid + expansion"]["questions"]
+    assert len(expanded) == 7 and all(d["hypothetical"] is None for d in expanded)
 
 
 def test_evaluation_warns_or_with_strict_stops_at_evidence_not_on_its_page(tmp_path, capsys):
@@ -269,4 +274,29 @@ def test_both_fusion_methods_rank_the_defining_passage_high(tmp_path, settings, 
     defining = next(s for s in sources if "Separate chaining" in s.text)
     assert defining.number <= 2 and defining.file.endswith("lecture-04-hash-tables.pdf")
     assert defining.page_start <= 3 <= defining.page_end
+    harness.close()
+
+
+def test_a_hypothetical_passage_steers_the_search_but_not_the_gate(tmp_path, settings, embedder):
+    """LLM query expansion (HyDE): a passage written to answer the question pulls the
+    dense search toward the pages worded like it, while the relevance gate judges the
+    question alone, so an invented passage cannot make an uncovered question look covered."""
+    harness = ingest_sample_course(tmp_path, settings, embedder)
+    retriever = make_retriever(harness, settings, embedder)
+    question = "how do I get the items back out in the right order?"  # stacks? queues? trees?
+    passages = {
+        "03-binary-search-trees.md": "An in-order traversal of a binary search tree visits the left "
+                                     "subtree, then the node, then the right subtree, so the keys come out sorted.",
+        "02-stacks-and-queues.md": "A queue is first-in first-out: enqueue adds an item at the back and "
+                                   "dequeue removes the one at the front, so items leave in arrival order.",
+    }
+    plain = retriever.search(question, cutoff=-1.0)
+    for expected_file, passage in passages.items():
+        expanded = retriever.search(question, cutoff=-1.0, hypothetical=passage)
+        assert expanded.sources[0].file.endswith(expected_file), [s.location for s in expanded.sources]
+        assert "expanded_search_ms" in expanded.timings
+        # the gate's inputs come from the question, not the passage
+        assert (expanded.best_similarity, expanded.keyword_coverage) == (plain.best_similarity, plain.keyword_coverage)
+    outside = retriever.search("Who won the 2018 FIFA World Cup?", hypothetical=passages["02-stacks-and-queues.md"])
+    assert outside.declined and outside.sources == []
     harness.close()

@@ -125,6 +125,20 @@ class Settings(BaseSettings):
         description="How follow-ups become standalone queries: by the LLM (falling back to concat), "
         "by joining the previous question, or not at all.",
     )
+    query_expansion: bool = Field(
+        default=False,
+        description="Before searching, have the LLM write the passage that would answer the question, "
+        "and search with the question and that passage together (HyDE). Off by default: with SmolLM2 "
+        "on CPU it costs about 1 s a question for a small gain (docs/DESIGN.md, 'LLM query expansion'); "
+        "measure it with your model: python -m app.evaluation --llm-url URL.",
+    )
+    query_expansion_tokens: int = Field(
+        default=80, ge=8, le=512, description="Longest passage the LLM may write for the search."
+    )
+    query_expansion_timeout_s: float = Field(
+        default=5.0, gt=0,
+        description="Wait this long for the passage; after it, search with the question alone.",
+    )
 
     # --- the appliance's own LLM server (runpod_simple_startup.sh) ----------
     llm_model_path: Path | None = Field(

@@ -45,6 +45,8 @@ class ChatResponse(BaseModel):
     cited: list[int]
     retrieval_query: str
     condensed_by: str = Field(description="how a follow-up became the search query: none, llm or concat")
+    expanded: bool = Field(default=False, description="whether the search also used a passage the LLM wrote "
+                           "to answer the question (query expansion, RAG_QUERY_EXPANSION)")
     timings: dict[str, float | None]
     usage: dict[str, int | None]
     stopped: bool

@@ -20,6 +20,7 @@ import anyio
 from app.chat.prompt import BuiltPrompt, build_prompt, condense_messages, usable_rewrite
 from app.conversations.store import ConversationStore, Message
 from app.llm.client import LLMClient, LLMUnavailableError, StreamResult
+from app.retrieval.expansion import hypothetical_passage
 from app.retrieval.retriever import Retrieval, Retriever
 from app.settings import Settings
 
@@ -37,6 +38,7 @@ class PreparedTurn:
     retrieval: Retrieval
     history: list[Message]
     replaces: list[int] = field(default_factory=list)  # the turn a regenerated answer replaces
+    expanded: bool = False  # searched with the LLM's passage too (settings.query_expansion)
     prompt: BuiltPrompt | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -97,6 +99,14 @@ class ChatService:
         retrieval = await asyncio.to_thread(self.retriever.search, query)
         turn = PreparedTurn(cid, question, query, how, retrieval, history, replaces)
         turn.timings = {"condense_ms": round(condense_ms, 1), "retrieval_ms": round(retrieval.elapsed_ms, 1)}
+        if self.settings.query_expansion and retrieval.sources:
+            # Only for a question the gate let through: a declined one costs no LLM call.
+            t = time.perf_counter()
+            passage = await hypothetical_passage(self.llm, self.settings, query)
+            if passage:
+                retrieval = await asyncio.to_thread(self.retriever.search, query, hypothetical=passage)
+                turn.retrieval, turn.expanded = retrieval, True
+            turn.timings["expansion_ms"] = round((time.perf_counter() - t) * 1000, 1)
         if retrieval.sources:
             turn.prompt = await build_prompt(
                 self.settings.system_prompt, question, retrieval.sources, history, self.count_tokens,
@@ -128,6 +138,7 @@ class ChatService:
             "conversation_id": turn.conversation_id,
             "retrieval_query": turn.retrieval_query,
             "condensed_by": turn.condensed_by,
+            "expanded": turn.expanded,
             "sources": [s.to_dict() for s in sources],
         }
         result = StreamResult()
@@ -170,7 +181,7 @@ class ChatService:
                  "completion_tokens": result.completion_tokens}
         answer_meta = {"sources": [s.to_dict() for s in sources], "cited": cited, "timings": timings,
                        "usage": usage, "retrieval_query": turn.retrieval_query,
-                       "condensed_by": turn.condensed_by, "stopped": stopped,
+                       "condensed_by": turn.condensed_by, "expanded": turn.expanded, "stopped": stopped,
                        "finish_reason": result.finish_reason}
         await self.store.add_turn(
             turn.conversation_id,

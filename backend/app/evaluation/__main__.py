@@ -27,7 +27,7 @@ from app.evaluation.corpus import (
 )
 from app.evaluation.metrics import percentile
 from app.evaluation.questions import QuestionFileError, QuestionSet, check
-from app.evaluation.runner import gate_outcome, run_config
+from app.evaluation.runner import Expander, gate_outcome, run_config
 from app.settings import PROJECT_ROOT, Settings
 
 DEFAULT_QUESTIONS = PROJECT_ROOT / "bench" / "eval" / "questions.json"
@@ -50,7 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rerank-model", default=None,
                         help="also run hybrid + this cross-encoder (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)")
     parser.add_argument("--llm-url", default=None,
-                        help="an OpenAI-compatible server: also rewrite follow-ups with the LLM")
+                        help="an OpenAI-compatible server: also rewrite follow-ups with the LLM, and run "
+                        "hybrid + LLM query expansion")
     parser.add_argument("--report", type=Path, default=None, metavar="FILE",
                         help="also write every question's rank, top 5 and gate inputs here (JSON)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
@@ -114,7 +115,8 @@ def main(argv=None) -> int:
 
     settings = Settings(_env_file=None, milvus_uri=str(args.db), collection_name="eval",
                         embedding_device="cpu", torch_threads=args.threads,
-                        llm_base_url=args.llm_url or "http://127.0.0.1:9/v1", condense_timeout_s=30)
+                        llm_base_url=args.llm_url or "http://127.0.0.1:9/v1", condense_timeout_s=30,
+                        query_expansion_timeout_s=30)
     embedder = load_embedder(settings.embedding_model, "cpu", 64, threads=args.threads)
     embedder.enable_fast_queries(settings.embedding_query_runtime, settings.models_path / "onnx")
     ingestor = prepare_database(args, settings, embedder)
@@ -126,17 +128,24 @@ def main(argv=None) -> int:
     chat = ChatService(settings, retriever, LLMClient(settings), store=None)
     methods = ("raw", "concat", "llm") if args.llm_url else ("raw", "concat")
 
-    configs = [(mode, mode, False) for mode in args.modes]
+    configs = [(mode, mode, False, False) for mode in args.modes]
+    if args.llm_url and "hybrid" in args.modes:  # the chat's optional LLM query expansion
+        configs.append(("hybrid + expansion", "hybrid", False, True))
     if args.rerank_model:
         retriever.reranker = load_reranker(args.rerank_model, "auto", settings.models_path)
         if retriever.reranker is None:
             print(f"reranker {args.rerank_model} could not be loaded; skipping it", file=sys.stderr)
         else:
-            configs.append(("hybrid + rerank", "hybrid", True))
+            configs.append(("hybrid + rerank", "hybrid", True, False))
     results = []
-    for name, mode, rerank in configs:
+    for name, mode, rerank, expand in configs:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        results.append(run_config(retriever, questions, name, mode, rerank, chat, methods))
+        expander = Expander(settings) if expand else None
+        try:
+            results.append(run_config(retriever, questions, name, mode, rerank, chat, methods, expander))
+        finally:
+            if expander is not None:
+                expander.close()
 
     n, n_ooc, n_fu = len(questions.answerable), len(questions.out_of_corpus), len(questions.follow_ups)
     threshold = settings.similarity_cutoff
@@ -169,6 +178,13 @@ def main(argv=None) -> int:
         print(f"| {r.name} | {r.overall.hit_at(1):.2f} | {r.overall.hit_at(3):.2f} | {r.overall.hit_at(5):.2f} "
               f"| {r.overall.mrr10:.2f} | {fu} | {declined_cell(r, passes)} | {refused} of {n} "
               f"| {percentile(r.latencies_ms, .5):.0f} | {percentile(r.latencies_ms, .95):.0f} |")
+
+    for r in results:
+        if r.expanded:
+            got, asked = r.expanded
+            rest = f" (the other {asked - got} used the question alone: the LLM was down or slow)" if got < asked else ""
+            print(f"\n{r.name}: the LLM wrote a passage for {got} of {asked} searches{rest}; "
+                  f"its p50/p95 include that wait.")
 
     splits = sorted({q.split for q in questions.answerable})
     if len(splits) > 1:

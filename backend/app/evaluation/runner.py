@@ -36,6 +36,7 @@ class ConfigResult:
     out_of_corpus_signals: list[GateSignals] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)  # ids not in the top 5
+    expanded: list[int] = field(default_factory=list)  # [searches the LLM wrote a passage for, searches]
     # what each question retrieved, for `--report` (whoever wrote the questions can see why)
     details: list[dict] = field(default_factory=list)
 
@@ -64,13 +65,47 @@ def rewrite_follow_ups(chat_service, questions: QuestionSet, method: str) -> lis
     return asyncio.run(rewrite_all())
 
 
+class Expander:
+    """The chat's query-expansion step (app/retrieval/expansion.py), callable from this
+    synchronous harness: one event loop, and so one LLM connection, for every question."""
+
+    def __init__(self, settings):
+        from app.llm.client import LLMClient
+
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.llm = LLMClient(settings)
+
+    def __call__(self, question: str) -> str | None:
+        from app.retrieval.expansion import hypothetical_passage
+
+        return self.loop.run_until_complete(hypothetical_passage(self.llm, self.settings, question))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.llm.aclose())
+        self.loop.close()
+
+
 def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: str, rerank: bool,
-               chat_service=None, rewrite_methods: tuple[str, ...] = ("raw", "concat")) -> ConfigResult:
+               chat_service=None, rewrite_methods: tuple[str, ...] = ("raw", "concat"),
+               expander: Expander | None = None) -> ConfigResult:
+    """Every question through `retriever.search` as configured; with `expander`, each is
+    first expanded by the LLM as the chat would (its time counts in the latency)."""
     result = ConfigResult(name)
-    search = lambda q, k=10: retriever.search(q, top_k=k, cutoff=-1.0, mode=mode, rerank=rerank)  # noqa: E731
+    if expander is not None:
+        result.expanded = [0, 0]
+
+    def search(query: str):
+        passage = expander(query) if expander is not None else None
+        if expander is not None:
+            result.expanded[0] += passage is not None
+            result.expanded[1] += 1
+        retrieval = retriever.search(query, top_k=10, cutoff=-1.0, mode=mode, rerank=rerank, hypothetical=passage)
+        return retrieval, ({"hypothetical": passage} if expander is not None else {})
+
     for q in questions.answerable:
         t = time.perf_counter()
-        retrieval = search(q.question)
+        retrieval, extra = search(q.question)
         result.latencies_ms.append((time.perf_counter() - t) * 1000)
         rank = first_hit_rank(q, retrieval.sources)
         result.overall.add(rank)
@@ -80,24 +115,24 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
         if not rank or rank > FOUND_WITHIN:
             result.misses.append(q.id)
         result.details.append({"kind": "answerable", "id": q.id, "question": q.question, "split": q.split,
-                               "file": q.file, "pages": q.pages, "rank": rank, **_retrieved(retrieval)})
+                               "file": q.file, "pages": q.pages, "rank": rank, **extra, **_retrieved(retrieval)})
     for outside in questions.out_of_corpus:
-        retrieval = search(outside.question)
+        retrieval, extra = search(outside.question)
         result.out_of_corpus_signals.append(_signals(retrieval, outside.split))
         result.details.append({"kind": "out_of_corpus", "question": outside.question, "split": outside.split,
-                               **_retrieved(retrieval)})
+                               **extra, **_retrieved(retrieval)})
     for method in rewrite_methods:
         if method != "raw" and chat_service is None:
             continue
         found = fell_back = 0
         for f, (query, how) in zip(questions.follow_ups, rewrite_follow_ups(chat_service, questions, method)):
-            retrieval = search(query)
+            retrieval, extra = search(query)
             rank = first_hit_rank(f.target, retrieval.sources)
             found += bool(rank and rank <= FOUND_WITHIN)
             fell_back += how != method
             result.details.append({"kind": "follow_up", "id": f.id, "method": method, "rewritten_by": how,
                                    "question": query, "file": f.file, "pages": f.pages, "rank": rank,
-                                   **_retrieved(retrieval)})
+                                   **extra, **_retrieved(retrieval)})
         result.follow_ups[method] = found
         result.fell_back[method] = fell_back
     return result

@@ -95,10 +95,13 @@ class Retriever:
         self._common_words: frozenset[str] | None = None
 
     def search(self, query: str, top_k: int | None = None, cutoff: float | None = None,
-               mode: str | None = None, rerank: bool | None = None) -> Retrieval:
+               mode: str | None = None, rerank: bool | None = None,
+               hypothetical: str | None = None) -> Retrieval:
         """The passages for `query`, best first, or none when the relevance gate declines
         it. `cutoff`: the gate's similarity threshold; -1 turns the gate off (the
-        evaluation ranks every question, and judges the gate from the returned signals)."""
+        evaluation ranks every question, and judges the gate from the returned signals).
+        `hypothetical`: a passage the LLM wrote to answer it (app/retrieval/expansion.py);
+        the dense search then uses the mean of both vectors, the gate the question alone."""
         started = time.perf_counter()
         settings = self.settings
         top_k = top_k or settings.top_k
@@ -135,6 +138,12 @@ class Retriever:
             return Retrieval(query, [], len(candidates), False, (time.perf_counter() - started) * 1000,
                              best_similarity=best, keyword_coverage=keyword.coverage, unknown_words=unknown,
                              declined=True, timings=timings)
+        if hypothetical and mode != "keyword":
+            t = time.perf_counter()
+            vector = _unit(vector + self.embedder.encode_query(hypothetical))
+            dense = self._dense(vector, pool)
+            candidates = self._fuse(dense, keyword.hits, dense)
+            timings["expanded_search_ms"] = (time.perf_counter() - t) * 1000
 
         ranked = sorted(candidates.values(), key=lambda c: c.fused, reverse=True)
         keep = max(top_k, settings.rerank_candidates) if rerank else top_k
@@ -275,6 +284,10 @@ class Retriever:
             score=round(c.similarity if c.similarity is not None else 0.0, 4),
             text=row.get("text") or "",
         )
+
+
+def _unit(vector):
+    return vector / (float(np.linalg.norm(vector)) or 1.0)
 
 
 def _int(value) -> int | None:
