@@ -104,6 +104,25 @@ def test_check_resolves_books_by_name_and_reports_what_does_not_fit():
     assert warnings == ["b: evidence 'not on that page' not found on page(s) 3 of sub/ods.pdf"]
 
 
+def test_a_question_on_a_file_without_pages_needs_evidence_that_is_in_it(tmp_path):
+    """Markdown, HTML, Word and text files have no pages: a passage from one can only be
+    recognised by the evidence phrase, so a question without one could never be found."""
+    from app.evaluation.corpus import read_pages
+
+    corpus = Path(__file__).resolve().parents[1] / "course_materials" / "data-structures-101"
+    books = tmp_path / "books"
+    files = link_books(corpus, corpus_files(corpus, ["pdf", "md"]), books)
+    qs = QuestionSet([Question("md-ok", "what does pop do", "02-stacks-and-queues.md", [1], "removes the most recently"),
+                      Question("md-none", "what does pop do", "02-stacks-and-queues.md", [1]),
+                      Question("md-wrong", "what does pop do", "02-stacks-and-queues.md", [], "pops a frame"),
+                      Question("pdf", "what is a hash table", "lecture-04-hash-tables.pdf", [2])], [], [])
+    errors, warnings = check(qs, files, read_pages(books))
+    assert len(errors) == 2 and not warnings, errors
+    assert errors[0].startswith("md-none: '02-stacks-and-queues.md' has no pages (only PDFs do)")
+    assert "add one" in errors[0]
+    assert errors[1].startswith("md-wrong: evidence 'pops a frame' is not in 02-stacks-and-queues.md")
+
+
 def test_each_corpus_folder_gets_its_own_database_and_exactly_its_books(tmp_path):
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     for folder, names in ((ours, ["a.pdf", "README.md"]), (theirs, ["b.pdf", "sub/c.PDF", ".hidden.pdf", "d.md"])):

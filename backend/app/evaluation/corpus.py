@@ -86,7 +86,9 @@ def prepare_database(args, settings, embedder):
 
 def read_pages(books: Path):
     """`read_pages(file) -> {physical page: text}` over the linked books, for checking
-    evidence phrases (the reader the ingest uses, so the text is the indexed text)."""
+    evidence phrases (the reader the ingest uses, so the text is the indexed text).
+    Text without a page (Markdown, HTML, Word, plain text) is under 0; {} when the
+    file cannot be read."""
     from app.ingestion.readers import UnreadableFileError, read_document
 
     def pages(rel: str) -> dict[int, str]:
@@ -96,8 +98,7 @@ def read_pages(books: Path):
             return {}
         out: dict[int, str] = {}
         for s in sections:
-            if s.page:
-                out[s.page] = out.get(s.page, "") + "\n" + s.text
+            out[s.page or 0] = out.get(s.page or 0, "") + "\n" + s.text
         return out
 
     return pages

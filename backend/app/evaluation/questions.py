@@ -141,9 +141,11 @@ def check(questions: QuestionSet, files: list[str], read_pages) -> tuple[list[st
     """(errors, warnings) for the question file against the ingested books.
 
     Errors: a question's book is not among `files`. A book named by its file name alone
-    is resolved to its path when only one file has that name. Warnings: an evidence
-    phrase on none of its listed pages (`read_pages(file) -> {page: text}`); such a
-    question still counts by its pages."""
+    is resolved to its path when only one file has that name. A question on a file
+    without pages (Markdown, HTML, Word, text: `read_pages` puts their text under 0)
+    can only be found by its evidence phrase, so it needs one that is in the file.
+    Warnings: an evidence phrase on none of its listed pages (`read_pages(file) ->
+    {page: text}`); such a question still counts by its pages."""
     errors: list[str] = []
     warnings: list[str] = []
     by_name: dict[str, list[str]] = {}
@@ -158,12 +160,20 @@ def check(questions: QuestionSet, files: list[str], read_pages) -> tuple[list[st
                 errors.append(f"{q.id}: '{q.file}' is not among the books ({some or 'none'})")
                 continue
             q.file = matches[0]
-        if not q.evidence or not q.pages:
-            continue
         if q.file not in pages_of:
             pages_of[q.file] = read_pages(q.file)
-        if pages_of[q.file] and not any(contains_phrase(pages_of[q.file].get(p, ""), q.evidence)
-                                        for p in q.pages):
+        pages = pages_of[q.file]
+        if pages and not any(pages):  # read, and no page numbers in it
+            if not q.evidence:
+                errors.append(f"{q.id}: '{q.file}' has no pages (only PDFs do), so a passage from it can only be "
+                              f"recognised by an 'evidence' phrase copied from the answer; add one")
+            elif not contains_phrase(pages[0], q.evidence):
+                errors.append(f"{q.id}: evidence '{q.evidence}' is not in {q.file} (which has no pages, so the "
+                              f"phrase is the only way to recognise the answer)")
+            continue
+        if not q.evidence or not q.pages:
+            continue
+        if pages and not any(contains_phrase(pages.get(p, ""), q.evidence) for p in q.pages):
             warnings.append(f"{q.id}: evidence '{q.evidence}' not found on page(s) "
                             f"{', '.join(map(str, q.pages))} of {q.file}")
     return errors, warnings
