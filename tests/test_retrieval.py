@@ -300,3 +300,23 @@ def test_a_hypothetical_passage_steers_the_search_but_not_the_gate(tmp_path, set
     outside = retriever.search("Who won the 2018 FIFA World Cup?", hypothetical=passages["02-stacks-and-queues.md"])
     assert outside.declined and outside.sources == []
     harness.close()
+
+
+def test_the_question_in_a_chatty_message_is_what_gets_searched(tmp_path, settings, embedder):
+    """Greetings, thanks and pleas for help are left out of the search (keyword search
+    would chase "exam" or "class"), a request frame is cut, and a message that is all
+    chatter is searched as written."""
+    harness = ingest_sample_course(tmp_path, settings, embedder)
+    retriever = make_retriever(harness, settings, embedder)
+    plain = retriever.search("How does a hash table handle collisions?")
+    chatty = retriever.search("Hi, I'm revising for the exam and I'm stuck: how does a hash table handle "
+                              "collisions? My teacher explained it in class but I didn't get it. Thanks a lot!")
+    assert chatty.search_text == "how does a hash table handle collisions?"
+    assert [s.chunk_id for s in chatty.sources[:3]] == [s.chunk_id for s in plain.sources[:3]]
+    assert retriever.search("Can you explain what a binary search tree is?").search_text == "what a binary search tree is?"
+    both = "What is a stack? How is it different from a queue?"
+    assert retriever.search(both).search_text == both  # two real questions: both searched
+    assert retriever.chatter.question_text("Thanks a lot! Any tips?") == "Thanks a lot! Any tips?"
+    off = make_retriever(harness, settings.model_copy(update={"strip_chatter": False}), embedder)
+    assert off.search("Hi! How does a hash table handle collisions?").search_text.startswith("Hi!")
+    harness.close()

@@ -125,6 +125,11 @@ class Settings(BaseSettings):
         description="How follow-ups become standalone queries: by the LLM (falling back to concat), "
         "by joining the previous question, or not at all.",
     )
+    strip_chatter: bool = Field(
+        default=True,
+        description="Search with the question in a student's message, without its greetings, thanks "
+        "and pleas for help ('Hi, I'm stuck: ... Thanks!'), which keyword search would otherwise chase.",
+    )
     query_expansion: bool = Field(
         default=False,
         description="Before searching, have the LLM write the passage that would answer the question, "

@@ -140,7 +140,8 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
 
 def _retrieved(retrieval) -> dict:
     """The top 5 and the gate's inputs, as the report shows them."""
-    return {"similarity": round(retrieval.best_similarity or 0.0, 4),
+    return {"searched": retrieval.search_text,
+            "similarity": round(retrieval.best_similarity or 0.0, 4),
             "keyword_coverage": round(retrieval.keyword_coverage, 4),
             "unknown_words": list(retrieval.unknown_words),
             "top5": [{"location": s.location, "file": s.file, "page": s.page_start, "score": s.score}

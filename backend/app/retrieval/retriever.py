@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from app.embedding.encoder import Embedder
+from app.retrieval.chatter import ChatterFilter
 from app.retrieval.keyword_index import KeywordHit, KeywordIndex, KeywordResult
 from app.retrieval.reranker import Reranker
 from app.settings import Settings
@@ -67,6 +68,7 @@ class Retrieval:
     unknown_words: list[str] = field(default_factory=list)  # and its rare words the materials never use
     declined: bool = False                # nothing relevant enough: the chat says so
     timings: dict[str, float] = field(default_factory=dict)
+    search_text: str = ""                 # what was searched: the query without its chatter
 
 
 @dataclass
@@ -93,6 +95,11 @@ class Retriever:
         self.keyword_index = keyword_index
         self.reranker = reranker
         self._common_words: frozenset[str] | None = None
+        self.chatter = ChatterFilter(
+            encode=lambda texts: np.asarray([embedder.encode_query(t) for t in texts]),
+            best_similarity=lambda vector: max(
+                (score for _, score in self.store.search(vector.tolist(), 1, ["file_path"])), default=-1.0),
+        )
 
     def search(self, query: str, top_k: int | None = None, cutoff: float | None = None,
                mode: str | None = None, rerank: bool | None = None,
@@ -115,7 +122,8 @@ class Retriever:
         timings: dict[str, float] = {}
 
         t = time.perf_counter()
-        vector = self.embedder.encode_query(query)
+        text = self.chatter.question_text(query) if settings.strip_chatter else query
+        vector = self.embedder.encode_query(text)
         timings["embed_ms"] = (time.perf_counter() - t) * 1000
 
         pool = max(settings.retrieval_candidates, top_k)
@@ -126,7 +134,7 @@ class Retriever:
         keyword = KeywordResult([])
         if mode in ("hybrid", "keyword"):
             t = time.perf_counter()
-            keyword = self.keyword_index.search(query, pool)
+            keyword = self.keyword_index.search(text, pool)
             timings["keyword_ms"] = (time.perf_counter() - t) * 1000
         candidates = self._fuse([] if mode == "keyword" else dense, keyword.hits, dense)
         # absence says something only of enough text (about a textbook); in a few lectures
@@ -137,7 +145,7 @@ class Retriever:
         if cutoff > -1.0 and not self.passes_gate(best, keyword.coverage, cutoff, unknown):
             return Retrieval(query, [], len(candidates), False, (time.perf_counter() - started) * 1000,
                              best_similarity=best, keyword_coverage=keyword.coverage, unknown_words=unknown,
-                             declined=True, timings=timings)
+                             declined=True, timings=timings, search_text=text)
         if hypothetical and mode != "keyword":
             t = time.perf_counter()
             vector = _unit(vector + self.embedder.encode_query(hypothetical))
@@ -150,13 +158,13 @@ class Retriever:
         ranked = self._one_per_page(ranked, keep, vector)
         if rerank:
             t = time.perf_counter()
-            scores = self.reranker.score(query, [c.row["text"] for c in ranked])
+            scores = self.reranker.score(text, [c.row["text"] for c in ranked])
             ranked = [c for _, c in sorted(zip(scores, ranked), key=lambda p: p[0], reverse=True)]
             timings["rerank_ms"] = (time.perf_counter() - t) * 1000
         sources = [self._source(i + 1, c) for i, c in enumerate(ranked[:top_k])]
         return Retrieval(query, sources, len(candidates), False, (time.perf_counter() - started) * 1000,
                          best_similarity=best, keyword_coverage=keyword.coverage, unknown_words=unknown,
-                         timings=timings)
+                         timings=timings, search_text=text)
 
     def passes_gate(self, best: float | None, coverage: float, cutoff: float,
                     unknown_words: list[str] | tuple = ()) -> bool:

@@ -1,0 +1,64 @@
+"""The question in a student's message: greetings, thanks and pleas for help left out of the search.
+
+Why: students write "Hi, I'm revising for the exam and I'm stuck: when is a relation in
+second normal form? Thanks a lot!", and the chatter costs retrieval dearly. Words like
+"exam", "chapter", "reading" or "class" are in the books too, so keyword search chases
+them, and they blur the question's vector (measured: docs/DESIGN.md, "Chatty questions").
+
+How: the message is cut into clauses (sentences, and at a colon, a semicolon or ", but");
+a clause is chatter when it is closer in meaning to typical student chatter (the
+examples below, about no subject) than to any passage of the materials. Those clauses
+are left out, and request frames ("can someone help me understand ...") are cut from
+the rest. A clause about the subject stays even when it is phrased as a plea, and a
+message that is all chatter is searched as written (the relevance gate then decides).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+import numpy as np
+
+# About no subject on purpose: what students add around a question in any course.
+CHATTER_EXAMPLES = (
+    "Hi!", "Hello everyone.", "Good morning.", "Thanks a lot!", "Thank you so much.", "Cheers.",
+    "Any tips?", "Can you help me?", "Please help.", "I don't get it.", "I'm confused.", "I'm stuck.",
+    "Sorry if this is a stupid question.", "Quick question.", "I have an exam tomorrow.",
+    "I need this for my homework.", "My assignment is due soon.", "I'm studying for the test.",
+    "My teacher explained this in class but I didn't understand.", "I read it twice and still don't understand.",
+    "Explain it simply, please.", "Keep it short.", "Could you give an example?",
+)
+
+_CLAUSE_BREAK = re.compile(r"(?<=[.!?])\s+|:\s+|;\s+|,\s*but\s+", re.IGNORECASE)
+_REQUEST_FRAME = re.compile(
+    r"\b(?:(?:can|could|would|will)\s+(?:you|someone|somebody|anyone|anybody)\s+(?:please\s+)?"
+    r"(?:help\s+me\s+)?(?:to\s+)?(?:explain|understand|tell\s+me|describe|clarify)(?:\s+to\s+me)?"
+    r"|(?:please\s+)?help\s+me\s+(?:to\s+)?understand)\b\s*",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"\w\w+")
+
+
+class ChatterFilter:
+    """`question_text(message)`: what of it to search with. `encode(texts)` gives unit
+    vectors (the embedder's), `best_similarity(vector)` the closest passage's cosine."""
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], best_similarity: Callable[[np.ndarray], float]):
+        self.encode = encode
+        self.best_similarity = best_similarity
+        self._examples: np.ndarray | None = None
+
+    def question_text(self, message: str) -> str:
+        clauses = [c.strip() for c in _CLAUSE_BREAK.split(message) if c and _WORD.search(c)]
+        if len(clauses) > 1:
+            if self._examples is None:
+                self._examples = np.asarray(self.encode(list(CHATTER_EXAMPLES)))
+            vectors = np.asarray(self.encode(clauses))
+            chatter_likeness = (vectors @ self._examples.T).max(axis=1)
+            kept = [c for c, v, chat in zip(clauses, vectors, chatter_likeness)
+                    if chat <= self.best_similarity(v)]
+            if kept:
+                message = " ".join(kept)
+        stripped = _REQUEST_FRAME.sub("", message).strip()
+        return stripped if _WORD.search(stripped) else message
