@@ -49,11 +49,16 @@ class ChatterFilter:
         self.best_similarity = best_similarity
         self._examples: np.ndarray | None = None
 
+    def prepare(self) -> None:
+        """Embed the chatter examples (a tenth of a second on CPU): at start-up, not on
+        a student's first question."""
+        if self._examples is None:
+            self._examples = np.asarray(self.encode(list(CHATTER_EXAMPLES)))
+
     def question_text(self, message: str) -> str:
         clauses = [c.strip() for c in _CLAUSE_BREAK.split(message) if c and _WORD.search(c)]
         if len(clauses) > 1:
-            if self._examples is None:
-                self._examples = np.asarray(self.encode(list(CHATTER_EXAMPLES)))
+            self.prepare()
             vectors = np.asarray(self.encode(clauses))
             chatter_likeness = (vectors @ self._examples.T).max(axis=1)
             kept = [c for c, v, chat in zip(clauses, vectors, chatter_likeness)
