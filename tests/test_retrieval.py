@@ -320,3 +320,21 @@ def test_the_question_in_a_chatty_message_is_what_gets_searched(tmp_path, settin
     off = make_retriever(harness, settings.model_copy(update={"strip_chatter": False}), embedder)
     assert off.search("Hi! How does a hash table handle collisions?").search_text.startswith("Hi!")
     harness.close()
+
+
+def test_a_misspelled_word_is_searched_as_the_materials_spell_it(tmp_path, settings, embedder):
+    """A typo ("colisions") is one edit from the materials' own word: keyword search finds
+    no typo, so the search uses that word. Common English the materials do not use, and
+    words with no neighbour there, are left as typed."""
+    harness = ingest_sample_course(tmp_path, settings, embedder)
+    retriever = make_retriever(harness, settings, embedder)
+    typo = retriever.search("how do hash tabels handle colisions")
+    assert typo.search_text == "how do hash tables handle collisions"
+    right = retriever.search("how do hash tables handle collisions")
+    assert [s.chunk_id for s in typo.sources] == [s.chunk_id for s in right.sources]
+    assert typo.keyword_coverage == right.keyword_coverage and not typo.declined
+    assert retriever.fix_spelling("is a stack taller than a queue") == "is a stack taller than a queue"
+    assert retriever.fix_spelling("what is a zorblax") == "what is a zorblax"
+    off = make_retriever(harness, settings.model_copy(update={"fix_spelling": False}), embedder)
+    assert off.search("how do hash tabels handle colisions").search_text == "how do hash tabels handle colisions"
+    harness.close()

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
         description="Search with the question in a student's message, without its greetings, thanks "
         "and pleas for help ('Hi, I'm stuck: ... Thanks!'), which keyword search would otherwise chase.",
     )
+    fix_spelling: bool = Field(
+        default=True,
+        description="Search for a misspelled word ('colision') as the materials' own word one letter "
+        "away ('collision'); only words of five or more letters that are not common English.",
+    )
     query_expansion: bool = Field(
         default=False,
         description="Before searching, have the LLM write the passage that would answer the question, "

@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 STAMP = "stamp.json"
-ANALYZER_VERSION = "1"  # part of the index signature: a changed analyzer rebuilds the index
+# Part of the index signature: a changed analyzer rebuilds the index. 2: the index also
+# keeps the materials' words as written, for spelling correction.
+ANALYZER_VERSION = "2"
+_SPELLED = re.compile(r"[^\W\d_]{5,}")  # words long enough to correct a typo in (shorter: too many neighbours)
 
 # Interrogatives and auxiliaries carry no topic. They stay in the ranking (measured:
 # dropping them, or a longer list, ranked slightly worse), but they are not evidence
@@ -119,6 +122,8 @@ class KeywordIndex:
         self._checked_at = 0.0
         self._stamp_mtime: float | None = None
         self._terms_by_shape: tuple[object, dict[tuple[int, str], list[str]]] = (None, {})
+        self._words: dict[str, int] = {}  # the materials' words as written (lower case) -> count
+        self._words_by_shape: tuple[object, dict[tuple[int, str], list[str]]] = (None, {})
 
     # -- building --------------------------------------------------------------
     def rebuild(self, signature: str | None = None) -> int:
@@ -127,6 +132,7 @@ class KeywordIndex:
 
         signature = signature or manifest_signature(self.catalog)
         ids, tokens = [], []
+        words: dict[str, int] = {}
         if self.store.exists():
             iterator = self.store.client.query_iterator(
                 self.store.collection, batch_size=2000, filter="", output_fields=["id", "text"]
@@ -135,20 +141,23 @@ class KeywordIndex:
                 while rows := iterator.next():
                     for row in rows:
                         ids.append(row["id"])
-                        tokens.append(self.analyzer(row.get("text") or ""))
+                        text = row.get("text") or ""
+                        tokens.append(self.analyzer(text))
+                        for word in _SPELLED.findall(text.lower()):
+                            words[word] = words.get(word, 0) + 1
             finally:
                 iterator.close()
         model = None
         if ids:
             model = bm25s.BM25()
             model.index(tokens, show_progress=False)
-        self._save(model, ids, signature)
+        self._save(model, ids, words, signature)
         with self._lock:
-            self._model, self._ids, self._signature = model, ids, signature
+            self._model, self._ids, self._words, self._signature = model, ids, words, signature
             self._checked_at = time.monotonic()
         return len(ids)
 
-    def _save(self, model, ids: list[str], signature: str) -> None:
+    def _save(self, model, ids: list[str], words: dict[str, int], signature: str) -> None:
         """Write to a fresh folder, then swap it in: readers never see half an index."""
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         staging = self.folder.with_name(f".{self.folder.name}.{os.getpid()}.tmp")
@@ -157,6 +166,7 @@ class KeywordIndex:
         if model is not None:
             model.save(str(staging), show_progress=False)
         (staging / "ids.json").write_text(json.dumps(ids))
+        (staging / "words.json").write_text(json.dumps(words))
         (staging / STAMP).write_text(json.dumps({"signature": signature, "chunks": len(ids)}))
         old = self.folder.with_name(f".{self.folder.name}.{os.getpid()}.old")
         shutil.rmtree(old, ignore_errors=True)
@@ -172,11 +182,12 @@ class KeywordIndex:
         try:
             stamp = json.loads((self.folder / STAMP).read_text())
             ids = json.loads((self.folder / "ids.json").read_text())
+            words = json.loads((self.folder / "words.json").read_text())
             model = bm25s.BM25.load(str(self.folder), show_progress=False) if ids else None
         except (OSError, ValueError) as exc:
             log.info("keyword index at %s not loadable (%s); it will be rebuilt", self.folder, exc)
             return None
-        self._model, self._ids, self._signature = model, ids, stamp["signature"]
+        self._model, self._ids, self._words, self._signature = model, ids, words, stamp["signature"]
         return stamp["signature"]
 
     # -- keeping in step -------------------------------------------------------------
@@ -260,6 +271,31 @@ class KeywordIndex:
             self._terms_by_shape = (model, buckets)
         return any(one_edit_apart(term, known)
                    for n in (len(term) - 1, len(term), len(term) + 1) for known in buckets.get((n, term[:1]), ()))
+
+    def spelling_fixes(self, text: str, is_rare=lambda words: words) -> dict[str, str]:
+        """{word as typed: the materials' word} for the typos in `text`: a word of five or
+        more letters the materials never use, rare (`is_rare`: not common English, which
+        the materials may simply not use), one edit from a word they do use (the most
+        frequent such word; the first letter taken as typed)."""
+        self.ensure_current()
+        with self._lock:
+            words = self._words
+        typed = [w for w in dict.fromkeys(_SPELLED.findall(text)) if w.lower() not in words]
+        typed = is_rare(typed) if typed and words else []
+        cached_for, buckets = self._words_by_shape
+        if typed and cached_for is not words:
+            buckets = {}
+            for known in words:
+                buckets.setdefault((len(known), known[:1]), []).append(known)
+            self._words_by_shape = (words, buckets)
+        fixes = {}
+        for word in typed:
+            lower = word.lower()
+            near = [known for n in (len(lower) - 1, len(lower), len(lower) + 1)
+                    for known in buckets.get((n, lower[:1]), ()) if one_edit_apart(lower, known)]
+            if near:
+                fixes[word] = max(near, key=lambda known: (words[known], known))
+        return fixes
 
     @staticmethod
     def _coverage(model, terms: list[str], docs: list[int]) -> float:

@@ -7,6 +7,7 @@ Calls are synchronous (torch and pymilvus are); the API runs them in a thread.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -123,6 +124,8 @@ class Retriever:
 
         t = time.perf_counter()
         text = self.chatter.question_text(query) if settings.strip_chatter else query
+        if settings.fix_spelling and self.keyword_index is not None:
+            text = self.fix_spelling(text)
         vector = self.embedder.encode_query(text)
         timings["embed_ms"] = (time.perf_counter() - t) * 1000
 
@@ -184,6 +187,13 @@ class Retriever:
         if best >= cutoff:
             return True
         return coverage >= s.keyword_gate_coverage and best >= s.keyword_gate_min_similarity
+
+    def fix_spelling(self, text: str) -> str:
+        """`text` with its typos ("colision", "recurison") replaced by the materials' own
+        word: keyword search finds no typo, and the embedder reads one as noise."""
+        for typed, fixed in self.keyword_index.spelling_fixes(text, self.rare_words).items():
+            text = re.sub(rf"\b{re.escape(typed)}\b", fixed, text)
+        return text
 
     def rare_words(self, words: list[str]) -> list[str]:
         """Those of `words` that are not common words: neither they nor their stem are a
