@@ -99,8 +99,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     retriever = Retriever(settings, store, embedder, keyword_index,
                           load_reranker(settings.reranker_model, settings.embedding_device,
                                         settings.models_path))
-    if settings.strip_chatter:
-        retriever.chatter.prepare()
+    retriever.prepare()
     llm = LLMClient(settings)
     conversations = ConversationStore(settings.conversations_path)
     chat = ChatService(settings, retriever, llm, conversations)
