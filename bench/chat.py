@@ -234,8 +234,9 @@ def print_retrieval(scale) -> None:
               f"| {pct(embed_only, 50):.1f} | {pct(numpy_ms, 50):.2f} / {pct(numpy_ms, 95):.2f} "
               f"| {pct(hybrid, 95) / pct(numpy_ms, 95):.0f}x | {recall:.2f} | {index_s:.1f} |")
     print("\nWhere the hybrid time goes (p50 / p95 ms per step; embed = the runtime retrieval uses, "
-          "PyTorch measured alongside for comparison; rest = fusion, fetching rows, one per page)\n")
-    names = ["embed_ms", "embed with PyTorch_ms", "dense_ms", "keyword_ms", "rest_ms"]
+          "PyTorch measured alongside for comparison; question = chatter left out and typos fixed; "
+          "rest = fusion, fetching rows, one per page)\n")
+    names = ["question_ms", "embed_ms", "embed with PyTorch_ms", "dense_ms", "keyword_ms", "rest_ms"]
     print("| chunks | vector index | " + " | ".join(n[:-3] for n in names) + " |")
     print("|---|---|" + "---|" * len(names))
     for size, *_measured, index, _recall, steps in scale:

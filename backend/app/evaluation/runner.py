@@ -96,8 +96,9 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
         result.expanded = [0, 0]
 
     def search(query: str):
-        passage = expander(query) if expander is not None else None
+        passage = None
         if expander is not None:
+            passage = expander(query)
             result.expanded[0] += passage is not None
             result.expanded[1] += 1
         retrieval = retriever.search(query, top_k=10, cutoff=-1.0, mode=mode, rerank=rerank, hypothetical=passage)

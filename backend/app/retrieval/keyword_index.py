@@ -121,9 +121,10 @@ class KeywordIndex:
         self._signature: str | None = None
         self._checked_at = 0.0
         self._stamp_mtime: float | None = None
-        self._terms_by_shape: tuple[object, dict[tuple[int, str], list[str]]] = (None, {})
         self._words: dict[str, int] = {}  # the materials' words as written (lower case) -> count
-        self._words_by_shape: tuple[object, dict[tuple[int, str], list[str]]] = (None, {})
+        # vocabulary -> (that vocabulary object, its words by (length, first letter)): index
+        # terms for the unknown-word check, words as written for spelling fixes
+        self._by_shape: dict[str, tuple[object, dict[tuple[int, str], list[str]]]] = {}
 
     # -- building --------------------------------------------------------------
     def rebuild(self, signature: str | None = None) -> int:
@@ -255,24 +256,26 @@ class KeywordIndex:
         vocabulary = model.vocab_dict
         unknown = []
         for word, term in self.analyzer.topic_words(query):
-            if term in vocabulary or (len(term) >= 5 and self._has_near_term(model, term)):
+            # a term one edit from an index term is a typo ("colision", "skiplsit"), not unknown
+            if term in vocabulary or (len(term) >= 5 and any(self._one_edit_from(term, "terms", vocabulary))):
                 continue
             unknown.append(word)
         return unknown
 
-    def _has_near_term(self, model, term: str) -> bool:
-        """Whether the index holds a term one edit away (a typo: "colision", "skiplsit";
-        the first letter is taken as typed, which keeps this to a few hundred comparisons)."""
-        cached_for, buckets = self._terms_by_shape
-        if cached_for is not model:  # built once per loaded index, on its first unknown word
+    def _one_edit_from(self, word: str, name: str, vocabulary):
+        """The words of `vocabulary` one edit from `word` (lazily). The first letter is
+        taken as typed, which keeps this to a few hundred comparisons; the words are
+        grouped by length and first letter once per loaded vocabulary, on first use."""
+        cached_for, buckets = self._by_shape.get(name, (None, {}))
+        if cached_for is not vocabulary:
             buckets = {}
-            for known in model.vocab_dict:
+            for known in vocabulary:
                 buckets.setdefault((len(known), known[:1]), []).append(known)
-            self._terms_by_shape = (model, buckets)
-        return any(one_edit_apart(term, known)
-                   for n in (len(term) - 1, len(term), len(term) + 1) for known in buckets.get((n, term[:1]), ()))
+            self._by_shape[name] = (vocabulary, buckets)
+        return (known for n in (len(word) - 1, len(word), len(word) + 1)
+                for known in buckets.get((n, word[:1]), ()) if one_edit_apart(word, known))
 
-    def spelling_fixes(self, text: str, is_rare=lambda words: words) -> dict[str, str]:
+    def spelling_fixes(self, text: str, is_rare) -> dict[str, str]:
         """{word as typed: the materials' word} for the typos in `text`: a word of five or
         more letters the materials never use, rare (`is_rare`: not common English, which
         the materials may simply not use), one edit from a word they do use (the most
@@ -281,18 +284,9 @@ class KeywordIndex:
         with self._lock:
             words = self._words
         typed = [w for w in dict.fromkeys(_SPELLED.findall(text)) if w.lower() not in words]
-        typed = is_rare(typed) if typed and words else []
-        cached_for, buckets = self._words_by_shape
-        if typed and cached_for is not words:
-            buckets = {}
-            for known in words:
-                buckets.setdefault((len(known), known[:1]), []).append(known)
-            self._words_by_shape = (words, buckets)
         fixes = {}
-        for word in typed:
-            lower = word.lower()
-            near = [known for n in (len(lower) - 1, len(lower), len(lower) + 1)
-                    for known in buckets.get((n, lower[:1]), ()) if one_edit_apart(lower, known)]
+        for word in is_rare(typed) if typed and words else []:
+            near = list(self._one_edit_from(word.lower(), "words", words))
             if near:
                 fixes[word] = max(near, key=lambda known: (words[known], known))
         return fixes

@@ -126,6 +126,8 @@ class Retriever:
         text = self.chatter.question_text(query) if settings.strip_chatter else query
         if settings.fix_spelling and self.keyword_index is not None:
             text = self.fix_spelling(text)
+        timings["question_ms"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
         vector = self.embedder.encode_query(text)
         timings["embed_ms"] = (time.perf_counter() - t) * 1000
 
