@@ -146,3 +146,19 @@ def test_a_corpus_without_such_files_says_what_to_do(tmp_path):
     (tmp_path / "notes.md").write_text("# Notes")
     with pytest.raises(CorpusError, match="no .pdf files in .* --types"):
         corpus_files(tmp_path, ["pdf"])
+
+
+@pytest.mark.parametrize("name", ["questions.json", "questions_r_manuals.json"])
+def test_the_shipped_question_files_are_complete(name):
+    """Our two question sets (the nine textbooks; the R manuals, a corpus nothing was tuned
+    on): every answerable question and follow-up has a page and an evidence phrase, ids
+    are unique, and both held-out splits and out-of-corpus questions are there."""
+    path = Path(__file__).resolve().parents[1] / "bench" / "eval" / name
+    questions = QuestionSet.load(path)
+    ids = [q.id for q in questions.answerable] + [f.id for f in questions.follow_ups]
+    assert len(ids) == len(set(ids))
+    for q in [*questions.answerable, *questions.follow_ups]:
+        assert q.pages and q.evidence.strip(), q.id
+    assert {q.split for q in questions.answerable} == {"dev", "holdout"}
+    assert len(questions.answerable) >= 45 and len(questions.follow_ups) >= 3
+    assert {o.split for o in questions.out_of_corpus} == {"dev", "near"}
