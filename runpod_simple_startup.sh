@@ -222,12 +222,15 @@ llm_device_label() {
 # Defaults that depend on the machine, unless the user chose otherwise:
 # - GPU pod: rerank with the cross-encoder choose_model fetched (RAG_GPU_RERANKER_MODEL;
 #   about 9 ms a question on an H100, bench/rerank_step.py); off when it could not be had.
+#   And hand the 7-8B model ten passages instead of five (RAG_GPU_TOP_K): the answering page
+#   is among the first ten much more often (docs/DESIGN.md, "Passages per answer").
 # - CPU with the tiny packaged model: rewrite follow-ups by joining the previous question
 #   instead of asking the LLM (measured: finds 6 of 6 follow-ups vs 5 of 6 for
 #   SmolLM2's rewrite, and saves a second or two per follow-up).
 device_env() {
   if has_gpu; then
     [ "$RERANKER_SET" = "0" ] && [ -n "$RERANKER" ] && echo "RAG_RERANKER_MODEL=$(printf %q "$RERANKER")"
+    [ "$TOP_K_SET" = "0" ] && echo "RAG_TOP_K=$GPU_TOP_K"
   else
     [ "$CONDENSE_MODE_SET" = "0" ] && echo "RAG_CONDENSE_MODE=concat"
   fi

@@ -138,3 +138,40 @@ def test_native_llama_server_serves_students_in_parallel(appliance):
     assert run(copy, env, "stop").returncode == 0
     time.sleep(1)
     assert processes_mentioning(str(copy)) == [] and processes_mentioning(f"--port {env['RAG_LLM_PORT']}") == []
+
+
+def machine_defaults(gpu: bool, **config: str) -> list[str]:
+    """The script's own device_env function, run with the GPU check answered for it: the
+    settings it adds to the backend's environment on this kind of machine."""
+    script = (ROOT / "runpod_simple_startup.sh").read_text()
+    start = script.index("device_env() {")
+    body = script[start:script.index("\n}\n", start) + 3]
+    assignments = "".join(f"{k}={v}\n" for k, v in config.items())
+    program = f"has_gpu() {{ {'true' if gpu else 'false'}; }}\n{assignments}{body}device_env\n"
+    return subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_machine_dependent_defaults_give_way_to_the_users_choice():
+    chosen = {"RERANKER": "cross-encoder/x", "GPU_TOP_K": "10"}
+    assert machine_defaults(True, RERANKER_SET="0", TOP_K_SET="0", CONDENSE_MODE_SET="0", **chosen) == [
+        "RAG_RERANKER_MODEL=cross-encoder/x", "RAG_TOP_K=10"]
+    assert machine_defaults(True, RERANKER_SET="1", TOP_K_SET="1", CONDENSE_MODE_SET="0", **chosen) == []
+    assert machine_defaults(False, RERANKER_SET="0", TOP_K_SET="0", CONDENSE_MODE_SET="0", **chosen) == [
+        "RAG_CONDENSE_MODE=concat"]
+
+
+def test_the_settings_say_what_the_user_chose():
+    """`python -m app.appliance config` tells the script which defaults the user set
+    (environment or .env, the same to the settings), so that a machine-dependent default
+    never overrides them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+
+    def config(**chosen: str) -> dict[str, str]:
+        out = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "app.appliance", "config"],
+                             cwd=ROOT / "backend", env={**env, **chosen}, capture_output=True, text=True,
+                             check=True).stdout
+        return dict(line.split("=", 1) for line in out.splitlines())
+
+    default = config()
+    assert (default["TOP_K_SET"], default["GPU_TOP_K"]) == ("0", "10")
+    assert config(RAG_TOP_K="7")["TOP_K_SET"] == "1"

@@ -185,7 +185,13 @@ class Settings(BaseSettings):
     )
 
     # --- retrieval and prompting ------------------------------------------
-    top_k: int = Field(default=5, ge=1, le=50)
+    top_k: int = Field(default=5, ge=1, le=50, description="Passages handed to the LLM with each question.")
+    gpu_top_k: int = Field(
+        default=10, ge=1, le=50,
+        description="top_k the startup script sets on a GPU pod unless top_k is set: a 7-8B model "
+        "reads ten passages in a fraction of a second, and the page that answers is among the "
+        "first ten far more often than among the first five (docs/DESIGN.md, \"Passages per answer\").",
+    )
     retrieval_mode: Literal["hybrid", "dense", "keyword"] = Field(
         default="hybrid", description="Dense vectors and BM25 keywords fused (hybrid), or either alone."
     )

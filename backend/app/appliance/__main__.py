@@ -27,6 +27,8 @@ def _config() -> int:
         # defaults must not override a choice
         "CONDENSE_MODE_SET": int("condense_mode" in s.model_fields_set),
         "RERANKER_SET": int("reranker_model" in s.model_fields_set),
+        "TOP_K_SET": int("top_k" in s.model_fields_set),
+        "GPU_TOP_K": s.gpu_top_k,
         "LLM_PARALLEL": s.llm_parallel,
         "MATERIALS_DIR": s.materials_path,
         "DB_IS_LOCAL": int(s.milvus_is_local_file),
