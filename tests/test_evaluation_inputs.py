@@ -148,17 +148,50 @@ def test_a_corpus_without_such_files_says_what_to_do(tmp_path):
         corpus_files(tmp_path, ["pdf"])
 
 
-@pytest.mark.parametrize("name", ["questions.json", "questions_r_manuals.json"])
-def test_the_shipped_question_files_are_complete(name):
-    """Our two question sets (the nine textbooks; the R manuals, a corpus nothing was tuned
-    on): every answerable question and follow-up has a page and an evidence phrase, ids
-    are unique, and both held-out splits and out-of-corpus questions are there."""
+def test_in_a_file_without_pages_the_section_holding_the_evidence_is_the_page(tmp_path):
+    """A PDF hit may come from the listed page or one either side; a Markdown, HTML or Word
+    file has sections instead, so a passage from the section that holds the evidence counts,
+    unless that section is longer than three pages' worth or has no heading."""
+    from app.evaluation.corpus import read_pages, read_sections
+    from app.evaluation.questions import MAX_SECTION_CHARS
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "notes.md").write_text(
+        "# Hashing\nA hash table maps keys to buckets.\n## Collisions\nTwo keys may share a bucket.\n"
+        "Chaining keeps a list in each bucket.\n## Resizing\n" + "Growing the table rehashes. " * 400
+        + "The load factor decides when.\n")
+    books = tmp_path / "books"
+    files = link_books(corpus, corpus_files(corpus, ["md"]), books)
+    qs = QuestionSet([Question("a", "how are collisions handled", "notes.md", [1], "Chaining keeps a list"),
+                      Question("b", "when does it grow", "notes.md", [1], "The load factor decides")], [], [])
+    assert check(qs, files, read_pages(books), read_sections(books)) == ([], [])
+    collisions, resizing = qs.answerable
+    assert collisions.sections == {"Hashing › Collisions"}
+    assert len("Growing the table rehashes. " * 400) > MAX_SECTION_CHARS and resizing.sections == frozenset()
+
+    def passage(heading, text):
+        return Source(1, "c", "notes.md", None, None, None, heading, 0.5, text)
+    assert is_hit(collisions, passage("Hashing › Collisions", "Two keys may share a bucket."))
+    assert not is_hit(collisions, passage("Hashing", "A hash table maps keys to buckets."))
+    assert not is_hit(resizing, passage("Hashing › Resizing", "Growing the table rehashes."))
+    assert is_hit(resizing, passage("Hashing › Resizing", "The load factor decides when."))
+
+
+@pytest.mark.parametrize("name, answerable, splits", [
+    ("questions.json", 92, {"dev", "holdout"}),             # the nine textbooks
+    ("questions_r_manuals.json", 48, {"dev", "holdout"}),   # books nothing was tuned on
+    ("questions_python_docs.json", 18, {"dev"}),            # web pages, for the HTML path
+])
+def test_the_shipped_question_files_are_complete(name, answerable, splits):
+    """Every answerable question and follow-up has a page and an evidence phrase, ids are
+    unique, and the splits and out-of-corpus questions the docs report are there."""
     path = Path(__file__).resolve().parents[1] / "bench" / "eval" / name
     questions = QuestionSet.load(path)
     ids = [q.id for q in questions.answerable] + [f.id for f in questions.follow_ups]
     assert len(ids) == len(set(ids))
     for q in [*questions.answerable, *questions.follow_ups]:
         assert q.pages and q.evidence.strip(), q.id
-    assert {q.split for q in questions.answerable} == {"dev", "holdout"}
-    assert len(questions.answerable) >= 45 and len(questions.follow_ups) >= 3
+    assert len(questions.answerable) == answerable and questions.follow_ups
+    assert {q.split for q in questions.answerable} == splits
     assert {o.split for o in questions.out_of_corpus} == {"dev", "near"}

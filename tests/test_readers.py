@@ -158,19 +158,70 @@ def test_html_drops_scripts_and_keeps_headings(tmp_path):
     assert "alert" not in joined and "A tree is acyclic." in joined
 
 
+def test_html_keeps_the_pages_own_content_not_its_menus(tmp_path):
+    """A documentation page as Sphinx writes it (the Python tutorial's, in miniature):
+    site menus, a sidebar with "Previous topic", a footer, permalink signs after each
+    heading, and code whose comments start with "#"."""
+    page = tmp_path / "controlflow.html"
+    page.write_text("""<html><body>
+      <div class="related" role="navigation"><h3>Navigation</h3><ul><li>index</li><li>next |</li></ul></div>
+      <div class="document"><div class="body" role="main">
+        <section><h1>4. More Control Flow Tools<a class="headerlink" href="#more" title="Permalink">¶</a></h1>
+          <p>Python uses the usual flow control statements.</p>
+          <section><h2>
+             4.1. if Statements<a class="headerlink" href="#if">¶</a>
+          </h2>
+            <pre># point is an (x, y) tuple
+match point:
+```
+    case (0, 0): print("Origin")</pre>
+            <p>There can be zero or more elif parts; see the <a href="#if">note</a>.</p>
+            <aside class="footnote"><p>A footnote of the text.</p></aside>
+          </section></section>
+      </div></div>
+      <div class="sphinxsidebar" role="navigation"><h3>Previous topic</h3><p>3. An Informal Introduction</p></div>
+      <div class="footer">© Copyright 2001-2026, Python Software Foundation.</div>
+    </body></html>""")
+    doc = read_document(page)
+    assert [s.heading for s in doc.sections] == [
+        "4. More Control Flow Tools", "4. More Control Flow Tools › 4.1. if Statements"]
+    joined = "\n".join(s.text for s in doc.sections)
+    assert "# point is an (x, y) tuple" in joined and 'case (0, 0): print("Origin")' in joined
+    assert "see the note." in joined and "A footnote of the text." in joined
+    for furniture in ("Navigation", "Previous topic", "Copyright", "¶"):
+        assert furniture not in joined
+
+
+def test_html_without_a_main_landmark_loses_header_footer_and_sidebar(tmp_path):
+    page = tmp_path / "lecture.html"
+    page.write_text("<html><body><header><p>Course site · Log in</p></header>"
+                    "<aside><p>Announcements: exam on Friday</p></aside>"
+                    "<article><header><h1>Sorting</h1></header><p>Merge sort splits the list.</p></article>"
+                    "<article><h2>Searching</h2><p>Binary search halves the range.</p></article>"
+                    "<footer>Contact the webmaster</footer></body></html>")
+    doc = read_document(page)
+    assert [s.heading for s in doc.sections] == ["Sorting", "Sorting › Searching"]
+    joined = " ".join(s.text for s in doc.sections)
+    assert "Merge sort splits the list." in joined and "Binary search halves the range." in joined
+    for furniture in ("Log in", "Announcements", "webmaster"):
+        assert furniture not in joined
+
+
 def test_docx_headings_paragraphs_and_tables(tmp_path):
     import docx
 
     d = docx.Document()
     d.add_heading("Graphs", level=1)
     d.add_paragraph("A graph has vertices and edges.")
+    d.add_paragraph("# adjacency list, in Python")  # a code comment, not a heading
     table = d.add_table(rows=1, cols=2)
     table.rows[0].cells[0].text = "BFS"
     table.rows[0].cells[1].text = "uses a queue"
     path = tmp_path / "graphs.docx"
     d.save(path)
     doc = read_document(path)
-    assert doc.sections[0].heading == "Graphs"
+    assert [s.heading for s in doc.sections] == ["Graphs"]
+    assert "# adjacency list, in Python" in doc.sections[0].text
     assert "BFS | uses a queue" in doc.sections[0].text
 
 

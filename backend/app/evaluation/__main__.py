@@ -24,6 +24,7 @@ from app.evaluation.corpus import (
     link_books,
     prepare_database,
     read_pages,
+    read_sections,
 )
 from app.evaluation.metrics import percentile
 from app.evaluation.questions import QuestionFileError, QuestionSet, check
@@ -66,7 +67,7 @@ def checked_questions(args) -> QuestionSet:
     questions = QuestionSet.load(args.questions)
     books = args.db.parent / "books"
     files = link_books(args.corpus, corpus_files(args.corpus, args.types), books)
-    errors, warnings = check(questions, files, read_pages(books))
+    errors, warnings = check(questions, files, read_pages(books), read_sections(books))
     if errors or (warnings and args.strict):
         raise QuestionFileError("The question file has problems:\n  " + "\n  ".join(errors + warnings))
     if warnings:

@@ -102,3 +102,17 @@ def read_pages(books: Path):
         return out
 
     return pages
+
+
+def read_sections(books: Path):
+    """`read_sections(file) -> [(heading path, text)]` over the linked books: where in a
+    file without pages an evidence phrase is (the reader the ingest uses)."""
+    from app.ingestion.readers import UnreadableFileError, read_document
+
+    def sections(rel: str) -> list[tuple[str | None, str]]:
+        try:
+            return [(s.heading, s.text) for s in read_document(books / rel).sections]
+        except UnreadableFileError:
+            return []
+
+    return sections

@@ -12,14 +12,17 @@ if TYPE_CHECKING:  # only a type here: the metrics stay importable without the s
 
 
 def is_hit(question: Question, source: Source) -> bool:
-    """A chunk of the right file within one page of a listed page, or one that
-    contains the evidence phrase."""
+    """A chunk of the right file within one page of a listed page, or, in a file without
+    pages, from the section that holds the evidence phrase; or one that contains the
+    evidence phrase."""
     if source.file != question.file:
         return False
     if source.page_start is not None:
         end = source.page_end if source.page_end is not None else source.page_start
         if any(source.page_start - 1 <= p <= end + 1 for p in question.pages):
             return True
+    elif source.heading is not None and source.heading in question.sections:
+        return True
     return contains_phrase(source.text, question.evidence)
 
 

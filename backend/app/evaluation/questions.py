@@ -31,6 +31,10 @@ class Question:
     # "dev": the questions every retrieval choice was measured on; "holdout": written
     # later from randomly drawn pages, to check that those choices generalise.
     split: str = "dev"
+    # In a file without pages (Markdown, HTML, Word): the sections (heading paths) whose
+    # text holds the evidence phrase; filled in by `check`. They play the part a PDF's
+    # listed pages play.
+    sections: frozenset = frozenset()
 
 
 @dataclass
@@ -41,10 +45,11 @@ class FollowUp:
     file: str
     pages: list[int]
     evidence: str = ""
+    sections: frozenset = frozenset()
 
     @property
     def target(self) -> Question:
-        return Question(self.id, self.follow_up, self.file, self.pages, self.evidence)
+        return Question(self.id, self.follow_up, self.file, self.pages, self.evidence, sections=self.sections)
 
 
 @dataclass
@@ -137,13 +142,20 @@ def contains_phrase(text: str, phrase: str) -> bool:
     return bool(key) and key in phrase_key(text)
 
 
-def check(questions: QuestionSet, files: list[str], read_pages) -> tuple[list[str], list[str]]:
+# A section counts as the answer's place only when it is no longer than the three pages
+# a PDF hit may come from (the listed page, one either side); a longer one, or text with
+# no headings at all, is recognised by the evidence phrase alone.
+MAX_SECTION_CHARS = 8000
+
+
+def check(questions: QuestionSet, files: list[str], read_pages, read_sections=None) -> tuple[list[str], list[str]]:
     """(errors, warnings) for the question file against the ingested books.
 
     Errors: a question's book is not among `files`. A book named by its file name alone
     is resolved to its path when only one file has that name. A question on a file
     without pages (Markdown, HTML, Word, text: `read_pages` puts their text under 0)
-    can only be found by its evidence phrase, so it needs one that is in the file.
+    needs an evidence phrase that is in the file; with `read_sections(file) -> [(heading,
+    text)]` the sections holding it are noted on the question (`Question.sections`).
     Warnings: an evidence phrase on none of its listed pages (`read_pages(file) ->
     {page: text}`); such a question still counts by its pages."""
     errors: list[str] = []
@@ -170,6 +182,10 @@ def check(questions: QuestionSet, files: list[str], read_pages) -> tuple[list[st
             elif not contains_phrase(pages[0], q.evidence):
                 errors.append(f"{q.id}: evidence '{q.evidence}' is not in {q.file} (which has no pages, so the "
                               f"phrase is the only way to recognise the answer)")
+            elif read_sections is not None:
+                q.sections = frozenset(heading for heading, text in read_sections(q.file)
+                                       if heading and len(text) <= MAX_SECTION_CHARS
+                                       and contains_phrase(text, q.evidence))
             continue
         if not q.evidence or not q.pages:
             continue

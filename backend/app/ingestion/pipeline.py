@@ -32,8 +32,10 @@ from app.storage.chunk_store import ChunkStore
 # Bump when reading, cleaning or chunking changes, so existing files are redone.
 # 2: PDF outline headings, embedded with the text; 3: lost PDF ligatures repaired;
 # 4: contents and index pages left out; 5: headings from the type size where there is no outline;
-# 6: a compound split at a line end keeps its hyphen ("floating-point")
-PIPELINE_VERSION = "6"
+# 6: a compound split at a line end keeps its hyphen ("floating-point"); 7: web pages give
+# their main content only (no menus, sidebars, footers), and a code line in HTML or Word
+# that starts with "#" is no longer taken for a heading
+PIPELINE_VERSION = "7"
 ENCODE_BATCH = 128  # chunks per encode call between progress updates
 
 

@@ -196,10 +196,21 @@ def _read_bytes(path: Path) -> bytes:
 
 _ATX_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
+# HTML and Word mark their headings with this instead of Markdown's "#": a line of code
+# there ("# a comment", "```") is text, not a heading or a fence.
+_MARK = "\x1e"
+_MARKED_HEADING = re.compile(rf"^{_MARK}([1-6]){_MARK}(.+)$")
 
 
-def split_by_headings(markdown: str) -> list[Section]:
-    """One section per heading; the heading path ("Hashing › Collisions") names it."""
+def heading_line(level: int, title: str) -> str:
+    """A heading of an HTML or Word document, for `split_by_headings(..., markdown=False)`."""
+    title = " ".join(title.split())
+    return f"{_MARK}{level}{_MARK}{title}" if title else ""
+
+
+def split_by_headings(text: str, markdown: bool = True) -> list[Section]:
+    """One section per heading; the heading path ("Hashing › Collisions") names it.
+    `markdown`: headings are "#" lines outside fenced code; otherwise `heading_line`s."""
     sections: list[Section] = []
     trail: list[tuple[int, str]] = []
     current: list[str] = []
@@ -212,13 +223,18 @@ def split_by_headings(markdown: str) -> list[Section]:
             sections.append(Section(text=text, heading=heading))
         current.clear()
 
-    for line in markdown.split("\n"):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        match = None if in_fence else _ATX_HEADING.match(line)
-        if match:
+    for line in text.split("\n"):
+        if markdown:
+            if _FENCE.match(line):
+                in_fence = not in_fence
+            match = None if in_fence else _ATX_HEADING.match(line)
+            heading = (len(match.group(1)), match.group(2).strip()) if match else None
+        else:
+            match = _MARKED_HEADING.match(line)
+            heading = (int(match.group(1)), match.group(2).strip()) if match else None
+        if heading:
             flush()
-            level, title = len(match.group(1)), match.group(2).strip()
+            level, title = heading
             trail[:] = [(lvl, t) for lvl, t in trail if lvl < level] + [(level, title)]
             current.append(title)
         else:
@@ -251,20 +267,41 @@ def read_text(path: Path) -> ExtractedDocument:
     return _finish([Section(text=normalize_text(text))], warnings)
 
 
+# Page furniture of web pages: site menus, search boxes, sidebars, cookie banners, footers.
+_BOILERPLATE_TAGS = ["script", "style", "noscript", "template", "nav", "svg", "iframe", "button"]
+_BOILERPLATE_ROLES = {"navigation", "banner", "contentinfo", "search", "complementary"}
+_PERMALINK_TEXT = {"", "¶", "#", "§", "🔗", "\u200b"}
+
+
 def read_html(path: Path) -> ExtractedDocument:
+    """The page's own content: its main landmark (<main>, role="main", or its one
+    <article>) when it has one, else the body without header, footer, sidebars and menus;
+    headings start sections, without their permalink signs ("4.1. if Statements¶")."""
     from bs4 import BeautifulSoup
 
     text, warnings = decode_text(_read_bytes(path))
     soup = BeautifulSoup(text, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "nav", "svg", "iframe"]):
+    for tag in soup(_BOILERPLATE_TAGS):
         tag.decompose()
-    for tag in soup.find_all(re.compile(r"^h[1-6]$")):
-        tag.insert_before(f"\n\n{'#' * int(tag.name[1])} ")
-        tag.insert_after("\n\n")
-    for tag in soup.find_all(["p", "li", "tr", "br", "div", "pre", "blockquote"]):
+    articles = soup.find_all("article")
+    root = (soup.find("main") or soup.find(attrs={"role": "main"})
+            or (articles[0] if len(articles) == 1 else None))
+    if root is None:
+        root = soup.body or soup
+        for tag in root.find_all(["header", "footer", "aside"]):
+            if not tag.decomposed and tag.find_parent("article") is None:
+                tag.decompose()
+    for tag in root.find_all(attrs={"role": True}):
+        if not tag.decomposed and tag.get("role") in _BOILERPLATE_ROLES:
+            tag.decompose()
+    for link in root.find_all("a", href=True):
+        if link["href"].startswith("#") and link.get_text(strip=True) in _PERMALINK_TEXT:
+            link.decompose()
+    for tag in root.find_all(re.compile(r"^h[1-6]$")):
+        tag.replace_with(f"\n\n{heading_line(int(tag.name[1]), tag.get_text(' '))}\n\n")
+    for tag in root.find_all(["p", "li", "tr", "br", "div", "pre", "blockquote", "section", "table"]):
         tag.insert_after("\n")
-    body = soup.body or soup
-    return _finish(split_by_headings(body.get_text()), warnings)
+    return _finish(split_by_headings(root.get_text(), markdown=False), warnings)
 
 
 def read_docx(path: Path) -> ExtractedDocument:
@@ -285,14 +322,16 @@ def read_docx(path: Path) -> ExtractedDocument:
             paragraph = docx.text.paragraph.Paragraph(block, document)
             style = (paragraph.style.name if paragraph.style is not None else "") or ""
             level = re.match(r"Heading (\d)", style)
-            prefix = "#" * int(level.group(1)) + " " if level else ("# " if style == "Title" else "")
-            lines.append(prefix + paragraph.text)
+            if level or style == "Title":
+                lines.append(heading_line(int(level.group(1)) if level else 1, paragraph.text))
+            else:
+                lines.append(paragraph.text)
         elif tag == "tbl":
             table = docx.table.Table(block, document)
             for row in table.rows:
                 lines.append(" | ".join(cell.text.strip() for cell in row.cells))
             lines.append("")
-    return _finish(split_by_headings("\n".join(lines)), [])
+    return _finish(split_by_headings("\n".join(lines), markdown=False), [])
 
 
 def _finish(sections: list[Section], warnings: list[str], page_count: int = 0) -> ExtractedDocument:
