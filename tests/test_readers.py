@@ -177,14 +177,17 @@ match point:
     case (0, 0): print("Origin")</pre>
             <p>There can be zero or more elif parts; see the <a href="#if">note</a>.</p>
             <aside class="footnote"><p>A footnote of the text.</p></aside>
-          </section></section>
+          </section>
+          <section><h2>4.2. The <code><span class="pre">os</span><span class="pre">.path</span></code> module</h2>
+            <p>It joins paths.</p></section></section>
       </div></div>
       <div class="sphinxsidebar" role="navigation"><h3>Previous topic</h3><p>3. An Informal Introduction</p></div>
       <div class="footer">© Copyright 2001-2026, Python Software Foundation.</div>
     </body></html>""")
     doc = read_document(page)
     assert [s.heading for s in doc.sections] == [
-        "4. More Control Flow Tools", "4. More Control Flow Tools › 4.1. if Statements"]
+        "4. More Control Flow Tools", "4. More Control Flow Tools › 4.1. if Statements",
+        "4. More Control Flow Tools › 4.2. The os.path module"]
     joined = "\n".join(s.text for s in doc.sections)
     assert "# point is an (x, y) tuple" in joined and 'case (0, 0): print("Origin")' in joined
     assert "see the note." in joined and "A footnote of the text." in joined

@@ -298,7 +298,7 @@ def read_html(path: Path) -> ExtractedDocument:
         if link["href"].startswith("#") and link.get_text(strip=True) in _PERMALINK_TEXT:
             link.decompose()
     for tag in root.find_all(re.compile(r"^h[1-6]$")):
-        tag.replace_with(f"\n\n{heading_line(int(tag.name[1]), tag.get_text(' '))}\n\n")
+        tag.replace_with(f"\n\n{heading_line(int(tag.name[1]), tag.get_text())}\n\n")
     for tag in root.find_all(["p", "li", "tr", "br", "div", "pre", "blockquote", "section", "table"]):
         tag.insert_after("\n")
     return _finish(split_by_headings(root.get_text(), markdown=False), warnings)
