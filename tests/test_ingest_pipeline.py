@@ -91,10 +91,12 @@ def test_bad_inputs_are_reported_by_name_and_the_rest_ingest(harness, materials)
     (materials / "bad" / "dangling.md").symlink_to(materials / "does-not-exist.md")
     (materials / ".hidden.md").write_text("secret notes")
     (materials / "slides.pptx").write_bytes(b"PK")
+    (materials / "bad" / "truncated.ipynb").write_text('{"cells": [{"cell_type": "markdown", "sour')
     report = harness.run(materials)
     assert report.exit_code == 1
     assert set(report.failed) == {"bad/locked.pdf", "bad/scan.pdf", "bad/corrupt.pdf", "bad/empty.md",
-                                  "bad/binary.txt", "bad/dangling.md"}
+                                  "bad/binary.txt", "bad/dangling.md", "bad/truncated.ipynb"}
+    assert "not a Jupyter notebook" in report.failed["bad/truncated.ipynb"]
     assert "encrypted" in report.failed["bad/locked.pdf"]
     assert "no extractable text" in report.failed["bad/scan.pdf"]
     assert "corrupt" in report.failed["bad/corrupt.pdf"]

@@ -228,6 +228,39 @@ def test_docx_headings_paragraphs_and_tables(tmp_path):
     assert "BFS | uses a queue" in doc.sections[0].text
 
 
+def test_a_jupyter_notebook_reads_as_markdown_with_its_code_and_short_outputs(tmp_path):
+    import json
+
+    notebook = {
+        "nbformat": 4, "metadata": {"language_info": {"name": "python"}},
+        "cells": [
+            {"cell_type": "markdown", "source": ["# Week 3: Sorting\n", "Merge sort splits the list."]},
+            {"cell_type": "code", "source": "# split in halves\nprint(merge_sort([3, 1, 2]))",
+             "outputs": [{"output_type": "stream", "name": "stdout", "text": ["[1, 2, 3]\n"]}]},
+            {"cell_type": "markdown", "source": "## Timing\nQuick sort is faster on average."},
+            {"cell_type": "code", "source": "train()", "outputs": [
+                {"output_type": "stream", "text": "epoch loss 0.5\n" * 200},
+                {"output_type": "display_data", "data": {"image/png": "iVBORw0KGgo="}}]},
+            {"cell_type": "raw", "source": "ignored"},
+        ],
+    }
+    path = tmp_path / "week3.ipynb"
+    path.write_text(json.dumps(notebook))
+    doc = read_document(path)
+    assert [s.heading for s in doc.sections] == ["Week 3: Sorting", "Week 3: Sorting › Timing"]
+    first = doc.sections[0].text
+    assert "# split in halves" in first and "print(merge_sort([3, 1, 2]))" in first  # code stays code
+    assert "[1, 2, 3]" in first  # a short output is kept
+    assert "epoch loss" not in doc.sections[1].text and "train()" in doc.sections[1].text  # a long log is not
+
+
+def test_a_notebook_that_is_not_notebook_json_is_reported(tmp_path):
+    path = tmp_path / "broken.ipynb"
+    path.write_text('{"cells": ')
+    with pytest.raises(UnreadableFileError, match="not a Jupyter notebook"):
+        read_document(path)
+
+
 def test_docx_that_is_not_a_zip_is_reported(tmp_path):
     path = tmp_path / "fake.docx"
     path.write_text("plain text pretending")

@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python ingest.py",
         description=(
-            "Embed course materials (PDF, Markdown, text, HTML, DOCX) into the vector database. "
+            "Embed course materials (PDF, Markdown, text, HTML, DOCX, Jupyter notebooks) into the vector database. "
             "Unchanged files are skipped, so running it again is cheap."
         ),
     )

@@ -334,6 +334,47 @@ def read_docx(path: Path) -> ExtractedDocument:
     return _finish(split_by_headings("\n".join(lines), markdown=False), [])
 
 
+# A code cell's output is kept when it is text and short in all: a printed result a student
+# may ask about, not a training log, a 10,000-row table or a traceback's full stack.
+_MAX_OUTPUT_CHARS = 1000
+
+
+def read_notebook(path: Path) -> ExtractedDocument:
+    """A Jupyter notebook as Markdown: its Markdown cells as written (their headings start
+    sections), code cells fenced (so a "# comment" stays code), and short text outputs."""
+    import json
+
+    text, warnings = decode_text(_read_bytes(path))
+    try:
+        notebook = json.loads(text)
+        cells = notebook["cells"]
+        language = (notebook.get("metadata", {}).get("language_info", {}).get("name")
+                    or notebook.get("metadata", {}).get("kernelspec", {}).get("language") or "")
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise UnreadableFileError("not a Jupyter notebook (nbformat 4 JSON with a list of cells)") from exc
+
+    def joined(value) -> str:
+        return "".join(value) if isinstance(value, list) else str(value or "")
+
+    parts: list[str] = []
+    for cell in cells if isinstance(cells, list) else []:
+        if not isinstance(cell, dict):
+            continue
+        source = joined(cell.get("source")).strip()
+        if cell.get("cell_type") == "markdown" and source:
+            parts.append(source)
+        elif cell.get("cell_type") == "code" and source:
+            parts.append(f"```{language}\n{source}\n```")
+            shown = "\n".join(
+                joined(output.get("text") if output.get("output_type") == "stream"
+                       else (output.get("data") or {}).get("text/plain")).strip()
+                for output in cell.get("outputs") or [] if isinstance(output, dict)).strip()
+            if shown and len(shown) <= _MAX_OUTPUT_CHARS:
+                parts.append(f"```\n{shown}\n```")
+    markdown = _MD_IMAGE.sub(r"\1", _MD_LINK.sub(r"\1", "\n\n".join(parts)))
+    return _finish(split_by_headings(markdown), warnings)
+
+
 def _finish(sections: list[Section], warnings: list[str], page_count: int = 0) -> ExtractedDocument:
     sections = [s for s in sections if s.text.strip()]
     if not sections:
@@ -350,6 +391,7 @@ READERS: dict[str, Callable[[Path], ExtractedDocument]] = {
     ".html": read_html,
     ".htm": read_html,
     ".docx": read_docx,
+    ".ipynb": read_notebook,
 }
 SUPPORTED_EXTENSIONS = frozenset(READERS)
 
