@@ -90,7 +90,7 @@ def test_bad_inputs_are_reported_by_name_and_the_rest_ingest(harness, materials)
     (materials / "bad" / "latin1.txt").write_bytes("Résumé of the café lecture.".encode("latin-1"))
     (materials / "bad" / "dangling.md").symlink_to(materials / "does-not-exist.md")
     (materials / ".hidden.md").write_text("secret notes")
-    (materials / "slides.pptx").write_bytes(b"PK")
+    (materials / "slides.key").write_bytes(b"PK")  # Keynote: not a type we read, skipped and counted
     (materials / "bad" / "truncated.ipynb").write_text('{"cells": [{"cell_type": "markdown", "sour')
     report = harness.run(materials)
     assert report.exit_code == 1
@@ -105,7 +105,7 @@ def test_bad_inputs_are_reported_by_name_and_the_rest_ingest(harness, materials)
     assert "broken link" in report.failed["bad/dangling.md"]
     assert "bad/latin1.txt" in report.ingested and "not UTF-8" in report.warnings["bad/latin1.txt"][0]
     assert {"book.pdf", "notes/stacks.md", "notes/plain.txt"} <= set(report.ingested)
-    assert report.hidden_skipped == 1 and report.unsupported_skipped == {".pptx": 1}
+    assert report.hidden_skipped == 1 and report.unsupported_skipped == {".key": 1}
     # failed files are not recorded, so fixing them and re-running picks them up
     (materials / "bad" / "empty.md").write_text("# Fixed\nNow it has text about tries.")
     again = harness.run(materials)

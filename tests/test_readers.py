@@ -261,6 +261,42 @@ def test_a_notebook_that_is_not_notebook_json_is_reported(tmp_path):
         read_document(path)
 
 
+def test_lecture_slides_read_one_page_per_slide_titled_with_notes(tmp_path):
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    first = deck.slides.add_slide(deck.slide_layouts[1])  # title and content
+    first.shapes.title.text = "Hash tables"
+    first.placeholders[1].text_frame.text = "Keys map to buckets"
+    first.placeholders[1].text_frame.add_paragraph().text = "Collisions share a bucket"
+    first.notes_slide.notes_text_frame.text = "Say why the load factor matters."
+    second = deck.slides.add_slide(deck.slide_layouts[5])  # title only
+    second.shapes.title.text = "Costs"
+    table = second.shapes.add_table(2, 2, Inches(1), Inches(2), Inches(4), Inches(1)).table
+    for (r, c), value in {(0, 0): "operation", (0, 1): "average", (1, 0): "lookup", (1, 1): "O(1)"}.items():
+        table.cell(r, c).text = value
+    group = second.shapes.add_group_shape()
+    group.shapes.add_textbox(Inches(1), Inches(4), Inches(3), Inches(1)).text_frame.text = "Worst case: O(n)"
+    deck.slides.add_slide(deck.slide_layouts[6])  # blank: nothing to read
+    path = tmp_path / "week4.pptx"
+    deck.save(path)
+
+    doc = read_document(path)
+    assert doc.page_count == 3
+    assert [(s.page, s.heading) for s in doc.sections] == [(1, "Hash tables"), (2, "Costs")]
+    first_text, second_text = doc.sections[0].text, doc.sections[1].text
+    assert "Collisions share a bucket" in first_text and "Say why the load factor matters." in first_text
+    assert "lookup | O(1)" in second_text and "Worst case: O(n)" in second_text
+
+
+def test_a_pptx_that_is_not_a_zip_is_reported(tmp_path):
+    path = tmp_path / "slides.pptx"
+    path.write_bytes(b"PK")
+    with pytest.raises(UnreadableFileError, match="PowerPoint"):
+        read_document(path)
+
+
 def test_docx_that_is_not_a_zip_is_reported(tmp_path):
     path = tmp_path / "fake.docx"
     path.write_text("plain text pretending")

@@ -41,7 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder of the books")
     parser.add_argument("--types", nargs="+", default=["pdf"], metavar="EXT",
-                        help="which files of the corpus to ingest (default: pdf; e.g. pdf md html docx txt)")
+                        help="which files of the corpus to ingest (default: pdf; e.g. pdf pptx md html docx ipynb txt)")
     parser.add_argument("--db", type=Path, default=None,
                         help="Milvus Lite file to (re)use (default: one per corpus folder under bench/.cache/eval/)")
     parser.add_argument("--strict", action="store_true",

@@ -40,7 +40,7 @@ def corpus_files(corpus: Path, types: list[str]) -> list[Path]:
                    and not any(part.startswith(".") for part in p.relative_to(corpus).parts))
     if not files:
         raise CorpusError(f"no {', '.join(sorted(suffixes))} files in {corpus} "
-                          f"(--types chooses others, e.g. --types pdf md html docx txt)")
+                          f"(--types chooses others, e.g. --types pdf pptx md html docx ipynb txt)")
     return files
 
 

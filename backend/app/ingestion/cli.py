@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python ingest.py",
         description=(
-            "Embed course materials (PDF, Markdown, text, HTML, DOCX, Jupyter notebooks) into the vector database. "
+            "Embed course materials (PDF, PowerPoint, Markdown, text, HTML, Word, Jupyter notebooks) "
+            "into the vector database. "
             "Unchanged files are skipped, so running it again is cheap."
         ),
     )

@@ -334,6 +334,49 @@ def read_docx(path: Path) -> ExtractedDocument:
     return _finish(split_by_headings("\n".join(lines), markdown=False), [])
 
 
+def read_pptx(path: Path) -> ExtractedDocument:
+    """Lecture slides: one page per slide, so citations give the slide number as they give
+    a PDF's page; the slide's title is its heading. Text boxes, tables (a row per line) and
+    grouped shapes are read in order, then the speaker notes, which often say more than
+    the slide."""
+    import zipfile
+
+    from pptx import Presentation
+    from pptx.enum.shapes import MSO_SHAPE_TYPE
+    from pptx.exc import PackageNotFoundError
+
+    _read_bytes(path)
+    try:
+        deck = Presentation(str(path))
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise UnreadableFileError("corrupt or not a PowerPoint file (.pptx, PowerPoint 2007 or later)") from exc
+
+    def shape_lines(shapes) -> list[str]:
+        lines: list[str] = []
+        for shape in shapes:
+            if shape.shape_type == MSO_SHAPE_TYPE.GROUP:  # its shapes, in order
+                lines.extend(shape_lines(shape.shapes))
+            elif getattr(shape, "has_table", False) and shape.has_table:
+                lines.extend(" | ".join(cell.text.strip() for cell in row.cells) for row in shape.table.rows)
+            elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+                lines.extend(paragraph.text for paragraph in shape.text_frame.paragraphs)
+        return lines
+
+    sections: list[Section] = []
+    for number, slide in enumerate(deck.slides, start=1):
+        title_shape = slide.shapes.title
+        title = " ".join(title_shape.text.split()) if title_shape is not None else ""
+        lines = shape_lines(slide.shapes)
+        if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+            notes = slide.notes_slide.notes_text_frame.text.strip()
+            if notes:
+                lines += ["", notes]
+        text = normalize_text("\n".join(lines))
+        if text:
+            sections.append(Section(text=text, page=number, heading=title or None))
+    return _finish(sections, [], page_count=len(deck.slides))
+
+
 # A code cell's output is kept when it is text and short in all: a printed result a student
 # may ask about, not a training log, a 10,000-row table or a traceback's full stack.
 _MAX_OUTPUT_CHARS = 1000
@@ -391,6 +434,7 @@ READERS: dict[str, Callable[[Path], ExtractedDocument]] = {
     ".html": read_html,
     ".htm": read_html,
     ".docx": read_docx,
+    ".pptx": read_pptx,
     ".ipynb": read_notebook,
 }
 SUPPORTED_EXTENSIONS = frozenset(READERS)
