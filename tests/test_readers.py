@@ -254,13 +254,6 @@ def test_a_jupyter_notebook_reads_as_markdown_with_its_code_and_short_outputs(tm
     assert "epoch loss" not in doc.sections[1].text and "train()" in doc.sections[1].text  # a long log is not
 
 
-def test_a_notebook_that_is_not_notebook_json_is_reported(tmp_path):
-    path = tmp_path / "broken.ipynb"
-    path.write_text('{"cells": ')
-    with pytest.raises(UnreadableFileError, match="not a Jupyter notebook"):
-        read_document(path)
-
-
 def test_lecture_slides_read_one_page_per_slide_titled_with_notes(tmp_path):
     from pptx import Presentation
     from pptx.util import Inches
@@ -290,17 +283,15 @@ def test_lecture_slides_read_one_page_per_slide_titled_with_notes(tmp_path):
     assert "lookup | O(1)" in second_text and "Worst case: O(n)" in second_text
 
 
-def test_a_pptx_that_is_not_a_zip_is_reported(tmp_path):
-    path = tmp_path / "slides.pptx"
-    path.write_bytes(b"PK")
-    with pytest.raises(UnreadableFileError, match="PowerPoint"):
-        read_document(path)
-
-
-def test_docx_that_is_not_a_zip_is_reported(tmp_path):
-    path = tmp_path / "fake.docx"
-    path.write_text("plain text pretending")
-    with pytest.raises(UnreadableFileError, match="DOCX"):
+@pytest.mark.parametrize("name, content, message", [
+    ("fake.docx", b"plain text pretending", "DOCX"),
+    ("slides.pptx", b"PK", "PowerPoint"),
+    ("broken.ipynb", b'{"cells": ', "not a Jupyter notebook"),
+])
+def test_a_file_that_is_not_what_its_name_says_is_reported(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UnreadableFileError, match=message):
         read_document(path)
 
 

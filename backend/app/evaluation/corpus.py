@@ -8,6 +8,7 @@ removed from the folder leaves the database on the next run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import sys
@@ -84,20 +85,27 @@ def prepare_database(args, settings, embedder):
     return ingestor
 
 
+@functools.lru_cache(maxsize=64)
+def _sections(path: Path) -> tuple:
+    """A file's sections as the ingest reads them, read once per run however many
+    questions (and both views below) ask about it; () when it cannot be read."""
+    from app.ingestion.readers import UnreadableFileError, read_document
+
+    try:
+        return tuple(read_document(path).sections)
+    except UnreadableFileError:
+        return ()
+
+
 def read_pages(books: Path):
     """`read_pages(file) -> {physical page: text}` over the linked books, for checking
     evidence phrases (the reader the ingest uses, so the text is the indexed text).
     Text without a page (Markdown, HTML, Word, plain text) is under 0; {} when the
     file cannot be read."""
-    from app.ingestion.readers import UnreadableFileError, read_document
 
     def pages(rel: str) -> dict[int, str]:
-        try:
-            sections = read_document(books / rel).sections
-        except UnreadableFileError:
-            return {}
         out: dict[int, str] = {}
-        for s in sections:
+        for s in _sections(books / rel):
             out[s.page or 0] = out.get(s.page or 0, "") + "\n" + s.text
         return out
 
@@ -107,12 +115,8 @@ def read_pages(books: Path):
 def read_sections(books: Path):
     """`read_sections(file) -> [(heading path, text)]` over the linked books: where in a
     file without pages an evidence phrase is (the reader the ingest uses)."""
-    from app.ingestion.readers import UnreadableFileError, read_document
 
     def sections(rel: str) -> list[tuple[str | None, str]]:
-        try:
-            return [(s.heading, s.text) for s in read_document(books / rel).sections]
-        except UnreadableFileError:
-            return []
+        return [(s.heading, s.text) for s in _sections(books / rel)]
 
     return sections

@@ -249,12 +249,18 @@ _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
 
 
-def read_markdown(path: Path) -> ExtractedDocument:
-    text, warnings = decode_text(_read_bytes(path))
+def markdown_sections(text: str) -> list[Section]:
+    """Markdown's sections, without front matter, HTML comments, link targets and image
+    addresses (their words stay)."""
     text = _FRONT_MATTER.sub("", text.replace("\r\n", "\n"))
     text = _HTML_COMMENT.sub("", text)
     text = _MD_IMAGE.sub(r"\1", _MD_LINK.sub(r"\1", text))
-    return _finish(split_by_headings(text), warnings)
+    return split_by_headings(text)
+
+
+def read_markdown(path: Path) -> ExtractedDocument:
+    text, warnings = decode_text(_read_bytes(path))
+    return _finish(markdown_sections(text), warnings)
 
 
 def read_text(path: Path) -> ExtractedDocument:
@@ -304,6 +310,11 @@ def read_html(path: Path) -> ExtractedDocument:
     return _finish(split_by_headings(root.get_text(), markdown=False), warnings)
 
 
+def table_lines(table) -> list[str]:
+    """A Word or PowerPoint table, a line per row: "lookup | O(1)"."""
+    return [" | ".join(cell.text.strip() for cell in row.cells) for row in table.rows]
+
+
 def read_docx(path: Path) -> ExtractedDocument:
     import zipfile
 
@@ -327,9 +338,7 @@ def read_docx(path: Path) -> ExtractedDocument:
             else:
                 lines.append(paragraph.text)
         elif tag == "tbl":
-            table = docx.table.Table(block, document)
-            for row in table.rows:
-                lines.append(" | ".join(cell.text.strip() for cell in row.cells))
+            lines.extend(table_lines(docx.table.Table(block, document)))
             lines.append("")
     return _finish(split_by_headings("\n".join(lines), markdown=False), [])
 
@@ -357,7 +366,7 @@ def read_pptx(path: Path) -> ExtractedDocument:
             if shape.shape_type == MSO_SHAPE_TYPE.GROUP:  # its shapes, in order
                 lines.extend(shape_lines(shape.shapes))
             elif getattr(shape, "has_table", False) and shape.has_table:
-                lines.extend(" | ".join(cell.text.strip() for cell in row.cells) for row in shape.table.rows)
+                lines.extend(table_lines(shape.table))
             elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
                 lines.extend(paragraph.text for paragraph in shape.text_frame.paragraphs)
         return lines
@@ -414,8 +423,7 @@ def read_notebook(path: Path) -> ExtractedDocument:
                 for output in cell.get("outputs") or [] if isinstance(output, dict)).strip()
             if shown and len(shown) <= _MAX_OUTPUT_CHARS:
                 parts.append(f"```\n{shown}\n```")
-    markdown = _MD_IMAGE.sub(r"\1", _MD_LINK.sub(r"\1", "\n\n".join(parts)))
-    return _finish(split_by_headings(markdown), warnings)
+    return _finish(markdown_sections("\n\n".join(parts)), warnings)
 
 
 def _finish(sections: list[Section], warnings: list[str], page_count: int = 0) -> ExtractedDocument:
