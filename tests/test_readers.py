@@ -58,6 +58,24 @@ def test_running_headers_and_page_numbers_are_stripped():
     assert cleaned[4] == "About radix.\nMore on radix.\nEven more on radix.\nEnd of radix."
 
 
+def test_a_short_chapters_numbered_header_is_stripped_by_its_page_number():
+    # The book prints page numbers (physical page - 2) in its headers; chapters 2 and 3 are too
+    # short for their headers to repeat, but each header ends in its own page's number.
+    topics = ["merging", "pivots", "heaps", "buckets", "radix", "shells", "bubbles", "trees", "runs", "gaps"]
+    headers = {4: "4 | Hello World", 5: "Hello World | 5", 7: "7 Trees", 8: "Short Chapter Three 8"}
+    pages = ["Title page", "Contents"] + [
+        f"{headers.get(n, f'Sorting | {n}')}\nAbout {t}.\nMore on {t}, see Table {n}.\nWe saw {t} on page {n + 1}"
+        for n, t in enumerate(topics, start=1)
+    ]
+    pages[6] = pages[6].replace("page 6", "page 5")  # body text ending in its page's number: kept
+    cleaned = strip_page_furniture(pages)
+    assert all("Sorting" not in p and "Hello World" not in p and "Three" not in p for p in cleaned)
+    assert cleaned[6] == "About radix.\nMore on radix, see Table 5.\nWe saw radix on page 5"
+    assert cleaned[8].startswith("7 Trees\n")  # chapter 7's heading on page 7, not a header
+    unnumbered = [f"Heading about {t}\nBody {t}." for t in topics]
+    assert strip_page_furniture(unnumbered) == unnumbered
+
+
 def test_pdf_keeps_physical_page_numbers_and_printed_labels(tmp_path):
     pdf = make_pdf(tmp_path / "book.pdf", ["Title page", "First chapter text.", "Second chapter text."],
                    labels="roman-then-arabic")
@@ -83,6 +101,20 @@ def test_pdf_outline_gives_each_page_its_section_path(tmp_path):
     ]
     assert [s.page for s in doc.sections] == [1, 2, 3, 4, 5, 6]
     assert all(s.heading_embedded for s in doc.sections)  # an outline is trusted enough to embed
+
+
+def test_outline_bylines_are_not_taken_for_sections(tmp_path):
+    # Pressbooks exports list each section's author in the outline, on the section's page
+    pages = ["Intro text.", "Hello world prints.", "Variables hold values.", "Loops repeat.",
+             "Exercises for part one.", "Exercises again."]
+    outline = {0: [("Part One", 0), ("Ada Lovelace", 1)], 1: [("Hello World", 1), ("Ada Lovelace", 1)],
+               2: [("Variables", 1), ("Ada Lovelace", 1)], 3: [("Loops", 1), ("Ada Lovelace", 1)],
+               4: [("Exercises", 1)], 5: [("Exercises", 1)]}
+    doc = read_document(make_pdf(tmp_path / "book.pdf", pages, outline=outline))
+    assert [s.heading for s in doc.sections] == [
+        "Part One", "Part One › Hello World", "Part One › Variables", "Part One › Loops",
+        "Part One › Exercises", "Part One › Exercises",  # repeated, but a section of its own page
+    ]
 
 
 def test_lost_pdf_ligatures_are_put_back(tmp_path):

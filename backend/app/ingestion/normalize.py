@@ -25,6 +25,11 @@ _MANY_BLANK_LINES = re.compile(r"\n{3,}")
 _DOT_LEADER = re.compile(r"(?:\.\s?){4,}\s*[\divxlcIVXLC]+\s*$")
 _NUMBER_AT_EDGE = re.compile(r"^#\s*[|·•—–-]|[|·•—–-]\s*#$|^# \S|\S #$")
 _BARE_PAGE_NUMBER = re.compile(r"^\s*(?:page\s*)?[\divxlc]{1,6}(?:\s*(?:of|/)\s*\d+)?\s*$", re.IGNORECASE)
+# Where a printed page number may sit in a page's first or last line.
+_EDGE_NUMBERS = (re.compile(r"^(\d{1,4})$"), re.compile(r"^(\d{1,4})\s+\S"), re.compile(r"\S\s+(\d{1,4})$"))
+# A running header with its page number: "Chapter 9: R Bugs 46" (two words or more before
+# it), "242 | Do While Loop" (a separator after it: "1 Introduction" is a chapter's heading).
+_NUMBERED_HEADER = (re.compile(r"^\S+\s+\S.*\s(\d{1,4})$"), re.compile(r"^(\d{1,4})\s*[|·•—–]\s*\S"))
 
 
 def _unified(text: str) -> str:
@@ -73,13 +78,57 @@ def _margin_key(line: str) -> str:
     return re.sub(r"\d+", "#", line.lower()).strip()
 
 
+def printed_page_numbers(pages: list[list[str]], min_share: float = 0.25) -> tuple[int, set[int]] | None:
+    """How far printed page numbers lag the physical ones, and at which edge they sit.
+
+    Why: a running header is found by repetition, but a chapter of one or two pages
+    repeats its "Chapter 9: R Bugs 46" too rarely; its page number gives it away. Each
+    page votes for (its index - a number at the start or end of its first or last line);
+    the offset at least `min_share` of the pages agree on is the book's. Returned with the
+    edges (0 first line, -1 last line) that carry it on a quarter of those pages or more,
+    so a body line at the other edge is never taken for a header; None if no agreement.
+    """
+    if len(pages) < 6:
+        return None
+    votes: Counter[int] = Counter()
+    at_edge: Counter[tuple[int, int]] = Counter()
+    for index, lines in enumerate(pages):
+        content = [ln.strip() for ln in lines if ln.strip()]
+        if not content:
+            continue
+        found = {
+            (index - int(m.group(1)), edge)
+            for edge in (0, -1)
+            for pattern in _EDGE_NUMBERS
+            if (m := pattern.search(content[edge]))
+        }
+        votes.update({offset for offset, _ in found})
+        at_edge.update(found)
+    if not votes:
+        return None
+    offset, count = votes.most_common(1)[0]
+    if count < max(3, len(pages) * min_share):
+        return None
+    return offset, {edge for edge in (0, -1) if at_edge[offset, edge] * 4 >= count}
+
+
+def _is_numbered_header(line: str, printed_number: int) -> bool:
+    line = line.strip()
+    return len(line) <= 120 and any(
+        (m := pattern.match(line)) and int(m.group(1)) == printed_number for pattern in _NUMBERED_HEADER
+    )
+
+
 def strip_page_furniture(pages: list[str], edge_lines: int = 2, min_share: float = 0.3) -> list[str]:
     """Drop bare page numbers and lines repeated at the top/bottom of many pages.
 
     A line counts as furniture when it sits among the first or last `edge_lines`
-    non-empty lines of at least `min_share` of the pages (books of 6+ pages only).
+    non-empty lines of at least `min_share` of the pages (books of 6+ pages only), or
+    when it carries the page's printed number ("Title 46", "46 | Title") at the edge where
+    the book prints its page numbers.
     """
     split = [[ln for ln in p.split("\n")] for p in pages]
+    numbering = printed_page_numbers(split)
     furniture: set[str] = set()
     if len(pages) >= 6:
         counts: Counter[str] = Counter()
@@ -97,13 +146,15 @@ def strip_page_furniture(pages: list[str], edge_lines: int = 2, min_share: float
             if key and (n >= threshold or (n >= numbered_threshold and _NUMBER_AT_EDGE.search(key)))
         }
     cleaned = []
-    for lines in split:
+    for index, lines in enumerate(split):
         content_idx = [i for i, ln in enumerate(lines) if ln.strip()]
         edge_idx = set(content_idx[:edge_lines] + content_idx[-edge_lines:])
+        numbered_idx = {content_idx[edge] for edge in (numbering[1] if numbering else ()) if content_idx}
         kept = [
             ln
             for i, ln in enumerate(lines)
             if not (i in edge_idx and (_margin_key(ln) in furniture or _BARE_PAGE_NUMBER.match(ln)))
+            and not (i in numbered_idx and _is_numbered_header(ln, index - numbering[0]))
         ]
         cleaned.append("\n".join(kept).strip())
     return cleaned

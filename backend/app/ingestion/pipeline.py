@@ -34,8 +34,10 @@ from app.storage.chunk_store import ChunkStore
 # 4: contents and index pages left out; 5: headings from the type size where there is no outline;
 # 6: a compound split at a line end keeps its hyphen ("floating-point"); 7: web pages give
 # their main content only (no menus, sidebars, footers), and a code line in HTML or Word
-# that starts with "#" is no longer taken for a heading
-PIPELINE_VERSION = "7"
+# that starts with "#" is no longer taken for a heading; 8: a running header that ends in the
+# page's printed number is dropped even in a chapter too short to repeat it ("Hello World | 39"),
+# and an outline's bylines (a section author listed after each title) are not sections
+PIPELINE_VERSION = "8"
 ENCODE_BATCH = 128  # chunks per encode call between progress updates
 
 

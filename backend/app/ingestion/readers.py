@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -139,22 +140,47 @@ def outline_headings(pdf, page_count: int, max_depth: int = 6) -> list[str | Non
     what that page is mostly about. The path gives chunks the context a textbook's
     headings carry ("it", "this method") and names the section in citations.
     """
-    starts: dict[int, str] = {}  # page index -> path of the last section starting there
-    trail: list[tuple[int, str]] = []
+    entries: list[tuple[int, str, int]] = []  # (level, title, page index) in outline order
     try:
         for bookmark in pdf.get_toc(max_depth=max_depth):
             title = " ".join((bookmark.get_title() or "").split())
             dest = bookmark.get_dest()
             index = dest.get_index() if dest is not None else None
-            if not title or index is None or not 0 <= index < page_count:
-                continue
-            while trail and trail[-1][0] >= bookmark.level:
-                trail.pop()
-            trail.append((bookmark.level, title))
-            starts[index] = " › ".join(t for _, t in trail)
+            if title and index is not None and 0 <= index < page_count:
+                entries.append((bookmark.level, title, index))
     except Exception:  # a malformed outline costs the headings, never the text
         return [None] * page_count
+    bylines = outline_bylines(entries)
+    starts: dict[int, str] = {}  # page index -> path of the last section starting there
+    trail: list[tuple[int, str]] = []
+    for level, title, index in entries:
+        if title in bylines:
+            continue
+        while trail and trail[-1][0] >= level:
+            trail.pop()
+        trail.append((level, title))
+        starts[index] = " › ".join(t for _, t in trail)
     return headings_by_page(starts, page_count)
+
+
+def outline_bylines(entries: list[tuple[int, str, int]], min_repeats: int = 3) -> set[str]:
+    """Outline titles that are not sections: bylines and the like.
+
+    Why: books exported from Pressbooks (many open textbooks) list each section's author
+    in the outline, right after the section's title, on its page; taken for a section,
+    "Dave Braunschweig" named the pages about "Hello World" and was embedded with their
+    text. Such a title repeats and never starts a page of its own: it always follows
+    another entry on the same page. A repeated real section ("Exercises", "Summary")
+    starts its own page somewhere in the book.
+    """
+    seen: Counter[str] = Counter()
+    starts_alone: set[str] = set()
+    for position, (_, title, index) in enumerate(entries):
+        seen[title] += 1
+        before = entries[position - 1] if position else None
+        if not (before and before[2] == index):
+            starts_alone.add(title)
+    return {title for title, n in seen.items() if n >= min_repeats and title not in starts_alone}
 
 
 # --- text decoding shared by the text formats ------------------------------
