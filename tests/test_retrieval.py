@@ -101,6 +101,33 @@ def test_hybrid_finds_an_exact_code_that_dense_search_ranks_low(tmp_path, settin
     harness.close()
 
 
+def test_a_one_letter_compound_is_searched_as_one_term(tmp_path, settings, embedder):
+    from app.retrieval.keyword_index import Analyzer
+
+    analyzer = Analyzer()
+    assert {"btree", "tree", "kmean", "mean"} <= set(analyzer("B-trees and k-means"))
+    assert "wellknown" not in analyzer("a well-known result")  # only a single letter joins
+    assert analyzer.topic_words("what are f-strings?") == [("f-strings", "fstring")]
+    # "f" alone is no word, and "strings" is everywhere in a course on text: the compound
+    # is what finds the one page about f-strings
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "strings.md").write_text(
+        "# Strings\n\nStrings are sequences of characters. Strings can be sliced, and strings "
+        "compare letter by letter. Two strings joined make longer strings.\n")
+    (docs / "methods.md").write_text(
+        "# String methods\n\nMethods on strings return new strings: upper() gives capital "
+        "strings, split() cuts strings into lists of strings.\n")
+    (docs / "output.md").write_text(
+        "# Formatted output\n\nFormatted literals, called f-strings, put an expression "
+        "between braces: f'{total:.2f}' prints the total with two decimals.\n")
+    harness = IngestHarness(settings, embedder)
+    harness.run(docs)
+    retriever = make_retriever(harness, settings, embedder)
+    assert retriever.search("what are f-strings", cutoff=-1.0, mode="keyword").sources[0].file == "output.md"
+    harness.close()
+
+
 def test_relevance_gate_declines_what_the_materials_do_not_cover(tmp_path, settings, embedder):
     harness = ingest_sample_course(tmp_path, settings, embedder)
     retriever = make_retriever(harness, settings, embedder)

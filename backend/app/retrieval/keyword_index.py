@@ -33,10 +33,13 @@ from app.storage.chunk_store import ChunkStore
 log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
+# "f-strings", "B-tree", "k-means", "t-test", "p-value": the one letter is dropped as a word,
+# and what is left ("strings", "tree") is a common word; the compound is the topic.
+_LETTER_COMPOUND = re.compile(r"(?u)(?<![\w-])([^\W\d_])-([^\W\d_]{2,})\b")
 STAMP = "stamp.json"
 # Part of the index signature: a changed analyzer rebuilds the index. 2: the index also
-# keeps the materials' words as written, for spelling correction.
-ANALYZER_VERSION = "2"
+# keeps the materials' words as written, for spelling correction; 3: one-letter compounds.
+ANALYZER_VERSION = "3"
 _SPELLED = re.compile(r"[^\W\d_]{5,}")  # words long enough to correct a typo in (shorter: too many neighbours)
 
 # Interrogatives and auxiliaries carry no topic. They stay in the ranking (measured:
@@ -85,16 +88,23 @@ class Analyzer:
 
     def topic_words(self, text: str) -> list[tuple[str, str]]:
         """(word as written, its index term) for the words that carry the topic: no stop
-        or question words, no numbers, at least three letters."""
+        or question words, no numbers, at least three letters; a one-letter compound
+        ("f-strings") as one word."""
         stop = self._stop | QUESTION_WORDS
-        words = [w for w in dict.fromkeys(_WORD.findall(text))
+        compounds = [m.group(0) for m in _LETTER_COMPOUND.finditer(text)]
+        words = [w for w in dict.fromkeys(_WORD.findall(_LETTER_COMPOUND.sub(" ", text)))
                  if len(w) >= 3 and not w.isdigit() and w.lower() not in stop]
-        return list(zip(words, self.stems(words)))
+        words = list(dict.fromkeys(compounds + words))
+        return list(zip(words, self.stems([w.replace("-", "") for w in words])))
 
     def __call__(self, text: str, topic_only: bool = False) -> list[str]:
-        """Index terms of `text`; with `topic_only`, question words are left out too."""
+        """Index terms of `text`; with `topic_only`, question words are left out too. A
+        one-letter compound gives its joined term ("fstring") besides its word ("string")."""
         stop = self._stop | QUESTION_WORDS if topic_only else self._stop
-        return self._stem([w for w in _WORD.findall(text.lower()) if w not in stop])
+        text = text.lower()
+        words = [w for w in _WORD.findall(text) if w not in stop]
+        words += [m.group(1) + m.group(2) for m in _LETTER_COMPOUND.finditer(text)]
+        return self._stem(words)
 
 
 def manifest_signature(catalog: Catalog) -> str:
