@@ -23,6 +23,17 @@ def ingest_sample_course(tmp_path, settings, embedder) -> IngestHarness:
     return harness
 
 
+def ingest_files(tmp_path, settings, embedder, files: dict[str, str]) -> IngestHarness:
+    """These files (name -> text) ingested into a fresh database."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in files.items():
+        (docs / name).write_text(text)
+    harness = IngestHarness(settings, embedder)
+    harness.run(docs)
+    return harness
+
+
 def make_retriever(harness, settings, embedder, recheck_s: float = 0.0):
     """A retriever as the backend builds it, with its own keyword index object (as a
     second process would have)."""
@@ -82,16 +93,12 @@ def test_keyword_index_follows_inserts_replacements_and_deletions(tmp_path, sett
 
 
 def test_hybrid_finds_an_exact_code_that_dense_search_ranks_low(tmp_path, settings, embedder):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for i, topic in enumerate(["laboratory safety", "orbital mechanics", "lab equipment inventory",
-                               "radiation shielding", "experiment scheduling"]):
-        (docs / f"{i}.md").write_text(f"# {topic}\n\n" + topic_text(topic))
-    (docs / "codes.md").write_text(
-        "# Equipment codes\n\nThe spectrometer in room 4 is registered under code XQ7731. "
-        "Book it a week ahead. Its calibration log lives in the shared drive.\n")
-    harness = IngestHarness(settings, embedder)
-    harness.run(docs)
+    topics = ["laboratory safety", "orbital mechanics", "lab equipment inventory", "radiation shielding",
+              "experiment scheduling"]
+    files = {f"{i}.md": f"# {topic}\n\n" + topic_text(topic) for i, topic in enumerate(topics)}
+    files["codes.md"] = ("# Equipment codes\n\nThe spectrometer in room 4 is registered under code XQ7731. "
+                         "Book it a week ahead. Its calibration log lives in the shared drive.\n")
+    harness = ingest_files(tmp_path, settings, embedder, files)
     retriever = make_retriever(harness, settings, embedder)
     hybrid = retriever.search("which equipment has code XQ7731", cutoff=-1.0, mode="hybrid")
     assert hybrid.sources[0].file == "codes.md"
@@ -110,19 +117,14 @@ def test_a_one_letter_compound_is_searched_as_one_term(tmp_path, settings, embed
     assert analyzer.topic_words("what are f-strings?") == [("f-strings", "fstring")]
     # "f" alone is no word, and "strings" is everywhere in a course on text: the compound
     # is what finds the one page about f-strings
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "strings.md").write_text(
-        "# Strings\n\nStrings are sequences of characters. Strings can be sliced, and strings "
-        "compare letter by letter. Two strings joined make longer strings.\n")
-    (docs / "methods.md").write_text(
-        "# String methods\n\nMethods on strings return new strings: upper() gives capital "
-        "strings, split() cuts strings into lists of strings.\n")
-    (docs / "output.md").write_text(
-        "# Formatted output\n\nFormatted literals, called f-strings, put an expression "
-        "between braces: f'{total:.2f}' prints the total with two decimals.\n")
-    harness = IngestHarness(settings, embedder)
-    harness.run(docs)
+    harness = ingest_files(tmp_path, settings, embedder, {
+        "strings.md": "# Strings\n\nStrings are sequences of characters. Strings can be sliced, and "
+                      "strings compare letter by letter. Two strings joined make longer strings.\n",
+        "methods.md": "# String methods\n\nMethods on strings return new strings: upper() gives capital "
+                      "strings, split() cuts strings into lists of strings.\n",
+        "output.md": "# Formatted output\n\nFormatted literals, called f-strings, put an expression "
+                     "between braces: f'{total:.2f}' prints the total with two decimals.\n",
+    })
     retriever = make_retriever(harness, settings, embedder)
     assert retriever.search("what are f-strings", cutoff=-1.0, mode="keyword").sources[0].file == "output.md"
     harness.close()
