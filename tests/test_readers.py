@@ -85,6 +85,18 @@ def test_pdf_keeps_physical_page_numbers_and_printed_labels(tmp_path):
     assert doc.page_count == 3
 
 
+def test_a_pdf_without_page_labels_is_cited_by_its_printed_numbers(tmp_path):
+    topics = ["merging", "pivots", "heaps", "buckets", "radix", "shells", "bubbles", "trees"]
+    pages = ["Sorting, a short book", "Preface: why sort at all."] + [
+        f"Sorting | {n}\nAbout {t}, which sorts in its own way." if n != 5 else f"Chapter 2\nAbout {t}."
+        for n, t in enumerate(topics, start=1)  # page 5 opens a chapter: no header, still numbered
+    ] + ["About the author, on a page of its own."]
+    doc = read_document(make_pdf(tmp_path / "book.pdf", pages))
+    assert [(s.page, s.page_label) for s in doc.sections] == (
+        [(1, None), (2, None)] + [(n + 2, str(n)) for n in range(1, 9)] + [(11, None)])
+    assert "Sorting |" not in doc.sections[3].text
+
+
 def test_pdf_outline_gives_each_page_its_section_path(tmp_path):
     pages = ["Cover", "Hash tables store keys.", "Probing continues here.", "Chaining uses lists.",
              "Trees branch.", "More about trees."]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from dataclasses import dataclass
 
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), None)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
@@ -78,20 +79,37 @@ def _margin_key(line: str) -> str:
     return re.sub(r"\d+", "#", line.lower()).strip()
 
 
-def printed_page_numbers(pages: list[list[str]], min_share: float = 0.25) -> tuple[int, set[int]] | None:
+@dataclass(frozen=True)
+class PageNumbering:
+    """A book's printed page numbers: physical index - `offset`, printed at `edges` (0 the
+    first line, -1 the last) of the pages from index `first` to `last`."""
+
+    offset: int
+    edges: frozenset[int]
+    first: int
+    last: int
+
+    def label(self, index: int) -> str | None:
+        """The number printed on page `index`, where the book numbers its pages."""
+        return str(index - self.offset) if self.first <= index <= self.last else None
+
+
+def printed_page_numbers(pages: list[list[str]], min_share: float = 0.25) -> PageNumbering | None:
     """How far printed page numbers lag the physical ones, and at which edge they sit.
 
     Why: a running header is found by repetition, but a chapter of one or two pages
-    repeats its "Chapter 9: R Bugs 46" too rarely; its page number gives it away. Each
+    repeats its "Chapter 9: R Bugs 46" too rarely; its page number gives it away. And a
+    PDF without page labels can still be cited by the numbers printed on its pages. Each
     page votes for (its index - a number at the start or end of its first or last line);
-    the offset at least `min_share` of the pages agree on is the book's. Returned with the
-    edges (0 first line, -1 last line) that carry it on a quarter of those pages or more,
-    so a body line at the other edge is never taken for a header; None if no agreement.
+    the offset at least `min_share` of the pages agree on is the book's. The edges that
+    carry it on a quarter of those pages or more are kept, so a body line at the other
+    edge is never taken for a header; None if no agreement.
     """
     if len(pages) < 6:
         return None
     votes: Counter[int] = Counter()
     at_edge: Counter[tuple[int, int]] = Counter()
+    voters: dict[int, list[int]] = {}
     for index, lines in enumerate(pages):
         content = [ln.strip() for ln in lines if ln.strip()]
         if not content:
@@ -102,14 +120,17 @@ def printed_page_numbers(pages: list[list[str]], min_share: float = 0.25) -> tup
             for pattern in _EDGE_NUMBERS
             if (m := pattern.search(content[edge]))
         }
-        votes.update({offset for offset, _ in found})
+        for offset in {offset for offset, _ in found}:
+            votes[offset] += 1
+            voters.setdefault(offset, []).append(index)
         at_edge.update(found)
     if not votes:
         return None
     offset, count = votes.most_common(1)[0]
     if count < max(3, len(pages) * min_share):
         return None
-    return offset, {edge for edge in (0, -1) if at_edge[offset, edge] * 4 >= count}
+    edges = frozenset(edge for edge in (0, -1) if at_edge[offset, edge] * 4 >= count)
+    return PageNumbering(offset, edges, voters[offset][0], voters[offset][-1])
 
 
 def _is_numbered_header(line: str, printed_number: int) -> bool:
@@ -119,16 +140,17 @@ def _is_numbered_header(line: str, printed_number: int) -> bool:
     )
 
 
-def strip_page_furniture(pages: list[str], edge_lines: int = 2, min_share: float = 0.3) -> list[str]:
+def strip_page_furniture(pages: list[str], edge_lines: int = 2, min_share: float = 0.3,
+                         numbering: PageNumbering | None = None) -> list[str]:
     """Drop bare page numbers and lines repeated at the top/bottom of many pages.
 
     A line counts as furniture when it sits among the first or last `edge_lines`
     non-empty lines of at least `min_share` of the pages (books of 6+ pages only), or
     when it carries the page's printed number ("Title 46", "46 | Title") at the edge where
-    the book prints its page numbers.
+    the book prints its page numbers (`numbering`: worked out here unless given).
     """
     split = [[ln for ln in p.split("\n")] for p in pages]
-    numbering = printed_page_numbers(split)
+    numbering = numbering or printed_page_numbers(split)
     furniture: set[str] = set()
     if len(pages) >= 6:
         counts: Counter[str] = Counter()
@@ -149,12 +171,12 @@ def strip_page_furniture(pages: list[str], edge_lines: int = 2, min_share: float
     for index, lines in enumerate(split):
         content_idx = [i for i, ln in enumerate(lines) if ln.strip()]
         edge_idx = set(content_idx[:edge_lines] + content_idx[-edge_lines:])
-        numbered_idx = {content_idx[edge] for edge in (numbering[1] if numbering else ()) if content_idx}
+        numbered_idx = {content_idx[edge] for edge in (numbering.edges if numbering else ()) if content_idx}
         kept = [
             ln
             for i, ln in enumerate(lines)
             if not (i in edge_idx and (_margin_key(ln) in furniture or _BARE_PAGE_NUMBER.match(ln)))
-            and not (i in numbered_idx and _is_numbered_header(ln, index - numbering[0]))
+            and not (i in numbered_idx and _is_numbered_header(ln, index - numbering.offset))
         ]
         cleaned.append("\n".join(kept).strip())
     return cleaned

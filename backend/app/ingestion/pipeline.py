@@ -36,8 +36,9 @@ from app.storage.chunk_store import ChunkStore
 # their main content only (no menus, sidebars, footers), and a code line in HTML or Word
 # that starts with "#" is no longer taken for a heading; 8: a running header that ends in the
 # page's printed number is dropped even in a chapter too short to repeat it ("Hello World | 39"),
-# and an outline's bylines (a section author listed after each title) are not sections
-PIPELINE_VERSION = "8"
+# and an outline's bylines (a section author listed after each title) are not sections; 9: a PDF
+# without page labels is cited by the page numbers printed on its pages, where they can be told
+PIPELINE_VERSION = "9"
 ENCODE_BATCH = 128  # chunks per encode call between progress updates
 
 

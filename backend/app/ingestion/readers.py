@@ -20,7 +20,12 @@ from typing import Callable
 
 from app.ingestion.contents_pages import find_contents_and_index_pages
 from app.ingestion.ligatures import ligature_map, translate_ligatures
-from app.ingestion.normalize import hyphenated_compounds, normalize_text, strip_page_furniture
+from app.ingestion.normalize import (
+    hyphenated_compounds,
+    normalize_text,
+    printed_page_numbers,
+    strip_page_furniture,
+)
 from app.ingestion.pdf_headings import FontLine, font_headings, headings_by_page, page_font_lines
 
 
@@ -108,7 +113,11 @@ def read_pdf(path: Path) -> ExtractedDocument:
     def clean(text: str) -> str:  # heading lines (page texts are translated above)
         return normalize_text(translate_ligatures(text, ligatures), compounds)
 
-    pages = strip_page_furniture([normalize_text(t, compounds) for t in texts])
+    normalized = [normalize_text(t, compounds) for t in texts]
+    numbering = printed_page_numbers([t.split("\n") for t in normalized])
+    pages = strip_page_furniture(normalized, numbering=numbering)
+    if numbering and not any(labels):  # no page labels: cite the numbers printed on the pages
+        labels = [numbering.label(i) for i in range(len(pages))]
     skipped = find_contents_and_index_pages(pages)
     if without_outline:
         headings = font_headings(font_lines, len(pages), skipped, clean=clean)
