@@ -85,6 +85,24 @@ def test_start_chat_rerun_status_and_stop(appliance):
     assert processes_mentioning(str(copy)) == []
     assert run(copy, env, "status").returncode == 1
 
+    # After an upgrade that reads or chunks differently (here: another chunk overlap, which
+    # changes the ingest's fingerprint the same way), starting redoes the files once; a folder
+    # ingested by hand is the user's to redo, and the script says how
+    extra = copy.parent / "extra-notes"
+    extra.mkdir()
+    (extra / "tries.md").write_text("# Tries\n\nA trie stores strings by their prefixes, one letter per edge.\n")
+    ingested = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "ingest.py", "--directory", str(extra)],
+                              cwd=copy / "backend", env=env, capture_output=True, text=True, timeout=600)
+    assert ingested.returncode == 0, ingested.stdout + ingested.stderr
+    upgraded = dict(env, RAG_CHUNK_OVERLAP_TOKENS="20")
+    again = run(copy, upgraded)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "ingested by an older version" in again.stdout and "database empty" not in again.stdout
+    assert "1 file(s) from other folders" in again.stdout and "ingest.py --directory FOLDER" in again.stdout
+    warm = run(copy, upgraded)  # course_materials done: nothing redone, the hint stays
+    assert warm.returncode == 0 and "redoing" not in warm.stdout and "chunks indexed" in warm.stdout
+    assert "1 file(s) from other folders" in warm.stdout
+
 
 def test_port_already_in_use_is_reported(appliance):
     copy, env = appliance

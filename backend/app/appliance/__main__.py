@@ -3,7 +3,9 @@
   config        print the settings the script needs, as shell assignments
   model [--gpu] print the GGUF path to serve (downloading it on a GPU pod)
   reranker [--gpu]  print the cross-encoder to turn on, fetched (nothing: none; exit 1: unavailable)
-  chunks        print how many chunks the database holds (0 if none)
+  chunks [DIR]  print how many chunks the database holds, and how many of its files an older
+                ingest (another version or chunk size) made, in DIR and elsewhere:
+                "CHUNKS OLDER_IN_DIR OLDER_ELSEWHERE" ("0 0 0" if there is no database)
   gpu-check     exit 0 if llama-cpp-python can offload to the GPU
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 
 
 def _config() -> int:
@@ -39,10 +42,12 @@ def _config() -> int:
     return 0
 
 
-def _chunks() -> int:
+def _chunks(materials: str | None) -> int:
     import logging
 
+    from app.ingestion.pipeline import pipeline_fingerprint
     from app.settings import get_settings
+    from app.storage.catalog import Catalog
     from app.storage.chunk_store import ChunkStore
     from app.storage.connection import connect, resolve_target
 
@@ -50,11 +55,17 @@ def _chunks() -> int:
     s = get_settings()
     target = resolve_target(s)
     if target.mode == "embedded" and not (target.db_path and target.db_path.exists()):
-        print(0)
+        print(0, 0, 0)
         return 0
     client = connect(target, s.milvus_connect_timeout_s)
     try:
-        print(ChunkStore(client, target.uri, target.token, s.collection_name, 0, 1).count())
+        chunks = ChunkStore(client, target.uri, target.token, s.collection_name, 0, 1).count()
+        catalog = Catalog(client, s.collection_name)
+        current = pipeline_fingerprint(s)
+        older = [path for path, r in catalog.files().items() if r.pipeline != current] if catalog.exists() else []
+        # the manifest keeps paths relative to the folder ingested: one that is in DIR came from it
+        here = sum(1 for path in older if materials and (Path(materials) / path).is_file())
+        print(chunks, here, len(older) - here)
     finally:
         client.close()
     return 0
@@ -84,7 +95,7 @@ def main(argv: list[str]) -> int:
 
         return reranker_main(rest)
     if command == "chunks":
-        return _chunks()
+        return _chunks(rest[0] if rest else None)
     if command == "gpu-check":
         return _gpu_check()
     print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
