@@ -140,17 +140,22 @@ def _is_numbered_header(line: str, printed_number: int) -> bool:
     )
 
 
+_WORK_IT_OUT = object()  # strip_page_furniture's default: find the page numbering itself
+
+
 def strip_page_furniture(pages: list[str], edge_lines: int = 2, min_share: float = 0.3,
-                         numbering: PageNumbering | None = None) -> list[str]:
+                         numbering: PageNumbering | None | object = _WORK_IT_OUT) -> list[str]:
     """Drop bare page numbers and lines repeated at the top/bottom of many pages.
 
     A line counts as furniture when it sits among the first or last `edge_lines`
     non-empty lines of at least `min_share` of the pages (books of 6+ pages only), or
     when it carries the page's printed number ("Title 46", "46 | Title") at the edge where
-    the book prints its page numbers (`numbering`: worked out here unless given).
+    the book prints its page numbers (`numbering`: worked out here unless given, None
+    included: a caller that found none need not have it looked for again).
     """
     split = [[ln for ln in p.split("\n")] for p in pages]
-    numbering = numbering or printed_page_numbers(split)
+    if numbering is _WORK_IT_OUT:
+        numbering = printed_page_numbers(split)
     furniture: set[str] = set()
     if len(pages) >= 6:
         counts: Counter[str] = Counter()
