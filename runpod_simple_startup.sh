@@ -176,21 +176,23 @@ database_counts() {  # "CHUNKS OLDER_HERE OLDER_ELSEWHERE": files an older inges
   (cd "$ROOT/backend" && "$PY" -m app.appliance chunks "$MATERIALS_DIR" 2>/dev/null) || echo "? 0 0"
 }
 
+ingest_folder() {
+  (cd "$ROOT/backend" && "$PY" ingest.py --directory "$1") || say "      (some files failed; see above)"
+}
+
 ingest_materials() {
   progress "Course materials"
-  local chunks here elsewhere have_materials=""
+  local chunks here elsewhere
   read -r chunks here elsewhere <<< "$(database_counts)"
-  [ -n "$(find "$MATERIALS_DIR" -type f ! -name '.*' 2>/dev/null | head -n 1)" ] && have_materials=1
-  if [ "$chunks" = "0" ] && [ -n "$have_materials" ]; then
+  if [ "$chunks" = "0" ] && [ -n "$(find "$MATERIALS_DIR" -type f ! -name '.*' 2>/dev/null | head -n 1)" ]; then
     say "      database empty: ingesting $MATERIALS_DIR"
+    ingest_folder "$MATERIALS_DIR"
   elif [ "${here:-0}" != "0" ]; then
     # An upgrade that reads or chunks better redoes files once; unchanged ones are skipped.
     say "      $here file(s) were ingested by an older version (or other chunk settings): redoing $MATERIALS_DIR"
+    ingest_folder "$MATERIALS_DIR"
   else
     say "      $chunks chunks indexed"
-  fi
-  if [ "$chunks" = "0" ] && [ -n "$have_materials" ] || [ "${here:-0}" != "0" ]; then
-    (cd "$ROOT/backend" && "$PY" ingest.py --directory "$MATERIALS_DIR") || say "      (some files failed; see above)"
   fi
   if [ "${elsewhere:-0}" != "0" ]; then
     say "      $elsewhere file(s) from other folders were ingested by an older version (they still answer); to bring them up to date: cd backend && ../.venv/bin/python ingest.py --directory FOLDER (each folder)"
