@@ -129,6 +129,32 @@ def test_outline_bylines_are_not_taken_for_sections(tmp_path):
     ]
 
 
+def test_running_headers_that_repeat_the_section_title_are_dropped(tmp_path):
+    # LaTeX prints the chapter ("§5.1 Hash Tables") or the section ("Chaining §5.1") at the
+    # top of each page: too varied to repeat as furniture, and no page number beside it.
+    pages = [
+        "Cover",
+        "5 Hash Tables\nA hash table stores keys.",                          # chapter starts: heading kept
+        "5.1 Chaining\nChaining keeps a list per slot.",                     # section starts: heading kept
+        "§5.1 Hash Tables\nLists grow when keys collide.",                   # chapter's title: a header
+        "Chaining §5.1\nThe expected list length is constant.\nHash Tables",  # section's, and a footer
+        "Chaining §5.1\n5.2 Probing\nProbing looks for the next free slot.",  # the old section's header
+        "6 Trees\nA tree branches.\nExamples\nA tree of three nodes.",
+        "Examples\nA heap is a tree too.",                                   # a new "Examples" starts here
+    ]
+    outline = {1: [("5 Hash Tables", 0)], 2: [("5.1 Chaining", 1)], 5: [("5.2 Probing", 1)],
+               6: [("6 Trees", 0)], 7: [("Examples", 1)]}
+    texts = [s.text for s in read_document(make_pdf(tmp_path / "book.pdf", pages, outline=outline)).sections]
+    assert texts[1:5] == [
+        "5 Hash Tables\nA hash table stores keys.",
+        "5.1 Chaining\nChaining keeps a list per slot.",
+        "Lists grow when keys collide.",
+        "The expected list length is constant.",
+    ]
+    assert texts[5] == "5.2 Probing\nProbing looks for the next free slot."
+    assert texts[6:] == ["6 Trees\nA tree branches.\nExamples\nA tree of three nodes.", "Examples\nA heap is a tree too."]
+
+
 def test_lost_pdf_ligatures_are_put_back(tmp_path):
     # TeX-made PDFs often have fi/fl/ff/ffi glyphs with no Unicode mapping: PDFium returns
     # control characters for them, a different one per ligature and per font.

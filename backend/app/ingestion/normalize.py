@@ -185,3 +185,53 @@ def strip_page_furniture(pages: list[str], edge_lines: int = 2, min_share: float
         ]
         cleaned.append("\n".join(kept).strip())
     return cleaned
+
+
+# A section number before or after a title in a running header: "§5.1 Hash Tables",
+# "Linear Probing §5.2", "CHAPTER 11 FUNCTIONAL DEPENDENCIES • 63", "3.2. Sorting".
+_TITLE_NUMBERING = re.compile(r"^(?:§\s*|chapter\s+|section\s+)?\d+(?:\.\d+)*\.?(?:\s+|$)|(?:^|\s+)§?\s*\d+(?:\.\d+)*\.?$",
+                              re.IGNORECASE)
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+def _title_key(text: str) -> str:
+    """A title or header line compared on its words alone: numbering, case and
+    punctuation dropped ("§5.1 Hash Tables" and "5 Hash Tables" -> "hashtables")."""
+    text = text.strip()
+    previous = None
+    while previous != text:
+        previous, text = text, _TITLE_NUMBERING.sub("", text).strip()
+    return _NOT_ALNUM.sub("", text.lower())
+
+
+def strip_running_titles(pages: list[str], headings: list[str | None], min_length: int = 4) -> list[str]:
+    """Drop a page's first or last line when it only repeats the title of a section the
+    page is inside of, one that started on an earlier page: a running header or footer.
+
+    Why: LaTeX and many publishers print the chapter's or section's title at the top of
+    every page ("§5.1 Hash Tables", "Linear Probing §5.2", "First Steps"). The title changes
+    with each section, so it rarely repeats enough to count as furniture, and its page
+    number may sit elsewhere; left in, every page of a section matches the section's
+    words in keyword search and crowds out the passage that explains. `headings`: per
+    page, the outline path in force at its end ("Hash Tables › Linear Probing"); a
+    section's title on the page where it starts is its heading, and stays."""
+    first_page: dict[tuple[str, ...], int] = {}
+    for index, heading in enumerate(headings):
+        parts = heading.split(" › ") if heading else []
+        for depth in range(1, len(parts) + 1):
+            first_page.setdefault(tuple(parts[:depth]), index)
+    cleaned = []
+    for index, text in enumerate(pages):
+        titles: set[str] = set()
+        for heading in {headings[index], headings[index - 1] if index else None} - {None}:
+            parts = heading.split(" › ")
+            for depth in range(1, len(parts) + 1):
+                key = _title_key(parts[depth - 1])
+                if len(key) >= min_length and first_page[tuple(parts[:depth])] < index:
+                    titles.add(key)
+        lines = text.split("\n")
+        content = [i for i, line in enumerate(lines) if line.strip()]
+        edges = {content[0], content[-1]} if content and titles else set()
+        kept = [line for i, line in enumerate(lines) if not (i in edges and _title_key(line) in titles)]
+        cleaned.append("\n".join(kept).strip())
+    return cleaned

@@ -37,8 +37,10 @@ from app.storage.chunk_store import ChunkStore
 # that starts with "#" is no longer taken for a heading; 8: a running header that ends in the
 # page's printed number is dropped even in a chapter too short to repeat it ("Hello World | 39"),
 # and an outline's bylines (a section author listed after each title) are not sections; 9: a PDF
-# without page labels is cited by the page numbers printed on its pages, where they can be told
-PIPELINE_VERSION = "9"
+# without page labels is cited by the page numbers printed on its pages, where they can be told;
+# 10: a running header that only repeats the title of the section a page is in ("§5.1 Hash
+# Tables", "First Steps") is dropped
+PIPELINE_VERSION = "10"
 ENCODE_BATCH = 128  # chunks per encode call between progress updates
 
 

@@ -25,6 +25,7 @@ from app.ingestion.normalize import (
     normalize_text,
     printed_page_numbers,
     strip_page_furniture,
+    strip_running_titles,
 )
 from app.ingestion.pdf_headings import FontLine, font_headings, headings_by_page, page_font_lines
 
@@ -118,9 +119,11 @@ def read_pdf(path: Path) -> ExtractedDocument:
     pages = strip_page_furniture(normalized, numbering=numbering)
     if numbering and not any(labels):  # no page labels: cite the numbers printed on the pages
         labels = [numbering.label(i) for i in range(len(pages))]
-    skipped = find_contents_and_index_pages(pages)
+    skipped = find_contents_and_index_pages(pages)  # a "Contents" header helps find its pages
     if without_outline:
         headings = font_headings(font_lines, len(pages), skipped, clean=clean)
+    else:
+        pages = strip_running_titles(pages, headings)
     sections = [
         Section(text=text, page=i + 1, page_label=labels[i], heading=headings[i],
                 heading_embedded=not without_outline)
