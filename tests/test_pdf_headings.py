@@ -94,3 +94,17 @@ def test_text_in_one_size_has_no_headings(tmp_path):
     pages = [[(BODY, "Plain notes"), body(topic)] for topic in ["sets", "maps", "lists", "trees"]]
     doc = read_document(styled_pdf(tmp_path / "notes.pdf", pages))
     assert all(s.heading is None for s in doc.sections)
+
+
+def test_a_running_header_repeating_the_chapter_title_is_dropped_without_an_outline(tmp_path):
+    # African Virtual University modules and many others print the unit's title at the
+    # top of its later pages in small type; the headings here come from the type size.
+    chapters = ["Comparison Sorts", "Counting Sorts", "Searching Methods"]
+    pages = [[(28, "Sorting Handbook"), body("the preface")]]
+    for n, chapter in enumerate(chapters, 1):
+        pages.append([(18, f"Unit {n}. {chapter}"), body(chapter.lower())])
+        pages.append([(8, f"Unit {n}. {chapter}"), body(f"more {chapter.lower()}")])
+    texts = {s.page: s.text for s in read_document(styled_pdf(tmp_path / "book.pdf", pages)).sections}
+    assert texts[2].startswith("Unit 1. Comparison Sorts\n")  # where the unit starts: its heading
+    assert texts[3].startswith("Sentence 1 explains how more comparison sorts") and "Unit 1" not in texts[3]
+    assert texts[7].startswith("Sentence 1 explains how more searching methods") and "Unit 3" not in texts[7]

@@ -116,9 +116,10 @@ def test_pdf_outline_gives_each_page_its_section_path(tmp_path):
 
 
 def test_outline_bylines_are_not_taken_for_sections(tmp_path):
-    # Pressbooks exports list each section's author in the outline, on the section's page
-    pages = ["Intro text.", "Hello world prints.", "Variables hold values.", "Loops repeat.",
-             "Exercises for part one.", "Exercises again."]
+    # Pressbooks exports list each section's author in the outline, on the section's page,
+    # and print it under the section's title
+    pages = ["Intro text.", "Hello World\nADA LOVELACE\nHello world prints.", "Variables hold values.",
+             "Loops repeat.\nAda  Lovelace", "Exercises for part one.", "Exercises again."]
     outline = {0: [("Part One", 0), ("Ada Lovelace", 1)], 1: [("Hello World", 1), ("Ada Lovelace", 1)],
                2: [("Variables", 1), ("Ada Lovelace", 1)], 3: [("Loops", 1), ("Ada Lovelace", 1)],
                4: [("Exercises", 1)], 5: [("Exercises", 1)]}
@@ -127,6 +128,8 @@ def test_outline_bylines_are_not_taken_for_sections(tmp_path):
         "Part One", "Part One › Hello World", "Part One › Variables", "Part One › Loops",
         "Part One › Exercises", "Part One › Exercises",  # repeated, but a section of its own page
     ]
+    assert [s.text for s in doc.sections][1:4] == ["Hello World\nHello world prints.", "Variables hold values.",
+                                                   "Loops repeat."]
 
 
 def test_running_headers_that_repeat_the_section_title_are_dropped(tmp_path):

@@ -213,8 +213,9 @@ def strip_running_titles(pages: list[str], headings: list[str | None], min_lengt
     with each section, so it rarely repeats enough to count as furniture, and its page
     number may sit elsewhere; left in, every page of a section matches the section's
     words in keyword search and crowds out the passage that explains. `headings`: per
-    page, the outline path in force at its end ("Hash Tables › Linear Probing"); a
-    section's title on the page where it starts is its heading, and stays."""
+    page, the section path in force at its end ("Hash Tables › Linear Probing"), from the
+    PDF outline or the type size; a section's title on the page where it starts is its
+    heading, and stays."""
     first_page: dict[tuple[str, ...], int] = {}
     for index, heading in enumerate(headings):
         parts = heading.split(" › ") if heading else []
@@ -235,3 +236,12 @@ def strip_running_titles(pages: list[str], headings: list[str | None], min_lengt
         kept = [line for i, line in enumerate(lines) if not (i in edges and _title_key(line) in titles)]
         cleaned.append("\n".join(kept).strip())
     return cleaned
+
+
+def strip_lines(pages: list[str], lines: set[str] | frozenset[str]) -> list[str]:
+    """Drop every line that is, case and spacing aside, one of `lines`: the bylines an
+    outline gives away ("Dave Braunschweig" under each section's title), which name the
+    author, not the topic, and would open the section's first passage."""
+    drop = {" ".join(line.split()).casefold() for line in lines}
+    return ["\n".join(ln for ln in text.split("\n") if " ".join(ln.split()).casefold() not in drop).strip()
+            for text in pages]

@@ -39,7 +39,7 @@ from app.storage.chunk_store import ChunkStore
 # and an outline's bylines (a section author listed after each title) are not sections; 9: a PDF
 # without page labels is cited by the page numbers printed on its pages, where they can be told;
 # 10: a running header that only repeats the title of the section a page is in ("§5.1 Hash
-# Tables", "First Steps") is dropped
+# Tables", "First Steps") is dropped, and so are lines that repeat an outline's bylines
 PIPELINE_VERSION = "10"
 ENCODE_BATCH = 128  # chunks per encode call between progress updates
 

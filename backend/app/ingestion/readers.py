@@ -25,6 +25,7 @@ from app.ingestion.normalize import (
     normalize_text,
     printed_page_numbers,
     strip_page_furniture,
+    strip_lines,
     strip_running_titles,
 )
 from app.ingestion.pdf_headings import FontLine, font_headings, headings_by_page, page_font_lines
@@ -87,7 +88,9 @@ def read_pdf(path: Path) -> ExtractedDocument:
     labels: list[str | None] = []
     font_lines: list[FontLine] = []
     try:
-        headings = outline_headings(pdf, len(pdf))
+        outline = outline_entries(pdf, len(pdf))
+        bylines = outline_bylines(outline)
+        headings = outline_headings(outline, len(pdf), bylines)
         without_outline = all(h is None for h in headings)
         for index in range(len(pdf)):
             try:
@@ -122,8 +125,9 @@ def read_pdf(path: Path) -> ExtractedDocument:
     skipped = find_contents_and_index_pages(pages)  # a "Contents" header helps find its pages
     if without_outline:
         headings = font_headings(font_lines, len(pages), skipped, clean=clean)
-    else:
-        pages = strip_running_titles(pages, headings)
+    pages = strip_running_titles(pages, headings)
+    if bylines:  # Pressbooks prints them under each section's title too
+        pages = strip_lines(pages, bylines)
     sections = [
         Section(text=text, page=i + 1, page_label=labels[i], heading=headings[i],
                 heading_embedded=not without_outline)
@@ -144,15 +148,10 @@ def read_pdf(path: Path) -> ExtractedDocument:
                              left_out_pages=sorted(i + 1 for i in skipped))
 
 
-def outline_headings(pdf, page_count: int, max_depth: int = 6) -> list[str | None]:
-    """Per page, the path of the PDF outline (bookmark) section it belongs to, e.g.
-    "Chapter 5 Hash Tables › 5.2 Linear Probing"; None where the PDF has no outline.
-
-    A page gets the section in force at its end: a section that starts on a page is
-    what that page is mostly about. The path gives chunks the context a textbook's
-    headings carry ("it", "this method") and names the section in citations.
-    """
-    entries: list[tuple[int, str, int]] = []  # (level, title, page index) in outline order
+def outline_entries(pdf, page_count: int, max_depth: int = 6) -> list[tuple[int, str, int]]:
+    """The PDF outline (bookmarks) as (level, title, page index), in outline order; empty
+    where there is none, or where it is malformed (that costs the headings, never the text)."""
+    entries: list[tuple[int, str, int]] = []
     try:
         for bookmark in pdf.get_toc(max_depth=max_depth):
             title = " ".join((bookmark.get_title() or "").split())
@@ -160,9 +159,21 @@ def outline_headings(pdf, page_count: int, max_depth: int = 6) -> list[str | Non
             index = dest.get_index() if dest is not None else None
             if title and index is not None and 0 <= index < page_count:
                 entries.append((bookmark.level, title, index))
-    except Exception:  # a malformed outline costs the headings, never the text
-        return [None] * page_count
-    bylines = outline_bylines(entries)
+    except Exception:
+        return []
+    return entries
+
+
+def outline_headings(entries: list[tuple[int, str, int]], page_count: int,
+                     bylines: set[str] = frozenset()) -> list[str | None]:
+    """Per page, the path of the outline section it belongs to, e.g.
+    "Chapter 5 Hash Tables › 5.2 Linear Probing"; None where the PDF has no outline.
+
+    A page gets the section in force at its end: a section that starts on a page is
+    what that page is mostly about. The path gives chunks the context a textbook's
+    headings carry ("it", "this method") and names the section in citations. `bylines`
+    (outline_bylines) are not sections.
+    """
     starts: dict[int, str] = {}  # page index -> path of the last section starting there
     trail: list[tuple[int, str]] = []
     for level, title, index in entries:
