@@ -351,6 +351,29 @@ def test_the_question_in_a_chatty_message_is_what_gets_searched(tmp_path, settin
     harness.close()
 
 
+def test_a_follow_up_joined_to_its_question_is_searched_whole(tmp_path, settings, embedder):
+    """A loosely worded follow-up ("and how does the table grow?") joined to the question
+    before it used to be taken for chatter and left out, so the search only repeated the
+    previous question. Each message now loses its chatter on its own, before the join."""
+    import asyncio
+
+    from app.chat.service import ChatService
+    from app.conversations.store import Message
+    from app.llm.client import LLMClient
+
+    harness = ingest_sample_course(tmp_path, settings, embedder)
+    retriever = make_retriever(harness, settings, embedder)
+    concat = settings.model_copy(update={"condense_mode": "concat"})
+    chat = ChatService(concat, retriever, LLMClient(concat), store=None)
+    history = [Message("user", "Hi! How do hash tables handle collisions? Thanks a lot!"), Message("assistant", "...")]
+    query, how = asyncio.run(chat.condense(history, "and how does the table grow?"))
+    assert (query, how) == ("How do hash tables handle collisions? and how does the table grow?", "concat")
+    found = retriever.search(query, as_written=True)
+    assert found.search_text == query
+    assert any(s.heading and "resizing" in s.heading for s in found.sources)
+    harness.close()
+
+
 def test_a_misspelled_word_is_searched_as_the_materials_spell_it(tmp_path, settings, embedder):
     """A typo ("colisions") is one edit from the materials' own word: keyword search finds
     no typo, so the search uses that word. Common English the materials do not use, and

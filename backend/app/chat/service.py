@@ -65,6 +65,11 @@ class ChatService:
         if not history or self.settings.condense_mode == "off":
             return question, "none"
         previous = next((m.content for m in reversed(history) if m.role == "user"), "")
+        # Each message loses its chatter on its own: joined, a short follow-up ("and how does
+        # the table grow?") is one clause among the previous question's and, loosely tied
+        # to the materials alone, was itself taken for chatter and left out of the search.
+        previous, question = await asyncio.to_thread(
+            lambda: (self.retriever.question_text(previous), self.retriever.question_text(question)))
         fallback = f"{previous} {question}".strip()
         if self.settings.condense_mode == "concat":
             return fallback, "concat"
@@ -96,7 +101,8 @@ class ChatService:
         t = time.perf_counter()
         query, how = await self.condense(history, question)
         condense_ms = (time.perf_counter() - t) * 1000
-        retrieval = await asyncio.to_thread(self.retriever.search, query)
+        as_written = how != "none"  # condense() already took the chatter out of both parts
+        retrieval = await asyncio.to_thread(self.retriever.search, query, as_written=as_written)
         turn = PreparedTurn(cid, question, query, how, retrieval, history, replaces)
         turn.timings = {"condense_ms": round(condense_ms, 1), "retrieval_ms": round(retrieval.elapsed_ms, 1)}
         if self.settings.query_expansion and retrieval.sources:
@@ -104,7 +110,8 @@ class ChatService:
             t = time.perf_counter()
             passage = await hypothetical_passage(self.llm, self.settings, query)
             if passage:
-                retrieval = await asyncio.to_thread(self.retriever.search, query, hypothetical=passage)
+                retrieval = await asyncio.to_thread(self.retriever.search, query, hypothetical=passage,
+                                                    as_written=as_written)
                 turn.retrieval, turn.expanded = retrieval, True
             turn.timings["expansion_ms"] = round((time.perf_counter() - t) * 1000, 1)
         if retrieval.sources:

@@ -95,13 +95,14 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
     if expander is not None:
         result.expanded = [0, 0]
 
-    def search(query: str):
+    def search(query: str, as_written: bool = False):
         passage = None
         if expander is not None:
             passage = expander(query)
             result.expanded[0] += passage is not None
             result.expanded[1] += 1
-        retrieval = retriever.search(query, top_k=10, cutoff=-1.0, mode=mode, rerank=rerank, hypothetical=passage)
+        retrieval = retriever.search(query, top_k=10, cutoff=-1.0, mode=mode, rerank=rerank, hypothetical=passage,
+                                     as_written=as_written)
         return retrieval, ({"hypothetical": passage} if expander is not None else {})
 
     for q in questions.answerable:
@@ -127,7 +128,7 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
             continue
         found = fell_back = 0
         for f, (query, how) in zip(questions.follow_ups, rewrite_follow_ups(chat_service, questions, method)):
-            retrieval, extra = search(query)
+            retrieval, extra = search(query, as_written=how not in ("raw", "none"))  # as the chat searches it
             rank = first_hit_rank(f.target, retrieval.sources)
             found += bool(rank and rank <= FOUND_WITHIN)
             fell_back += how != method

@@ -104,12 +104,14 @@ class Retriever:
 
     def search(self, query: str, top_k: int | None = None, cutoff: float | None = None,
                mode: str | None = None, rerank: bool | None = None,
-               hypothetical: str | None = None) -> Retrieval:
+               hypothetical: str | None = None, as_written: bool = False) -> Retrieval:
         """The passages for `query`, best first, or none when the relevance gate declines
         it. `cutoff`: the gate's similarity threshold; -1 turns the gate off (the
         evaluation ranks every question, and judges the gate from the returned signals).
         `hypothetical`: a passage the LLM wrote to answer it (app/retrieval/expansion.py);
-        the dense search then uses the mean of both vectors, the gate the question alone."""
+        the dense search then uses the mean of both vectors, the gate the question alone.
+        `as_written`: `query` is already without chatter (a follow-up joined to the
+        question before it, each stripped on its own by `question_text`)."""
         started = time.perf_counter()
         settings = self.settings
         top_k = top_k or settings.top_k
@@ -123,7 +125,7 @@ class Retriever:
         timings: dict[str, float] = {}
 
         t = time.perf_counter()
-        text = self.chatter.question_text(query) if settings.strip_chatter else query
+        text = query if as_written else self.question_text(query)
         if settings.fix_spelling and self.keyword_index is not None:
             text = self.fix_spelling(text)
         timings["question_ms"] = (time.perf_counter() - t) * 1000
@@ -170,6 +172,11 @@ class Retriever:
         return Retrieval(query, sources, len(candidates), False, (time.perf_counter() - started) * 1000,
                          best_similarity=best, keyword_coverage=keyword.coverage, unknown_words=unknown,
                          timings=timings, search_text=text)
+
+    def question_text(self, message: str) -> str:
+        """The question in a student's message, without its greetings, thanks and pleas
+        for help (app/retrieval/chatter.py), where that is configured."""
+        return self.chatter.question_text(message) if self.settings.strip_chatter else message
 
     def passes_gate(self, best: float | None, coverage: float, cutoff: float,
                     unknown_words: list[str] | tuple = ()) -> bool:
