@@ -374,6 +374,46 @@ def test_a_follow_up_joined_to_its_question_is_searched_whole(tmp_path, settings
     harness.close()
 
 
+def test_follow_ups_on_cpu_keep_their_topic_and_a_new_topic_is_found(tmp_path, settings, embedder):
+    """With follow-ups joined to the question before them (the CPU default): a follow-up to
+    a follow-up reaches back for its topic when the joined search finds nothing; a question
+    that does not lean on the one before is also searched alone; one that does is not."""
+    import asyncio
+
+    from app.chat.service import ChatService
+    from app.conversations.store import Message
+    from app.llm.client import LLMClient
+
+    harness = ingest_sample_course(tmp_path, settings, embedder)
+    retriever = make_retriever(harness, settings, embedder)
+    concat = settings.model_copy(update={"condense_mode": "concat"})
+    chat = ChatService(concat, retriever, LLMClient(concat), store=None)
+
+    def turn(asked: list[str], question: str):
+        history = [m for q in asked for m in (Message("user", q), Message("assistant", "..."))]
+
+        async def run():
+            query, how = await chat.condense(history, question)
+            return await chat.retrieve(history, question, query, how)
+        return asyncio.run(run())
+
+    chain = ["whats the difference between a stack and a queue", "which one would I use for undo in an editor?"]
+    query, found = turn(chain, "ok thanks! what about for a printer queue?")
+    assert not found.declined and query.startswith("whats the difference between a stack and a queue")
+    assert not retriever.search("which one would I use for undo in an editor? what about for a printer queue?",
+                                as_written=True).sources  # the question before alone: declined
+
+    _, switched = turn(["What is a hash table?"], "Explain a stack.")
+    assert any(s.heading and s.heading.endswith("Stacks") for s in switched.sources)
+    assert not any(s.heading and s.heading.endswith("Stacks") for s in retriever.search(
+        "What is a hash table? Explain a stack.", as_written=True).sources)  # joined only: buried
+
+    query, leaning = turn(["how do i find an item in a binary search tree"], "what is its worst case?")
+    joined = retriever.search(query, as_written=True)
+    assert [s.chunk_id for s in leaning.sources] == [s.chunk_id for s in joined.sources]
+    harness.close()
+
+
 def test_a_misspelled_word_is_searched_as_the_materials_spell_it(tmp_path, settings, embedder):
     """A typo ("colisions") is one edit from the materials' own word: keyword search finds
     no typo, so the search uses that word. Common English the materials do not use, and

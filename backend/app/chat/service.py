@@ -8,6 +8,7 @@ answer; a failed turn leaves the conversation exactly as it was.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
@@ -21,10 +22,21 @@ from app.chat.prompt import BuiltPrompt, build_prompt, condense_messages, usable
 from app.conversations.store import ConversationStore, Message
 from app.llm.client import LLMClient, LLMUnavailableError, StreamResult
 from app.retrieval.expansion import hypothetical_passage
-from app.retrieval.retriever import Retrieval, Retriever
+from app.retrieval.retriever import Retrieval, Retriever, Source
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# A follow-up's search joins at most this many earlier questions (ChatService.retrieve).
+MAX_EARLIER_QUESTIONS = 3
+# Words by which a question leans on the one before ("what is its worst case?", "and how
+# does it grow?", "what about queues?"); a question without any may be a new topic.
+_REFERS_BACK = re.compile(
+    r"^\s*(?:and|but|so|also|or|then|what about|how about)\b"
+    r"|\b(?:it|its|it's|they|them|their|theirs|this|that|these|those|he|she|him|her|his|hers"
+    r"|one|ones|another|former|latter|same|such)\b",
+    re.IGNORECASE,
+)
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 
@@ -61,17 +73,20 @@ class ChatService:
         return int(pieces * 1.3) + 1
 
     # -- preparation ----------------------------------------------------------
-    async def condense(self, history: list[Message], question: str) -> tuple[str, str]:
+    async def condense(self, history: list[Message], question: str, earlier: int = 1) -> tuple[str, str]:
+        """The follow-up `question` as a standalone search query, and how it was made:
+        rewritten by the LLM ("llm"), joined to the `earlier` questions before it
+        ("concat"), or as asked ("none")."""
         if not history or self.settings.condense_mode == "off":
             return question, "none"
-        previous = next((m.content for m in reversed(history) if m.role == "user"), "")
+        asked = [m.content for m in history if m.role == "user"][-earlier:]
         # Each message loses its chatter on its own: joined, a short follow-up ("and how does
         # the table grow?") is one clause among the previous question's and, loosely tied
         # to the materials alone, was itself taken for chatter and left out of the search.
-        previous, question = await asyncio.to_thread(
-            lambda: (self.retriever.question_text(previous), self.retriever.question_text(question)))
-        fallback = f"{previous} {question}".strip()
-        if self.settings.condense_mode == "concat":
+        *asked, question = await asyncio.to_thread(
+            lambda: [self.retriever.question_text(text) for text in [*asked, question]])
+        fallback = " ".join([*asked, question]).strip()
+        if self.settings.condense_mode == "concat" or earlier > 1:
             return fallback, "concat"
         try:
             # Temperature 0: a search query should be the same every time it is asked for.
@@ -101,8 +116,7 @@ class ChatService:
         t = time.perf_counter()
         query, how = await self.condense(history, question)
         condense_ms = (time.perf_counter() - t) * 1000
-        as_written = how != "none"  # condense() already took the chatter out of both parts
-        retrieval = await asyncio.to_thread(self.retriever.search, query, as_written=as_written)
+        query, retrieval = await self.retrieve(history, question, query, how)
         turn = PreparedTurn(cid, question, query, how, retrieval, history, replaces)
         turn.timings = {"condense_ms": round(condense_ms, 1), "retrieval_ms": round(retrieval.elapsed_ms, 1)}
         if self.settings.query_expansion and retrieval.sources:
@@ -111,7 +125,7 @@ class ChatService:
             passage = await hypothetical_passage(self.llm, self.settings, query)
             if passage:
                 retrieval = await asyncio.to_thread(self.retriever.search, query, hypothetical=passage,
-                                                    as_written=as_written)
+                                                    as_written=how != "none")
                 turn.retrieval, turn.expanded = retrieval, True
             turn.timings["expansion_ms"] = round((time.perf_counter() - t) * 1000, 1)
         if retrieval.sources:
@@ -121,6 +135,37 @@ class ChatService:
             )
         turn.timings["prepare_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return turn
+
+    async def retrieve(self, history: list[Message], question: str, query: str, how: str) -> tuple[str, Retrieval]:
+        """The passages for `query` (condense's answer for `question`), and the query that
+        found them.
+
+        A follow-up to a follow-up ("what about for a printer queue?" after "which one would
+        I use for undo?") joined to the question before it alone may have lost the topic,
+        asked two or three questions back. Only when that search is declined are one, then
+        two more earlier questions joined: an answered follow-up is never changed, and a new
+        topic is not blurred with old ones.
+
+        A question that does not lean on the one before (no "it", "its", "and ...", "what
+        about ...") may be a new topic ("Explain a stack." after "What is a hash table?"),
+        which the joined query buries under the old one: it is also searched alone, and the
+        two lists are merged. (The LLM's rewrite sees the whole conversation: neither applies.)"""
+        as_written = how != "none"  # condense() already took the chatter out of each part
+        retrieval = await asyncio.to_thread(self.retriever.search, query, as_written=as_written)
+        if how != "concat":
+            return query, retrieval
+        if retrieval.declined:
+            asked = sum(1 for m in history if m.role == "user")
+            for earlier in range(2, min(asked, MAX_EARLIER_QUESTIONS) + 1):
+                wider, _ = await self.condense(history, question, earlier)
+                found = await asyncio.to_thread(self.retriever.search, wider, as_written=True)
+                if not found.declined:
+                    return wider, found
+        alone = await asyncio.to_thread(self.retriever.question_text, question)
+        if not _REFERS_BACK.search(alone):
+            found = await asyncio.to_thread(self.retriever.search, alone, as_written=True)
+            retrieval = merged(retrieval, found, self.settings.top_k)
+        return query, retrieval
 
     def no_answer_message(self, retrieval: Retrieval) -> str:
         """The decline, naming what the materials never mention when that is the reason."""
@@ -206,3 +251,22 @@ class ChatService:
             if kind == "done":
                 done = data
         return done
+
+
+def merged(first: Retrieval, second: Retrieval, top_k: int) -> Retrieval:
+    """Two searches' passages in one list by reciprocal rank (each list counts the same),
+    one per page; a declined search gives nothing, so the other stands alone."""
+    if second.declined or not second.sources:
+        return first
+    if first.declined or not first.sources:
+        return second
+    scores: dict[tuple, float] = {}
+    chosen: dict[tuple, Source] = {}
+    for found in (first, second):
+        for rank, source in enumerate(found.sources):
+            place = (source.file, source.page_start, source.heading)
+            chosen.setdefault(place, source)
+            scores[place] = scores.get(place, 0.0) + 1.0 / (60 + rank)
+    best = sorted(scores, key=scores.get, reverse=True)[:top_k]
+    sources = [dataclasses.replace(chosen[place], number=i + 1) for i, place in enumerate(best)]
+    return dataclasses.replace(first, sources=sources, elapsed_ms=first.elapsed_ms + second.elapsed_ms)
