@@ -21,7 +21,7 @@ class ChatRequest(BaseModel):
     @classmethod
     def _not_blank(cls, v: str) -> str:
         if not v.strip():
-            raise ValueError("message must not be empty")
+            raise ValueError("must not be empty")  # the error handler names the field
         return v.strip()
 
 
