@@ -203,6 +203,14 @@ def test_malformed_json_is_422(backend):
     assert response.status_code == 422 and response.json()["detail"] == "The request body is not valid JSON."
 
 
+def test_small_talk_gets_an_invitation_not_a_decline(backend):
+    body = ask(backend, "Thanks a lot!").json()
+    assert body["sources"] == [] and body["finish_reason"] == "small_talk"
+    assert body["answer"].startswith("Happy to help! Ask me a question about the course materials")
+    body = ask(backend, "What were the main causes of the French Revolution?").json()
+    assert body["finish_reason"] == "no_relevant_sources"  # a question, not chatter: declined
+
+
 def test_out_of_scope_question_is_declined_without_inventing(backend):
     body = ask(backend, "Who won the football world cup in 1998?").json()
     assert body["sources"] == [] and "couldn't find this in the course materials" in body["answer"]

@@ -39,6 +39,9 @@ _REFERS_BACK = re.compile(
 )
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
+# The reply to a message that is only chatter ("Thanks!", "Hi"): no LLM call, no sources.
+SMALL_TALK_REPLY = ("Happy to help! Ask me a question about the course materials, and I'll answer "
+                    "from them and show the pages I used.")
 
 
 @dataclass
@@ -199,9 +202,10 @@ class ChatService:
                 "Nothing has been ingested yet, so there are no course materials to answer from. "
                 "Add files to course_materials/ and run the ingest."
                 if turn.retrieval.collection_empty
+                else SMALL_TALK_REPLY if turn.retrieval.small_talk
                 else self.no_answer_message(turn.retrieval)
             )
-            result.finish_reason = "no_relevant_sources"
+            result.finish_reason = "small_talk" if turn.retrieval.small_talk else "no_relevant_sources"
             yield "token", {"delta": result.text}
         else:
             stream = self.llm.stream(turn.prompt.messages, self.settings.llm_max_tokens, result)

@@ -38,6 +38,10 @@ _REQUEST_FRAME = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"\w\w+")
+# A message at least this close to one of the examples (and closer to them than to any
+# passage) is small talk: "Thanks!" 0.58, "Hi" 0.90, "I'm confused" 0.90; out-of-scope
+# questions stay well below ("What were the main causes of the French Revolution?" 0.37).
+SMALL_TALK_SIMILARITY = 0.5
 
 
 class ChatterFilter:
@@ -67,3 +71,11 @@ class ChatterFilter:
                 message = " ".join(kept)
         stripped = _REQUEST_FRAME.sub("", message).strip()
         return stripped if _WORD.search(stripped) else message
+
+    def is_small_talk(self, message: str) -> bool:
+        """A message that is all chatter ("Thanks!", "Hi", "I'm confused"): the chat answers
+        it with an invitation to ask, not with "the materials don't cover this"."""
+        self.prepare()
+        vector = np.asarray(self.encode([message]))[0]
+        chatter_likeness = float((self._examples @ vector).max())
+        return chatter_likeness >= SMALL_TALK_SIMILARITY and chatter_likeness > self.best_similarity(vector)
