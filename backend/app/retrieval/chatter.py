@@ -72,10 +72,10 @@ class ChatterFilter:
         stripped = _REQUEST_FRAME.sub("", message).strip()
         return stripped if _WORD.search(stripped) else message
 
-    def is_small_talk(self, message: str) -> bool:
-        """A message that is all chatter ("Thanks!", "Hi", "I'm confused"): the chat answers
-        it with an invitation to ask, not with "the materials don't cover this"."""
+    def is_small_talk(self, vector: np.ndarray, best_similarity: float) -> bool:
+        """Whether a message is all chatter ("Thanks!", "Hi", "I'm confused"), from its
+        vector and its closest passage's cosine (the search has both already): the chat
+        answers it with an invitation to ask, not with "the materials don't cover this"."""
         self.prepare()
-        vector = np.asarray(self.encode([message]))[0]
-        chatter_likeness = float((self._examples @ vector).max())
-        return chatter_likeness >= SMALL_TALK_SIMILARITY and chatter_likeness > self.best_similarity(vector)
+        chatter_likeness = float((self._examples @ np.asarray(vector)).max())
+        return chatter_likeness >= SMALL_TALK_SIMILARITY and chatter_likeness > best_similarity

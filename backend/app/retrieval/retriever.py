@@ -151,7 +151,8 @@ class Retriever:
         unknown = self.rare_words(keyword.unknown_words) if enough_text else []
 
         if cutoff > -1.0 and not self.passes_gate(best, keyword.coverage, cutoff, unknown):
-            small_talk = settings.strip_chatter and not unknown and self.chatter.is_small_talk(text)
+            small_talk = (settings.strip_chatter and not unknown
+                          and self.chatter.is_small_talk(vector, best if best is not None else -1.0))
             return Retrieval(query, [], len(candidates), False, (time.perf_counter() - started) * 1000,
                              best_similarity=best, keyword_coverage=keyword.coverage, unknown_words=unknown,
                              declined=True, small_talk=small_talk, timings=timings, search_text=text)
