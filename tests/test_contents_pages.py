@@ -1,4 +1,4 @@
-"""Table-of-contents and index pages are left out; pages that merely end lines in numbers stay.
+"""Table-of-contents, index and attribution pages are left out; pages that merely end lines in numbers stay.
 
 The page texts imitate the layouts met in the nine corpus books (TeX, Pressbooks,
 LibreOffice and cnx exports), after the readers' clean-up.
@@ -70,6 +70,39 @@ def test_contents_without_page_numbers_under_a_contents_heading():
 def test_index_pages_are_found():
     pages = [PROSE, PROSE, INDEX, INDEX_CONTINUED]
     assert find_contents_and_index_pages(pages) == {2, 3}
+
+
+# Connexions: a section number and the page in parentheses, long entries wrapped
+CNX_INDEX = (
+    "Index of Keywords and Terms\n"
+    "Keywords are listed by the section with that keyword (page numbers are in parentheses).\n"
+    "A access patterns, 2.4.7(111), 2.4.9(114)\naccuracy, 1.2.6(36)\nalgebra, 1.2.4(33), 1.2.5(34)\n"
+    "Amdahl's law, 2.2.3(68)\nassociative transformation, 1.2.4(33),\n1.2.5(34)\n"
+    "B bandwidth, 1.1.2(8)\nbenchmarks, (3), 2.2.1(63)"
+)
+CNX_INDEX_CONTINUED = (
+    "memory, (3), 1.1.1(7), 1.1.2(8), 1.1.3(9),\n1.1.4(9), 1.1.6(17), 1.1.7(20),\n"
+    "memory access time, 1.1.2(8)\nmemory hierarchy, 1.1.2(8)\nmessage-passing, 4.2.1(213)"
+)
+CNX_ATTRIBUTIONS = (
+    "Attributions\nCollection: High Performance Computing\nEdited by: Charles Severance, Kevin Dowd\n"
+    "URL: http://cnx.org/content/col11136/1.5/\nLicense: http://creativecommons.org/licenses/by/3.0/\n"
+    'Module: "Memory - Introduction"\nUsed here as: "Introduction"\nBy: Charles Severance, Kevin Dowd\n'
+    "URL: http://cnx.org/content/m32733/1.3/\nPages: 7-8\nCopyright: Charles Severance, Kevin Dowd"
+)
+CNX_ATTRIBUTIONS_CONTINUED = (
+    'Module: "Memory - Cache Organization"\nUsed here as: "Cache Organization"\nBy: Charles Severance\n'
+    "URL: http://cnx.org/content/m32722/1.3/\nPages: 13-17\nCopyright: Charles Severance\n"
+    "License: http://creativecommons.org/licenses/by/3.0/"
+)
+
+
+def test_connexions_index_and_attribution_pages_are_found():
+    pages = [PROSE, CNX_INDEX, CNX_INDEX_CONTINUED, CNX_ATTRIBUTIONS, CNX_ATTRIBUTIONS_CONTINUED]
+    assert find_contents_and_index_pages(pages) == {1, 2, 3, 4}
+    # a page that names its source and licence once, among prose, stays
+    credits = "URL: http://cnx.org/content/m32733/1.3/\nLicense: CC BY 3.0\n" + PROSE
+    assert find_contents_and_index_pages([PROSE, credits, PROSE]) == set()
 
 
 def test_list_continuation_stops_at_the_first_page_of_text():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.ingestion.normalize import normalize_text, strip_page_furniture
+from app.ingestion.normalize import normalize_text, strip_boilerplate_lines, strip_page_furniture
 from app.ingestion.readers import UnreadableFileError, read_document
 from conftest import make_pdf
 
@@ -74,6 +74,35 @@ def test_a_short_chapters_numbered_header_is_stripped_by_its_page_number():
     assert cleaned[8].startswith("7 Trees\n")  # chapter 7's heading on page 7, not a header
     unnumbered = [f"Heading about {t}\nBody {t}." for t in topics]
     assert strip_page_furniture(unnumbered) == unnumbered
+
+
+def test_sentences_repeated_on_many_pages_are_dropped_wherever_they_sit():
+    # Connexions footnotes each module's first page; Pressbooks closes each chapter with
+    # the same reference list. Neither sits at the page's edge, so the furniture filter
+    # misses them.
+    topics = ["merging", "pivots", "heaps", "buckets", "radix", "shells", "bubbles", "trees", "runs",
+              "gaps", "tries", "skips"]
+    pages = []
+    for n, topic in enumerate(topics):
+        lines = [f"About {topic}.", "public static void main(String[] args) {", f"More on {topic}."]
+        if n % 3 == 0:
+            lines.insert(1, f"{n}This content is available online at <http://cnx.org/content/m3{n}/1.{n}/>.")
+        if n % 4 == 0:
+            lines += ["References", "cnx.org: Programming Fundamentals - A Modular Approach"]
+        if n in (5, 6):  # a sentence on two pages of twelve: the book's, not boilerplate
+            lines.append("Each pass moves the largest element to the end of the list.")
+        pages.append("\n".join(lines))
+    cleaned = strip_boilerplate_lines(pages, min_share=0.25, min_pages=3)
+    assert not any("available online" in p or "cnx.org" in p for p in cleaned)
+    assert cleaned[0] == "About merging.\npublic static void main(String[] args) {\nMore on merging.\nReferences"
+    assert cleaned[5].endswith("Each pass moves the largest element to the end of the list.")
+    assert all("main(String[] args)" in p for p in cleaned)  # code repeats and stays
+    assert strip_boilerplate_lines(pages[:2], min_share=0.25, min_pages=3) == pages[:2]  # too few pages
+
+
+def test_control_characters_are_dropped_c1_included():
+    # Severance's index marks each page reference with U+009F
+    assert normalize_text("DRAM,\x9f 1.1.2(8),\x9f 1.1.7(20)\x07") == "DRAM, 1.1.2(8), 1.1.7(20)"
 
 
 def test_pdf_keeps_physical_page_numbers_and_printed_labels(tmp_path):
@@ -354,6 +383,37 @@ def test_lecture_slides_read_one_page_per_slide_titled_with_notes(tmp_path):
     first_text, second_text = doc.sections[0].text, doc.sections[1].text
     assert "Collisions share a bucket" in first_text and "Say why the load factor matters." in first_text
     assert "lookup | O(1)" in second_text and "Worst case: O(n)" in second_text
+
+
+def test_slide_footers_numbers_and_a_line_on_every_slide_are_left_out(tmp_path):
+    from pptx import Presentation
+    from pptx.enum.shapes import PP_PLACEHOLDER
+    from pptx.util import Inches
+
+    deck = Presentation()
+    layout = deck.slide_layouts[1]
+    furniture = [ph for ph in layout.placeholders
+                 if ph.placeholder_format.type in (PP_PLACEHOLDER.FOOTER, PP_PLACEHOLDER.SLIDE_NUMBER,
+                                                   PP_PLACEHOLDER.DATE)]
+    topics = ["Arrays", "Linked lists", "Stacks", "Queues", "Hash tables", "Heaps", "Tries", "Graphs", "Sorting"]
+    for topic in topics:
+        slide = deck.slides.add_slide(layout)
+        slide.shapes.title.text = topic
+        slide.placeholders[1].text_frame.text = f"What {topic.lower()} are for"
+        for placeholder in furniture:  # what PowerPoint's "Header and Footer, apply to all" adds
+            slide.shapes.clone_placeholder(placeholder)
+        for shape in slide.placeholders:
+            kind = shape.placeholder_format.type
+            if kind in (PP_PLACEHOLDER.FOOTER, PP_PLACEHOLDER.DATE, PP_PLACEHOLDER.SLIDE_NUMBER):
+                shape.text_frame.text = {PP_PLACEHOLDER.FOOTER: "Dr. Ada Lovelace",
+                                         PP_PLACEHOLDER.DATE: "Fall 2025"}.get(kind, "7")
+        box = slide.shapes.add_textbox(Inches(0.2), Inches(7), Inches(6), Inches(0.4))
+        box.text_frame.text = "CS 101 Data Structures, University of Somewhere"
+    path = tmp_path / "course.pptx"
+    deck.save(path)
+
+    sections = read_document(path).sections
+    assert [s.text for s in sections] == [f"{t}\nWhat {t.lower()} are for" for t in topics]
 
 
 @pytest.mark.parametrize("name, content, message", [

@@ -1,4 +1,4 @@
-"""Find a PDF's table-of-contents and back-of-book index pages, which are not indexed.
+"""Find a PDF's table-of-contents, back-of-book index and attribution pages, which are not indexed.
 
 Why: a contents page is a list of every chapter title and an index page a list of
 every term in the book, each with page numbers. Chunked and indexed, they match
@@ -14,6 +14,8 @@ A page headed "Contents" or "Index", or following such a page, needs fewer entri
 so that the short last page of a list goes too; under a "Contents" heading a list of
 short titles without page numbers (LibreTexts) is contents as well. Code listings and
 tables of figures (lines that end in numbers too) fail the letters test below.
+Connexions books close with "Attributions", a record per module ("Module:", "By:",
+"URL:", "License:"): where the text came from, not what it says.
 """
 
 from __future__ import annotations
@@ -27,19 +29,32 @@ _PAGE_RANGE = r"\d{1,4}(?:\s*[-–]\s*\d{1,4})?"
 _CONTENTS_ENTRY = re.compile(
     rf"^(?P<title>.*?[^\W\d_].*?)(?:\s*(?:\.\s?){{2,}})?[\s.:]+(?P<page>{_PAGE})$", re.IGNORECASE
 )
-# "comparison-based sorting, 218", "child, 127, 130-133", "celebrity, see universal sink"
-# (the comma is required: "Machine A 41" is more often a table row than an index entry)
+# A reference in an index: "218", "130-133", or a section and its page in parentheses,
+# as Connexions books print them: "1.2.10(43)", "(3)".
+_INDEX_REF = rf"(?:(?:\d{{1,3}}(?:\.\d{{1,3}})*\s*)?\(\d{{1,4}}\)|{_PAGE_RANGE})"
+# "comparison-based sorting, 218", "child, 127, 130-133", "celebrity, see universal sink",
+# "DRAM, 1.1.2(8), 1.1.7(20)" (the comma is required: "Machine A 41" is more often a table
+# row than an index entry)
 _INDEX_ENTRY = re.compile(
-    rf"^(?P<title>[^\W\d_].*?),\s*(?:{_PAGE_RANGE}|see\b.*)(?:\s*,\s*{_PAGE_RANGE})*$",
+    rf"^(?P<title>[^\W\d_].*?),\s*(?:{_INDEX_REF}|see\b.*)(?:\s*,\s*{_INDEX_REF})*,?$",
     re.IGNORECASE,
 )
+# The references of a long entry wrapped onto the next line: "1.2.4(33), 1.2.5(34),"
+_INDEX_CONTINUED = re.compile(rf"^(?=.*[(,]){_INDEX_REF}(?:\s*,\s*{_INDEX_REF})*,?$")
+# A back-matter list of where each module came from and its licence (Connexions'
+# "Attributions": "Module: ...", "By: ...", "URL: ...", "License: ...").
+_ATTRIBUTION_LINE = re.compile(
+    r"^(?:module|used here as|by|url|pages?|copyright|licen[cs]e|collection|edited by|attributions?)\s*:",
+    re.IGNORECASE,
+)
+_MIN_ATTRIBUTION_SHARE = 0.6
 _BARE_PAGE = re.compile(rf"^{_PAGE}$", re.IGNORECASE)
 _CONTENTS_HEADING = re.compile(
     r"^(?:(?:table of|brief|detailed|short)\s+)?contents(?:\s+at a glance)?$"
     r"|^list of (?:figures|tables|listings|examples|algorithms|illustrations)$",
     re.IGNORECASE,
 )
-_INDEX_HEADING = re.compile(r"^(?:subject |general |author )?index$", re.IGNORECASE)
+_INDEX_HEADING = re.compile(r"^(?:subject |general |author )?index(?: of keywords and terms)?$", re.IGNORECASE)
 _HEADING_LINES = 3  # a heading may sit under a running header the furniture filter left
 
 # On a page with no heading: at least this many lines, this share of them entries, ...
@@ -105,10 +120,11 @@ def _looks_like_contents(lines: list[str], min_share: float, min_lines: int, min
 
 def _looks_like_index(lines: list[str], min_share: float, min_lines: int) -> bool:
     titles = [m["title"] for line in lines if (m := _INDEX_ENTRY.match(line)) and _is_wordy(m["title"])]
+    wrapped = sum(1 for line in lines if _INDEX_CONTINUED.match(line))
     initials = [t[0].lower() for t in titles]
     return (
         len(lines) >= min_lines
-        and len(titles) / len(lines) >= min_share
+        and (len(titles) + wrapped) / len(lines) >= min_share
         and len(titles) >= 3
         and _share_in_order(initials) >= _MIN_ORDERED
         and _distinct(titles) >= _MIN_DISTINCT
@@ -121,12 +137,17 @@ def _looks_like_title_list(lines: list[str], min_lines: int) -> bool:
     return len(lines) >= min_lines and len(titles) / len(lines) >= _MIN_TITLE_SHARE
 
 
+def _looks_like_attributions(lines: list[str], min_lines: int) -> bool:
+    records = sum(1 for line in lines if _ATTRIBUTION_LINE.match(line))
+    return len(lines) >= min_lines and records / len(lines) >= _MIN_ATTRIBUTION_SHARE
+
+
 def _headed(lines: list[str], heading: re.Pattern[str]) -> bool:
     return any(heading.match(line) for line in lines[:_HEADING_LINES])
 
 
 def find_contents_and_index_pages(pages: list[str]) -> set[int]:
-    """0-based numbers of the pages that are a table of contents or an index."""
+    """0-based numbers of the pages that are a table of contents, an index or attributions."""
     found: set[int] = set()
     previous: str | None = None  # "contents", "titles" or "index" when the last page with text was one
     for number, text in enumerate(pages):
@@ -138,6 +159,8 @@ def find_contents_and_index_pages(pages: list[str]) -> set[int]:
             kind = "contents"
         elif _looks_like_index(lines, _MIN_SHARE, _MIN_LINES):
             kind = "index"
+        elif _looks_like_attributions(lines, 5):
+            kind = "attributions"
         elif _headed(lines, _CONTENTS_HEADING) and _looks_like_contents(lines, _MIN_SHARE_HEADED, 3):
             kind = "contents"
         elif _headed(lines, _INDEX_HEADING) and _looks_like_index(lines, _MIN_SHARE_CONTINUED, 3):

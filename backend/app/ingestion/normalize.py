@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), None)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")  # C0 and C1 controls, never text
 _PDFIUM_SOFT_HYPHEN = re.compile(r"\x02\n?")
 # A word split at a line end: PDFium marks the hyphen with U+0002 and drops the line
 # break; other sources keep "-\n" (then only before a lower-case letter: not a list dash).
@@ -245,3 +245,36 @@ def strip_lines(pages: list[str], lines: set[str] | frozenset[str]) -> list[str]
     drop = {" ".join(line.split()).casefold() for line in lines}
     return ["\n".join(ln for ln in text.split("\n") if " ".join(ln.split()).casefold() not in drop).strip()
             for text in pages]
+
+
+_CODE_CHARACTERS = re.compile(r"[{}();=]")
+
+
+def strip_boilerplate_lines(pages: list[str], min_length: int = 30, min_share: float = 0.1,
+                            min_pages: int = 8) -> list[str]:
+    """Drop sentences a book repeats on many of its pages, wherever on the page they sit.
+
+    Why: the page-furniture filter looks at the top and bottom lines only, but some
+    boilerplate sits among the footnotes or closes each chapter: Connexions books footnote
+    every module with "This content is available online at <http://cnx.org/content/m32709/1.1/>."
+    (78 of Severance's 288 pages), Pressbooks chapters end with the same reference list
+    ("cnx.org: Programming Fundamentals - A Modular Structured Approach", 74 of Busbee's
+    397). Left in, a question that shares their words matches dozens of pages that do not
+    answer it. A line counts when, digits aside, it repeats on `min_share` of the pages
+    (and at least `min_pages`) and is long enough to be a sentence; code is kept ("public
+    static void main(String[] args) {" on every page of a Java book is content).
+    """
+    if len(pages) < min_pages:
+        return pages
+    split = [text.split("\n") for text in pages]
+
+    def candidate(line: str) -> bool:
+        return len(line.strip()) >= min_length and not _CODE_CHARACTERS.search(line)
+
+    counts = Counter(key for lines in split for key in {_margin_key(ln) for ln in lines if candidate(ln)})
+    threshold = max(min_pages, int(len(pages) * min_share))
+    boilerplate = {key for key, n in counts.items() if n >= threshold}
+    if not boilerplate:
+        return pages
+    return ["\n".join(ln for ln in lines if not (candidate(ln) and _margin_key(ln) in boilerplate)).strip()
+            for lines in split]

@@ -39,8 +39,11 @@ from app.storage.chunk_store import ChunkStore
 # and an outline's bylines (a section author listed after each title) are not sections; 9: a PDF
 # without page labels is cited by the page numbers printed on its pages, where they can be told;
 # 10: a running header that only repeats the title of the section a page is in ("§5.1 Hash
-# Tables", "First Steps") is dropped, and so are lines that repeat an outline's bylines
-PIPELINE_VERSION = "10"
+# Tables", "First Steps") is dropped, and so are lines that repeat an outline's bylines;
+# 11: sentences repeated on a tenth of a book's pages anywhere on the page (Connexions
+# footnotes, per-chapter reference lists), Connexions' index and attribution pages and C1
+# control characters are left out
+PIPELINE_VERSION = "11"
 ENCODE_BATCH = 128  # chunks per encode call between progress updates
 
 

@@ -24,6 +24,7 @@ from app.ingestion.normalize import (
     hyphenated_compounds,
     normalize_text,
     printed_page_numbers,
+    strip_boilerplate_lines,
     strip_page_furniture,
     strip_lines,
     strip_running_titles,
@@ -119,7 +120,7 @@ def read_pdf(path: Path) -> ExtractedDocument:
 
     normalized = [normalize_text(t, compounds) for t in texts]
     numbering = printed_page_numbers([t.split("\n") for t in normalized])
-    pages = strip_page_furniture(normalized, numbering=numbering)
+    pages = strip_boilerplate_lines(strip_page_furniture(normalized, numbering=numbering))
     if numbering and not any(labels):  # no page labels: cite the numbers printed on the pages
         labels = [numbering.label(i) for i in range(len(pages))]
     skipped = find_contents_and_index_pages(pages)  # a "Contents" header helps find its pages
@@ -396,12 +397,16 @@ def read_pptx(path: Path) -> ExtractedDocument:
     """Lecture slides: one page per slide, so citations give the slide number as they give
     a PDF's page; the slide's title is its heading. Text boxes, tables (a row per line) and
     grouped shapes are read in order, then the speaker notes, which often say more than
-    the slide."""
+    the slide. The footer, date and slide number PowerPoint puts on every slide are left
+    out, and so is a sentence repeated on many slides (the course's name in a text box):
+    they would open every passage and match every question that shares their words."""
     import zipfile
 
     from pptx import Presentation
-    from pptx.enum.shapes import MSO_SHAPE_TYPE
+    from pptx.enum.shapes import MSO_SHAPE_TYPE, PP_PLACEHOLDER
     from pptx.exc import PackageNotFoundError
+
+    furniture = {PP_PLACEHOLDER.FOOTER, PP_PLACEHOLDER.DATE, PP_PLACEHOLDER.SLIDE_NUMBER}
 
     _read_bytes(path)
     try:
@@ -412,6 +417,8 @@ def read_pptx(path: Path) -> ExtractedDocument:
     def shape_lines(shapes) -> list[str]:
         lines: list[str] = []
         for shape in shapes:
+            if shape.is_placeholder and shape.placeholder_format.type in furniture:
+                continue
             if shape.shape_type == MSO_SHAPE_TYPE.GROUP:  # its shapes, in order
                 lines.extend(shape_lines(shape.shapes))
             elif getattr(shape, "has_table", False) and shape.has_table:
@@ -420,18 +427,20 @@ def read_pptx(path: Path) -> ExtractedDocument:
                 lines.extend(paragraph.text for paragraph in shape.text_frame.paragraphs)
         return lines
 
-    sections: list[Section] = []
-    for number, slide in enumerate(deck.slides, start=1):
+    titles: list[str] = []
+    texts: list[str] = []
+    for slide in deck.slides:
         title_shape = slide.shapes.title
-        title = " ".join(title_shape.text.split()) if title_shape is not None else ""
+        titles.append(" ".join(title_shape.text.split()) if title_shape is not None else "")
         lines = shape_lines(slide.shapes)
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
             notes = slide.notes_slide.notes_text_frame.text.strip()
             if notes:
                 lines += ["", notes]
-        text = normalize_text("\n".join(lines))
-        if text:
-            sections.append(Section(text=text, page=number, heading=title or None))
+        texts.append(normalize_text("\n".join(lines)))
+    sections = [Section(text=text, page=number, heading=title or None)
+                for number, (title, text) in enumerate(zip(titles, strip_boilerplate_lines(texts)), start=1)
+                if text]
     return _finish(sections, [], page_count=len(deck.slides))
 
 
