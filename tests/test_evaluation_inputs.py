@@ -36,13 +36,17 @@ def test_a_hand_written_question_file_is_read_forgivingly(tmp_path):
             {"id": "mine", "question": "what is a trie", "file": "ods.pdf", "pages": ["40", 41]},
         ],
         "follow_ups": [{"first": "What is a heap?", "follow_up": "and its height?", "file": "ods.pdf",
-                        "pages": 13}],
+                        "pages": 13},
+                       {"earlier": ["What is a heap?", "and its height?"], "follow_up": "why that much?",
+                        "file": "ods.pdf", "pages": 14}],
         "out_of_corpus": ["Who painted the Mona Lisa?", {"question": "What is the Krebs cycle?", "split": "near"}],
     }))
     first, second = questions.answerable
     assert (first.id, first.pages, first.evidence, first.split) == ("q001", [12], "heap", "dev")
     assert (second.id, second.pages, second.evidence) == ("mine", [40, 41], "")
     assert questions.follow_ups[0].pages == [13] and questions.follow_ups[0].id == "f01"
+    assert questions.follow_ups[0].earlier == ["What is a heap?"]
+    assert questions.follow_ups[1].earlier == ["What is a heap?", "and its height?"]
     assert [(o.question, o.split) for o in questions.out_of_corpus] == [
         ("Who painted the Mona Lisa?", "dev"), ("What is the Krebs cycle?", "near")]
 
@@ -53,6 +57,9 @@ def test_a_hand_written_question_file_is_read_forgivingly(tmp_path):
     ({"answerable": [{"question": "q", "file": "a.pdf"}]}, "needs 'pages' (physical page numbers) or an 'evidence'"),
     ({"answerable": [{"question": "q", "file": "a.pdf", "pages": ["twelve"]}]}, "'pages' must be page numbers"),
     ({"follow_ups": [{"first": "q", "file": "a.pdf", "pages": [1]}]}, "follow_ups[0]: needs 'follow_up'"),
+    ({"follow_ups": [{"follow_up": "q", "file": "a.pdf", "pages": [1]}]}, "follow_ups[0]: needs 'first'"),
+    ({"follow_ups": [{"earlier": "q", "follow_up": "q", "file": "a.pdf", "pages": [1]}]},
+     "follow_ups[0]: 'earlier' must be a list of the questions asked before"),
     ({"answerable": []}, "no questions in it"),
 ])
 def test_an_unusable_question_file_names_the_entry(tmp_path, data, message):

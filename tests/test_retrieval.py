@@ -196,23 +196,29 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
                        {"question": "when does a hash table grow", "file": "lecture-04-hash-tables.pdf",
                         "page": 4, "evidence": "a phrase that is not there"}],
         "follow_ups": [{"id": "f1", "first": "What is a hash table?", "follow_up": "and what is its load factor?",
-                        "file": "lecture-04-hash-tables.pdf", "pages": [4], "evidence": "load factor"}],
+                        "file": "lecture-04-hash-tables.pdf", "pages": [4], "evidence": "load factor"},
+                       # a follow-up to a follow-up: joined to the question before it alone, it is
+                       # declined; the chat reaches back for the topic, and so must the evaluation
+                       {"id": "f2", "earlier": ["whats the difference between a stack and a queue",
+                                                "which one would I use for undo in an editor?"],
+                        "follow_up": "ok thanks! what about for a printer queue?", "file": "02-stacks-and-queues.md",
+                        "evidence": "A queue is a first-in, first-out (FIFO) collection"}],
         "out_of_corpus": [{"id": "o1", "question": "Who won the 2018 FIFA World Cup?"}],
     }
     path = tmp_path / "questions.json"
     path.write_text(json.dumps(questions))
     closed_port = "http://127.0.0.1:9/v1"  # no LLM there: the chat falls back to concatenation
     code = main(["--questions", str(path), "--corpus", str(corpus), "--db", str(tmp_path / "eval" / "e.db"),
-                 "--modes", "dense", "hybrid", "--threads", "2", "--llm-url", closed_port,
+                 "--modes", "dense", "hybrid", "--threads", "2", "--llm-url", closed_port, "--types", "pdf", "md",
                  "--rerank-model", resolve_model_source("all-MiniLM-L6-v2")[0],
                  "--report", str(tmp_path / "report.json")])
     captured = capsys.readouterr()
     out = captured.out
-    assert code == 0
+    assert code == 0, captured.err
     assert "q003: evidence 'a phrase that is not there' not found on page(s) 4" in captured.err
     # the fallback's result is not passed off as the LLM's
     assert "| follow-ups raw | follow-ups concat | follow-ups llm |" in out
-    assert "| 1 of 1 | 1 of 1 (1 fell back from llm) |" in out
+    assert "| 2 of 2 | 2 of 2 (2 fell back from llm) |" in out
     assert re.search(r"\| dense \| [01].\d\d \| 1.00 \| 1.00 \|", out) and "| hybrid | 1.00 | 1.00 | 1.00 |" in out
     assert "| 1 of 1 | 0 of 3 |" in out  # the unrelated question declined, the answerable ones not
     assert "text inside the embedder window: 100.0%" in out
@@ -222,7 +228,7 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     assert "| hybrid + rerank |" in out  # the reranked configuration gets its own row
     # so does the chat's LLM query expansion; with no LLM there, every search fell back, and says so
     assert "| hybrid + expansion | 1.00 | 1.00 | 1.00 |" in out
-    assert "hybrid + expansion: the LLM wrote a passage for 0 of 7 searches (the other 7 used the question alone" in out
+    assert "hybrid + expansion: the LLM wrote a passage for 0 of 10 searches (the other 10 used the question alone" in out
     # the record behind the tables: each question's rank, top 5 and the gate's verdict
     report = json.loads((tmp_path / "report.json").read_text())
     hybrid = report["configurations"]["hybrid"]["questions"]
@@ -232,7 +238,9 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     assert outside["declined"] and outside["question"].startswith("Who won")
     assert {d["method"] for d in hybrid if d["kind"] == "follow_up"} == {"raw", "concat", "llm"}
     expanded = report["configurations"]["hybrid + expansion"]["questions"]
-    assert len(expanded) == 7 and all(d["hypothetical"] is None for d in expanded)
+    assert len(expanded) == 10 and all(d.get("hypothetical") is None for d in expanded)
+    chained = next(d for d in hybrid if d.get("id") == "f2" and d["method"] == "concat")
+    assert chained["rank"] and chained["question"].startswith("whats the difference between a stack and a queue")
 
 
 def test_evaluation_warns_or_with_strict_stops_at_evidence_not_on_its_page(tmp_path, capsys):
@@ -374,10 +382,11 @@ def test_a_follow_up_joined_to_its_question_is_searched_whole(tmp_path, settings
     harness.close()
 
 
-def test_follow_ups_on_cpu_keep_their_topic_and_a_new_topic_is_found(tmp_path, settings, embedder):
-    """With follow-ups joined to the question before them (the CPU default): a follow-up to
-    a follow-up reaches back for its topic when the joined search finds nothing; a question
-    that does not lean on the one before is also searched alone; one that does is not."""
+def test_follow_ups_keep_their_topic_and_a_new_topic_is_found(tmp_path, settings, embedder):
+    """Follow-ups joined to the questions before them (the CPU default): a follow-up to a
+    follow-up that leaned back brings the topic along; a joined search that finds nothing
+    reaches further back, and so does a small LLM's rewrite that drifted off the materials;
+    a question naming its own subject is also searched alone; one that points back is not."""
     import asyncio
 
     from app.chat.service import ChatService
@@ -389,28 +398,58 @@ def test_follow_ups_on_cpu_keep_their_topic_and_a_new_topic_is_found(tmp_path, s
     concat = settings.model_copy(update={"condense_mode": "concat"})
     chat = ChatService(concat, retriever, LLMClient(concat), store=None)
 
-    def turn(asked: list[str], question: str):
-        history = [m for q in asked for m in (Message("user", q), Message("assistant", "..."))]
+    def conversation(asked: list[str]) -> list[Message]:
+        return [m for q in asked for m in (Message("user", q), Message("assistant", "..."))]
 
-        async def run():
-            query, how = await chat.condense(history, question)
-            return await chat.retrieve(history, question, query, how)
-        return asyncio.run(run())
+    def turn(asked: list[str], question: str, service: ChatService = chat):
+        return asyncio.run(service.find_passages(conversation(asked), question))
 
-    chain = ["whats the difference between a stack and a queue", "which one would I use for undo in an editor?"]
-    query, found = turn(chain, "ok thanks! what about for a printer queue?")
-    assert not found.declined and query.startswith("whats the difference between a stack and a queue")
-    assert not retriever.search("which one would I use for undo in an editor? what about for a printer queue?",
-                                as_written=True).sources  # the question before alone: declined
+    stacks = "whats the difference between a stack and a queue"
+    # "which one ..." leans back, so the question before it comes along
+    query, how = asyncio.run(chat.condense(conversation([stacks, "which one would I use for undo in an editor?"]),
+                                           "ok thanks! what about for a printer queue?"))
+    assert query == f"{stacks} which one would I use for undo in an editor? what about for a printer queue?"
+    query, _ = asyncio.run(chat.condense(conversation([stacks, "Which one is faster?", "And for undo?", "And for a "
+                                                       "back button?"]), "what about for a printer queue?"))
+    assert query == "Which one is faster? And for undo? And for a back button? what about for a printer queue?"  # 3 at most
+    query, _ = asyncio.run(chat.condense(conversation([stacks, "What is a hash table?"]), "and its load factor?"))
+    assert query == "What is a hash table? and its load factor?"  # a question whole on its own stops it
+    # "which would I use ..." does not say so; joined to it alone the follow-up is declined ...
+    plain = "Which would I use for undo in an editor?"
+    assert retriever.search(f"{plain} what about for a printer queue?", as_written=True).declined
+    found = turn([stacks, plain], "ok thanks! what about for a printer queue?")
+    assert found.query.startswith(stacks) and found.how == "concat" and not found.retrieval.declined
 
-    _, switched = turn(["What is a hash table?"], "Explain a stack.")
+    class DriftingLLM:  # what SmolLM2 wrote for such a follow-up: a query off the materials
+        async def complete(self, messages, **options):
+            return "What is slow start in TCP congestion control?"
+
+        async def count_tokens(self, text):
+            return None
+
+    llm_settings = settings.model_copy(update={"condense_mode": "llm"})
+    drifting = ChatService(llm_settings, retriever, DriftingLLM(), store=None)
+    found = turn([stacks, plain], "what about for a printer?", drifting)
+    assert found.query.startswith(stacks) and found.how == "concat" and not found.retrieval.declined
+    assert retriever.search("What is slow start in TCP congestion control? what about for a printer?",
+                            as_written=True).declined  # the rewrite the chat would have searched
+
+    switched = turn(["What is a hash table?"], "Explain a stack.").retrieval
     assert any(s.heading and s.heading.endswith("Stacks") for s in switched.sources)
     assert not any(s.heading and s.heading.endswith("Stacks") for s in retriever.search(
         "What is a hash table? Explain a stack.", as_written=True).sources)  # joined only: buried
 
-    query, leaning = turn(["how do i find an item in a binary search tree"], "what is its worst case?")
-    joined = retriever.search(query, as_written=True)
-    assert [s.chunk_id for s in leaning.sources] == [s.chunk_id for s in joined.sources]
+    class PassageWriter:  # query expansion: the LLM writes its passage for the joined questions
+        async def complete(self, messages, **options):
+            return "A hash table maps keys to buckets with a hash function; colliding keys share a bucket."
+
+    expanding = settings.model_copy(update={"condense_mode": "concat", "query_expansion": True})
+    found = turn(["What is a hash table?"], "Explain a stack.", ChatService(expanding, retriever, PassageWriter(), None))
+    assert found.expanded and any(s.heading and s.heading.endswith("Stacks") for s in found.retrieval.sources)
+
+    leaning = turn(["how do i find an item in a binary search tree"], "what is its worst case?")
+    joined = retriever.search(leaning.query, as_written=True)
+    assert [s.chunk_id for s in leaning.retrieval.sources] == [s.chunk_id for s in joined.sources]
     harness.close()
 
 

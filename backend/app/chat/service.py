@@ -27,21 +27,38 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# A follow-up's search joins at most this many earlier questions (ChatService.retrieve).
+# A follow-up's search joins at most this many earlier questions (ChatService.condense).
 MAX_EARLIER_QUESTIONS = 3
-# Words by which a question leans on the one before ("what is its worst case?", "and how
-# does it grow?", "what about queues?"); a question without any may be a new topic.
-_REFERS_BACK = re.compile(
-    r"^\s*(?:and|but|so|also|or|then|what about|how about)\b"
-    r"|\b(?:it|its|it's|they|them|their|theirs|this|that|these|those|he|she|him|her|his|hers"
-    r"|one|ones|another|former|latter|same|such)\b",
+# Words that stand for something said before ("what is its worst case?", "how is that value
+# chosen?", "which algorithm should I use instead?"): a question with one is not whole alone.
+_POINTS_BACK = re.compile(
+    r"\b(?:it|its|it's|they|them|their|theirs|this|that|these|those|he|she|him|her|his|hers"
+    r"|one|ones|another|former|latter|same|such|instead|then)\b",
     re.IGNORECASE,
 )
+# A leading word that carries on from the question before ("and how does the table grow?",
+# "what about linear probing?"); what follows may still name its own subject.
+_CARRIES_ON = re.compile(r"^\s*(?:and|but|so|also|or|then|what about|how about)\b", re.IGNORECASE)
+
+
+def leans_back(question: str) -> bool:
+    """Whether a question needs the one before it to be understood."""
+    return bool(_POINTS_BACK.search(question) or _CARRIES_ON.search(question))
+
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 # The reply to a message that is only chatter ("Thanks!", "Hi"): no LLM call, no sources.
 SMALL_TALK_REPLY = ("Happy to help! Ask me a question about the course materials, and I'll answer "
                     "from them and show the pages I used.")
+
+
+@dataclass
+class FoundPassages:
+    query: str  # what was searched
+    how: str  # how a follow-up was made standalone: "none" | "llm" | "concat"
+    retrieval: Retrieval
+    expanded: bool = False  # searched with the LLM's passage too (settings.query_expansion)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,21 +93,17 @@ class ChatService:
         return int(pieces * 1.3) + 1
 
     # -- preparation ----------------------------------------------------------
-    async def condense(self, history: list[Message], question: str, earlier: int = 1) -> tuple[str, str]:
+    async def condense(self, history: list[Message], question: str) -> tuple[str, str]:
         """The follow-up `question` as a standalone search query, and how it was made:
-        rewritten by the LLM ("llm"), joined to the `earlier` questions before it
-        ("concat"), or as asked ("none")."""
+        rewritten by the LLM ("llm"), joined to the questions before it ("concat",
+        `joined_questions`), or as asked ("none")."""
         if not history or self.settings.condense_mode == "off":
             return question, "none"
-        asked = [m.content for m in history if m.role == "user"][-earlier:]
-        # Each message loses its chatter on its own: joined, a short follow-up ("and how does
-        # the table grow?") is one clause among the previous question's and, loosely tied
-        # to the materials alone, was itself taken for chatter and left out of the search.
-        *asked, question = await asyncio.to_thread(
-            lambda: [self.retriever.question_text(text) for text in [*asked, question]])
-        fallback = " ".join([*asked, question]).strip()
-        if self.settings.condense_mode == "concat" or earlier > 1:
+        fallback = await self.joined_questions(history, question)
+        if self.settings.condense_mode == "concat":
             return fallback, "concat"
+        # Each message loses its chatter on its own (as in joined_questions).
+        question = await asyncio.to_thread(self.retriever.question_text, question)
         try:
             # Temperature 0: a search query should be the same every time it is asked for.
             text = await asyncio.wait_for(
@@ -107,6 +120,23 @@ class ChatService:
         # Keep the student's own words too: small models sometimes drop the point.
         return f"{rewritten} {question}", "llm"
 
+    async def joined_questions(self, history: list[Message], question: str, earlier: int = 1) -> str:
+        """`question` joined to at least `earlier` of the student's questions before it.
+
+        A joined question that itself leaned back brings the one before it along: after
+        "What is a treap?" and "what extra value does each of its nodes keep?", the
+        follow-up "and how is that value chosen?" needs "treap", two questions back. Each
+        message loses its chatter on its own: joined, a short follow-up ("and how does the
+        table grow?") is one clause among the previous question's and, loosely tied to the
+        materials alone, was itself taken for chatter and left out of the search."""
+        asked = [m.content for m in history if m.role == "user"][-MAX_EARLIER_QUESTIONS:]
+        *asked, question = await asyncio.to_thread(
+            lambda: [self.retriever.question_text(text) for text in [*asked, question]])
+        joined = min(earlier, len(asked))
+        while joined < len(asked) and leans_back(asked[-joined]):
+            joined += 1
+        return " ".join([*asked[len(asked) - joined:], question]).strip()
+
     async def prepare(self, question: str, conversation_id: str | None, regenerate: bool = False) -> PreparedTurn:
         started = time.perf_counter()
         cid = conversation_id or uuid.uuid4().hex
@@ -116,21 +146,10 @@ class ChatService:
             # Answer as if the last turn had not happened; it is replaced once this one is stored.
             replaces = [m.id for m in history[-2:] if m.id is not None]
             history = history[:-2]
-        t = time.perf_counter()
-        query, how = await self.condense(history, question)
-        condense_ms = (time.perf_counter() - t) * 1000
-        query, retrieval = await self.retrieve(history, question, query, how)
-        turn = PreparedTurn(cid, question, query, how, retrieval, history, replaces)
-        turn.timings = {"condense_ms": round(condense_ms, 1), "retrieval_ms": round(retrieval.elapsed_ms, 1)}
-        if self.settings.query_expansion and retrieval.sources:
-            # Only for a question the gate let through: a declined one costs no LLM call.
-            t = time.perf_counter()
-            passage = await hypothetical_passage(self.llm, self.settings, query)
-            if passage:
-                retrieval = await asyncio.to_thread(self.retriever.search, query, hypothetical=passage,
-                                                    as_written=how != "none")
-                turn.retrieval, turn.expanded = retrieval, True
-            turn.timings["expansion_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        found = await self.find_passages(history, question)
+        retrieval = found.retrieval
+        turn = PreparedTurn(cid, question, found.query, found.how, retrieval, history, replaces,
+                            expanded=found.expanded, timings=found.timings)
         if retrieval.sources:
             turn.prompt = await build_prompt(
                 self.settings.system_prompt, question, retrieval.sources, history, self.count_tokens,
@@ -139,36 +158,64 @@ class ChatService:
         turn.timings["prepare_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return turn
 
-    async def retrieve(self, history: list[Message], question: str, query: str, how: str) -> tuple[str, Retrieval]:
-        """The passages for `query` (condense's answer for `question`), and the query that
-        found them.
+    async def find_passages(self, history: list[Message], question: str) -> FoundPassages:
+        """The passages a turn answers from: the follow-up condensed, searched (`retrieve`),
+        and, where query expansion is on, searched again with the LLM's passage. The
+        evaluation scores follow-ups through here, so it measures what the chat does."""
+        t = time.perf_counter()
+        query, how = await self.condense(history, question)
+        condense_ms = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        found = FoundPassages(*await self.retrieve(history, question, query, how))
+        found.timings = {"condense_ms": round(condense_ms, 1),
+                         "retrieval_ms": round((time.perf_counter() - t) * 1000, 1)}
+        if self.settings.query_expansion and found.retrieval.sources:
+            # Only for a question the gate let through: a declined one costs no LLM call.
+            t = time.perf_counter()
+            passage = await hypothetical_passage(self.llm, self.settings, found.query)
+            if passage:  # searched the same way again, the passage steering the main search
+                found.query, found.how, found.retrieval = await self.retrieve(
+                    history, question, found.query, found.how, hypothetical=passage)
+                found.expanded = True
+            found.timings["expansion_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        return found
 
-        A follow-up to a follow-up ("what about for a printer queue?" after "which one would
-        I use for undo?") joined to the question before it alone may have lost the topic,
-        asked two or three questions back. Only when that search is declined are one, then
-        two more earlier questions joined: an answered follow-up is never changed, and a new
-        topic is not blurred with old ones.
+    async def retrieve(self, history: list[Message], question: str, query: str, how: str,
+                       hypothetical: str | None = None) -> tuple[str, str, Retrieval]:
+        """The passages for `query` (condense's answer for `question`), the query that found
+        them and how it was made. `hypothetical`: the LLM's passage for `query` (expansion).
 
-        A question that does not lean on the one before (no "it", "its", "and ...", "what
-        about ...") may be a new topic ("Explain a stack." after "What is a hash table?"),
+        A follow-up's search that is declined may have lost its topic, asked further back
+        than the questions joined: one, then two more earlier questions are joined (at
+        most three). A declined LLM rewrite (a small model drifts: "What is extra value in
+        TCP?") gives way to the joined questions the same way. An answered follow-up is
+        never changed this way, and a new topic is not blurred with old ones.
+
+        A question with no word that stands for something said before ("Explain a stack."
+        after "What is a hash table?", "what about linear probing?") may name a new subject,
         which the joined query buries under the old one: it is also searched alone, and the
-        two lists are merged. (The LLM's rewrite sees the whole conversation: neither applies.)"""
-        as_written = how != "none"  # condense() already took the chatter out of each part
-        retrieval = await asyncio.to_thread(self.retriever.search, query, as_written=as_written)
-        if how != "concat":
-            return query, retrieval
+        two lists merged."""
+        retrieval = await asyncio.to_thread(self.retriever.search, query, hypothetical=hypothetical,
+                                            as_written=how != "none")  # condense took the chatter out
+        if how == "none":
+            return query, how, retrieval
         if retrieval.declined:
             asked = sum(1 for m in history if m.role == "user")
-            for earlier in range(2, min(asked, MAX_EARLIER_QUESTIONS) + 1):
-                wider, _ = await self.condense(history, question, earlier)
+            tried = {query}
+            for earlier in range(1, min(asked, MAX_EARLIER_QUESTIONS) + 1):
+                wider = await self.joined_questions(history, question, earlier)
+                if wider in tried:
+                    continue
+                tried.add(wider)
                 found = await asyncio.to_thread(self.retriever.search, wider, as_written=True)
                 if not found.declined:
-                    return wider, found
+                    query, how, retrieval = wider, "concat", found
+                    break
         alone = await asyncio.to_thread(self.retriever.question_text, question)
-        if not _REFERS_BACK.search(alone):
+        if not _POINTS_BACK.search(alone):
             found = await asyncio.to_thread(self.retriever.search, alone, as_written=True)
             retrieval = merged(retrieval, found, self.settings.top_k)
-        return query, retrieval
+        return query, how, retrieval
 
     def no_answer_message(self, retrieval: Retrieval) -> str:
         """The decline, naming what the materials never mention when that is the reason."""

@@ -39,8 +39,12 @@ class Question:
 
 @dataclass
 class FollowUp:
+    """A question asked after others in one conversation. `earlier`: the student's
+    questions before it, oldest first ("first" in the file for one, "earlier" for several:
+    a follow-up to a follow-up, or a new topic after an old one)."""
+
     id: str
-    first: str
+    earlier: list[str]
     follow_up: str
     file: str
     pages: list[int]
@@ -122,7 +126,15 @@ def _question(entry, where: str, default_id: str) -> Question:
 def _follow_up(entry, where: str, default_id: str) -> FollowUp:
     if not isinstance(entry, dict):
         raise QuestionFileError(f"{where}: expected an object, got {entry!r}")
-    return FollowUp(str(entry.get("id") or default_id), _text(entry, "first", where),
+    if "earlier" in entry:
+        earlier = entry["earlier"]
+        if not (isinstance(earlier, list) and earlier
+                and all(isinstance(q, str) and q.strip() for q in earlier)):
+            raise QuestionFileError(f"{where}: 'earlier' must be a list of the questions asked before")
+        earlier = [q.strip() for q in earlier]
+    else:
+        earlier = [_text(entry, "first", where)]
+    return FollowUp(str(entry.get("id") or default_id), earlier,
                     _text(entry, "follow_up", where), _text(entry, "file", where), _pages(entry, where),
                     str(entry.get("evidence") or ""))
 

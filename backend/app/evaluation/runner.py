@@ -41,28 +41,47 @@ class ConfigResult:
     details: list[dict] = field(default_factory=list)
 
 
-def rewrite_follow_ups(chat_service, questions: QuestionSet, method: str) -> list[tuple[str, str]]:
-    """Each follow-up as the chat would search for it, and how it was rewritten: the
-    chat's own condense step, with the first question as history. One event loop for all
-    (the LLM client's connections belong to the loop that opened them)."""
+class _SearchAs:
+    """The retriever as one configuration searches (its mode, rerank on or off), for the
+    chat service to call as it would the real one."""
+
+    def __init__(self, retriever: Retriever, mode: str, rerank: bool):
+        self._retriever, self._mode, self._rerank = retriever, mode, rerank
+
+    def search(self, query: str, **options):
+        return self._retriever.search(query, mode=self._mode, rerank=self._rerank, **options)
+
+    def __getattr__(self, name):
+        return getattr(self._retriever, name)
+
+
+# The chat's condense mode for each way of searching a follow-up the report shows.
+CONDENSE_MODES = {"raw": "off", "concat": "concat", "llm": "llm"}
+
+
+def search_follow_ups(chat_service, retriever: Retriever, questions: QuestionSet, method: str, mode: str,
+                      rerank: bool, expand: bool) -> list:
+    """Each follow-up searched as the chat searches it (`ChatService.find_passages`: the
+    condense step with the earlier questions as history, a declined search widened to
+    older questions, a new topic also searched alone, then the optional expansion), the
+    gate included: a declined follow-up is not found. One event loop for all (the LLM
+    client's connections belong to the loop that opened them)."""
     from app.chat.service import ChatService
     from app.conversations.store import Message
-
-    if method == "raw":
-        return [(f.follow_up, "raw") for f in questions.follow_ups]
     from app.llm.client import LLMClient
 
-    async def rewrite_all() -> list[tuple[str, str]]:
-        settings = chat_service.settings.model_copy(update={"condense_mode": method})
-        service = ChatService(settings, chat_service.retriever, LLMClient(settings), chat_service.store)
+    async def search_all() -> list:
+        settings = chat_service.settings.model_copy(update={
+            "condense_mode": CONDENSE_MODES[method], "query_expansion": expand, "top_k": FOUND_WITHIN})
+        service = ChatService(settings, _SearchAs(retriever, mode, rerank), LLMClient(settings), chat_service.store)
         out = []
         for f in questions.follow_ups:
-            history = [Message("user", f.first), Message("assistant", "")]
-            out.append(await service.condense(history, f.follow_up))
+            history = [m for q in f.earlier for m in (Message("user", q), Message("assistant", ""))]
+            out.append(await service.find_passages(history, f.follow_up))
         await service.llm.aclose()
         return out
 
-    return asyncio.run(rewrite_all())
+    return asyncio.run(search_all())
 
 
 class Expander:
@@ -90,19 +109,19 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
                chat_service=None, rewrite_methods: tuple[str, ...] = ("raw", "concat"),
                expander: Expander | None = None) -> ConfigResult:
     """Every question through `retriever.search` as configured; with `expander`, each is
-    first expanded by the LLM as the chat would (its time counts in the latency)."""
+    first expanded by the LLM as the chat would (its time counts in the latency). Follow-ups
+    go through the chat service (`search_follow_ups`), one pass per way of rewriting them."""
     result = ConfigResult(name)
     if expander is not None:
         result.expanded = [0, 0]
 
-    def search(query: str, as_written: bool = False):
+    def search(query: str):
         passage = None
         if expander is not None:
             passage = expander(query)
             result.expanded[0] += passage is not None
             result.expanded[1] += 1
-        retrieval = retriever.search(query, top_k=10, cutoff=-1.0, mode=mode, rerank=rerank, hypothetical=passage,
-                                     as_written=as_written)
+        retrieval = retriever.search(query, top_k=10, cutoff=-1.0, mode=mode, rerank=rerank, hypothetical=passage)
         return retrieval, ({"hypothetical": passage} if expander is not None else {})
 
     for q in questions.answerable:
@@ -124,17 +143,20 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
         result.details.append({"kind": "out_of_corpus", "question": outside.question, "split": outside.split,
                                **extra, **_retrieved(retrieval)})
     for method in rewrite_methods:
-        if method != "raw" and chat_service is None:
+        if chat_service is None:
             continue
         found = fell_back = 0
-        for f, (query, how) in zip(questions.follow_ups, rewrite_follow_ups(chat_service, questions, method)):
-            retrieval, extra = search(query, as_written=how not in ("raw", "none"))  # as the chat searches it
-            rank = first_hit_rank(f.target, retrieval.sources)
+        searches = search_follow_ups(chat_service, retriever, questions, method, mode, rerank, expander is not None)
+        for f, passages in zip(questions.follow_ups, searches):
+            rank = first_hit_rank(f.target, passages.retrieval.sources)
             found += bool(rank and rank <= FOUND_WITHIN)
-            fell_back += how != method
-            result.details.append({"kind": "follow_up", "id": f.id, "method": method, "rewritten_by": how,
-                                   "question": query, "file": f.file, "pages": f.pages, "rank": rank,
-                                   **extra, **_retrieved(retrieval)})
+            fell_back += passages.how != ("none" if method == "raw" else method)
+            if expander is not None:
+                result.expanded[0] += passages.expanded
+                result.expanded[1] += 1
+            result.details.append({"kind": "follow_up", "id": f.id, "method": method, "rewritten_by": passages.how,
+                                   "question": passages.query, "file": f.file, "pages": f.pages, "rank": rank,
+                                   **_retrieved(passages.retrieval)})
         result.follow_ups[method] = found
         result.fell_back[method] = fell_back
     return result
