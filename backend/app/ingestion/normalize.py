@@ -248,10 +248,21 @@ def strip_lines(pages: list[str], lines: set[str] | frozenset[str]) -> list[str]
 
 
 _CODE_CHARACTERS = re.compile(r"[{}();=]")
+_LINK = re.compile(r"\b(?:https?://|www\.)\S*")
+_FOOTNOTE_MARK = re.compile(r"^\d{1,3}(?=[^\W\d_])")
+
+
+def _boilerplate_key(line: str) -> str:
+    """A line without its footnote mark and the numbers in its links, so that Connexions'
+    "1This content is available online at <http://cnx.org/content/m32709/1.1/>." repeats.
+    Other digits count: "case number 3" and "case number 4" are different sentences, and
+    so are two links to different pages."""
+    line = _LINK.sub(lambda link: re.sub(r"\d+", "#", link.group()), _FOOTNOTE_MARK.sub("", line.strip()))
+    return " ".join(line.lower().split())
 
 
 def strip_boilerplate_lines(pages: list[str], min_length: int = 30, min_share: float = 0.1,
-                            min_pages: int = 8) -> list[str]:
+                            min_pages: int = 8, max_share_of_text: float = 0.05) -> list[str]:
     """Drop sentences a book repeats on many of its pages, wherever on the page they sit.
 
     Why: the page-furniture filter looks at the top and bottom lines only, but some
@@ -260,9 +271,12 @@ def strip_boilerplate_lines(pages: list[str], min_length: int = 30, min_share: f
     (78 of Severance's 288 pages), Pressbooks chapters end with the same reference list
     ("cnx.org: Programming Fundamentals - A Modular Structured Approach", 74 of Busbee's
     397). Left in, a question that shares their words matches dozens of pages that do not
-    answer it. A line counts when, digits aside, it repeats on `min_share` of the pages
-    (and at least `min_pages`) and is long enough to be a sentence; code is kept ("public
-    static void main(String[] args) {" on every page of a Java book is content).
+    answer it. A line counts when, footnote marks and links aside, it repeats on `min_share`
+    of the pages (and at least `min_pages`) and is long enough to be a sentence; code is
+    kept ("public static void main(String[] args) {" on every page of a Java book is
+    content). Boilerplate is a sliver of a book: when the repeats add up to more than
+    `max_share_of_text` of its lines, they are what the document says (a form, a log), and
+    all stay.
     """
     if len(pages) < min_pages:
         return pages
@@ -271,10 +285,16 @@ def strip_boilerplate_lines(pages: list[str], min_length: int = 30, min_share: f
     def candidate(line: str) -> bool:
         return len(line.strip()) >= min_length and not _CODE_CHARACTERS.search(line)
 
-    counts = Counter(key for lines in split for key in {_margin_key(ln) for ln in lines if candidate(ln)})
+    counts = Counter(key for lines in split for key in {_boilerplate_key(ln) for ln in lines if candidate(ln)})
     threshold = max(min_pages, int(len(pages) * min_share))
     boilerplate = {key for key, n in counts.items() if n >= threshold}
     if not boilerplate:
         return pages
-    return ["\n".join(ln for ln in lines if not (candidate(ln) and _margin_key(ln) in boilerplate)).strip()
-            for lines in split]
+
+    def dropped(line: str) -> bool:
+        return candidate(line) and _boilerplate_key(line) in boilerplate
+
+    lines = [ln for page in split for ln in page if ln.strip()]
+    if sum(map(dropped, lines)) > max_share_of_text * len(lines):
+        return pages
+    return ["\n".join(ln for ln in page if not dropped(ln)).strip() for page in split]

@@ -438,8 +438,10 @@ def read_pptx(path: Path) -> ExtractedDocument:
             if notes:
                 lines += ["", notes]
         texts.append(normalize_text("\n".join(lines)))
+    # a slide holds a few lines, so a repeated one is a large share of the deck's text
+    slide_texts = strip_boilerplate_lines(texts, max_share_of_text=0.5)
     sections = [Section(text=text, page=number, heading=title or None)
-                for number, (title, text) in enumerate(zip(titles, strip_boilerplate_lines(texts)), start=1)
+                for number, (title, text) in enumerate(zip(titles, slide_texts), start=1)
                 if text]
     return _finish(sections, [], page_count=len(deck.slides))
 
