@@ -439,6 +439,16 @@ def test_follow_ups_keep_their_topic_and_a_new_topic_is_found(tmp_path, settings
     assert not any(s.heading and s.heading.endswith("Stacks") for s in retriever.search(
         "What is a hash table? Explain a stack.", as_written=True).sources)  # joined only: buried
 
+    class GoodRewrite:  # a capable LLM's standalone query: searched as it is, not merged
+        async def complete(self, messages, **options):
+            return "How is a node deleted from a binary search tree?"
+
+    rewritten = turn(["how do i find an item in a binary search tree"], "Explain how deletion works.",
+                     ChatService(llm_settings, retriever, GoodRewrite(), None))
+    assert rewritten.how == "llm" and rewritten.query.endswith("tree? Explain how deletion works.")
+    assert [s.chunk_id for s in rewritten.retrieval.sources] == [
+        s.chunk_id for s in retriever.search(rewritten.query, as_written=True).sources]
+
     class PassageWriter:  # query expansion: the LLM writes its passage for the joined questions
         async def complete(self, messages, **options):
             return "A hash table maps keys to buckets with a hash function; colliding keys share a bucket."
