@@ -457,6 +457,12 @@ def test_follow_ups_keep_their_topic_and_a_new_topic_is_found(tmp_path, settings
     found = turn(["What is a hash table?"], "Explain a stack.", ChatService(expanding, retriever, PassageWriter(), None))
     assert found.expanded and any(s.heading and s.heading.endswith("Stacks") for s in found.retrieval.sources)
 
+    thanks = turn(["What is a hash table?"], "Thanks a lot!")  # not a follow-up: small talk
+    assert thanks.retrieval.declined and thanks.retrieval.pleasantry and thanks.how == "none"
+    example = turn(["What is a hash table?"], "Could you give an example?")  # chatter, but it asks about the answer
+    assert example.how == "concat" and not example.retrieval.declined
+    assert any("hash" in (s.heading or s.location).lower() for s in example.retrieval.sources)
+
     leaning = turn(["how do i find an item in a binary search tree"], "what is its worst case?")
     joined = retriever.search(leaning.query, as_written=True)
     assert [s.chunk_id for s in leaning.retrieval.sources] == [s.chunk_id for s in joined.sources]

@@ -161,7 +161,13 @@ class ChatService:
     async def find_passages(self, history: list[Message], question: str) -> FoundPassages:
         """The passages a turn answers from: the follow-up condensed, searched (`retrieve`),
         and, where query expansion is on, searched again with the LLM's passage. The
-        evaluation scores follow-ups through here, so it measures what the chat does."""
+        evaluation scores follow-ups through here, so it measures what the chat does. A
+        "Thanks!" or "Hi" after an answer is small talk, not a follow-up: it used to be
+        joined to the question before and answered that again."""
+        if history and self.settings.condense_mode != "off":
+            said = await asyncio.to_thread(self.retriever.search, question)
+            if said.pleasantry:  # "Thanks!" after an answer: nothing to search for, no LLM call
+                return FoundPassages(question, "none", said, timings={"retrieval_ms": round(said.elapsed_ms, 1)})
         t = time.perf_counter()
         query, how = await self.condense(history, question)
         condense_ms = (time.perf_counter() - t) * 1000

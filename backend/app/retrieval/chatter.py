@@ -30,6 +30,9 @@ CHATTER_EXAMPLES = (
     "Explain it simply, please.", "Keep it short.", "Could you give an example?",
 )
 
+# Of those, the ones that ask for nothing: after an answer, "Thanks!" is not a follow-up.
+PLEASANTRIES = frozenset({"Hi!", "Hello everyone.", "Good morning.", "Thanks a lot!", "Thank you so much.", "Cheers."})
+
 _CLAUSE_BREAK = re.compile(r"(?<=[.!?])\s+|:\s+|;\s+|,\s*but\s+", re.IGNORECASE)
 _REQUEST_FRAME = re.compile(
     r"\b(?:(?:can|could|would|will)\s+(?:you|someone|somebody|anyone|anybody)\s+(?:please\s+)?"
@@ -72,10 +75,16 @@ class ChatterFilter:
         stripped = _REQUEST_FRAME.sub("", message).strip()
         return stripped if _WORD.search(stripped) else message
 
-    def is_small_talk(self, vector: np.ndarray, best_similarity: float) -> bool:
-        """Whether a message is all chatter ("Thanks!", "Hi", "I'm confused"), from its
-        vector and its closest passage's cosine (the search has both already): the chat
-        answers it with an invitation to ask, not with "the materials don't cover this"."""
+    def small_talk(self, vector: np.ndarray, best_similarity: float) -> str | None:
+        """Whether a message is all chatter, from its vector and its closest passage's
+        cosine (the search has both already): "pleasantry" ("Thanks!", "Hi"), "chatter"
+        ("I'm confused", "Could you give an example?"), or None. The chat answers small
+        talk with an invitation to ask, not with "the materials don't cover this"; in a
+        conversation only a pleasantry, since "Could you give an example?" there asks about
+        the last answer."""
         self.prepare()
-        chatter_likeness = float((self._examples @ np.asarray(vector)).max())
-        return chatter_likeness >= SMALL_TALK_SIMILARITY and chatter_likeness > best_similarity
+        likeness = self._examples @ np.asarray(vector)
+        nearest = int(likeness.argmax())
+        if likeness[nearest] < SMALL_TALK_SIMILARITY or likeness[nearest] <= best_similarity:
+            return None
+        return "pleasantry" if CHATTER_EXAMPLES[nearest] in PLEASANTRIES else "chatter"

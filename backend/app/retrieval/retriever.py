@@ -69,6 +69,7 @@ class Retrieval:
     unknown_words: list[str] = field(default_factory=list)  # and its rare words the materials never use
     declined: bool = False                # nothing relevant enough: the chat says so
     small_talk: bool = False              # declined, and only chatter ("Thanks!"): the chat invites a question
+    pleasantry: bool = False              # small talk that asks for nothing ("Thanks!", "Hi"), even after an answer
     timings: dict[str, float] = field(default_factory=dict)
     search_text: str = ""                 # what was searched: the query without its chatter
 
@@ -151,11 +152,12 @@ class Retriever:
         unknown = self.rare_words(keyword.unknown_words) if enough_text else []
 
         if cutoff > -1.0 and not self.passes_gate(best, keyword.coverage, cutoff, unknown):
-            small_talk = (settings.strip_chatter and not unknown
-                          and self.chatter.is_small_talk(vector, best if best is not None else -1.0))
+            talk = (self.chatter.small_talk(vector, best if best is not None else -1.0)
+                    if settings.strip_chatter and not unknown else None)
             return Retrieval(query, [], len(candidates), False, (time.perf_counter() - started) * 1000,
                              best_similarity=best, keyword_coverage=keyword.coverage, unknown_words=unknown,
-                             declined=True, small_talk=small_talk, timings=timings, search_text=text)
+                             declined=True, small_talk=talk is not None, pleasantry=talk == "pleasantry",
+                             timings=timings, search_text=text)
         if hypothetical and mode != "keyword":
             t = time.perf_counter()
             vector = _unit(vector + self.embedder.encode_query(hypothetical))
