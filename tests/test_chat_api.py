@@ -209,6 +209,14 @@ def test_small_talk_gets_an_invitation_not_a_decline(backend):
     assert body["answer"].startswith("Happy to help! Ask me a question about the course materials")
     body = ask(backend, "What were the main causes of the French Revolution?").json()
     assert body["finish_reason"] == "no_relevant_sources"  # a question, not chatter: declined
+    # after an answer too; and the small talk is not what the next follow-up is joined to
+    asked = ask(backend, "What is a hash table?", "thankful-1").json()
+    assert asked["finish_reason"] != "small_talk" and asked["sources"]
+    thanks = ask(backend, "Thanks a lot!", "thankful-1").json()
+    assert thanks["finish_reason"] == "small_talk" and thanks["sources"] == []
+    follow_up = ask(backend, "and what is its load factor?", "thankful-1").json()
+    assert follow_up["retrieval_query"] == "What is a hash table? and what is its load factor?"
+    assert any(s["page_start"] == 4 for s in follow_up["sources"])
 
 
 def test_out_of_scope_question_is_declined_without_inventing(backend):

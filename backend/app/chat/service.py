@@ -146,6 +146,7 @@ class ChatService:
             # Answer as if the last turn had not happened; it is replaced once this one is stored.
             replaces = [m.id for m in history[-2:] if m.id is not None]
             history = history[:-2]
+        history = without_small_talk(history)
         found = await self.find_passages(history, question)
         retrieval = found.retrieval
         turn = PreparedTurn(cid, question, found.query, found.how, retrieval, history, replaces,
@@ -310,6 +311,20 @@ class ChatService:
             if kind == "done":
                 done = data
         return done
+
+
+def without_small_talk(history: list[Message]) -> list[Message]:
+    """The conversation without its small-talk turns ("Thanks!" and the invitation to ask):
+    they say nothing a follow-up could refer to, "Thanks!" would be joined to the next
+    question, and a small LLM shown the canned invitation repeats it as its answer."""
+    kept: list[Message] = []
+    for message in history:
+        if message.role == "assistant" and message.meta.get("finish_reason") == "small_talk":
+            if kept and kept[-1].role == "user":
+                kept.pop()
+            continue
+        kept.append(message)
+    return kept
 
 
 def merged(first: Retrieval, second: Retrieval, top_k: int) -> Retrieval:
