@@ -93,12 +93,14 @@ def test_sentences_repeated_on_many_pages_are_dropped_wherever_they_sit():
             lines += ["References", "cnx.org: Programming Fundamentals - A Modular Approach"]
         if n in (5, 6):  # a sentence on two pages of twelve: the book's, not boilerplate
             lines.append("Each pass moves the largest element to the end of the list.")
+        lines.append(f"https://docs.python.org/3/library/{topic}.html")  # a different link on each page
         pages.append("\n".join(lines))
     cleaned = strip_boilerplate_lines(pages, min_share=0.25, min_pages=3)
     assert not any("available online" in p or "cnx.org" in p for p in cleaned)
     assert cleaned[0].split("\n")[:2] == ["About merging.", "public static void main(String[] args) {"]
-    assert cleaned[0].endswith("Case 0 shows how merging behave when the input is already sorted.\nReferences")
-    assert cleaned[5].endswith("Each pass moves the largest element to the end of the list.")
+    assert "Case 0 shows how merging behave when the input is already sorted.\nReferences" in cleaned[0]
+    assert all(p.endswith(f"/library/{t}.html") for p, t in zip(cleaned, topics))  # links to different pages
+    assert "Each pass moves the largest element to the end of the list." in cleaned[5]
     assert all("main(String[] args)" in p for p in cleaned)  # code repeats and stays
     assert strip_boilerplate_lines(pages[:2], min_share=0.25, min_pages=3) == pages[:2]  # too few pages
     # a line on every page that is a good part of the document is what it says: kept
