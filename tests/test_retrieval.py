@@ -459,6 +459,11 @@ def test_follow_ups_keep_their_topic_and_a_new_topic_is_found(tmp_path, settings
 
     thanks = turn(["What is a hash table?"], "Thanks a lot!")  # not a follow-up: small talk
     assert thanks.retrieval.declined and thanks.retrieval.pleasantry and thanks.how == "none"
+    off_topic = turn(["What is a hash table?"], "Who won the 2018 FIFA World Cup?")  # not borrowed from the join
+    assert off_topic.retrieval.declined and off_topic.how == "none"
+    assert not retriever.search("What is a hash table? Who won the 2018 FIFA World Cup?", as_written=True).declined
+    why = turn(["What is a hash table?"], "Why?")
+    assert why.how == "concat" and not why.retrieval.declined
     example = turn(["What is a hash table?"], "Could you give an example?")  # chatter, but it asks about the answer
     assert example.how == "concat" and not example.retrieval.declined
     assert any("hash" in (s.heading or s.location).lower() for s in example.retrieval.sources)

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 # A follow-up's search joins at most this many earlier questions (ChatService.condense).
 MAX_EARLIER_QUESTIONS = 3
+# A follow-up that stands alone (this many words, nothing pointing back) and is this far
+# from every passage on its own is off the materials, whatever came before (is_off_topic).
+OFF_TOPIC_MIN_WORDS = 4
+OFF_TOPIC_SIMILARITY = 0.15
 # Words that stand for something said before ("what is its worst case?", "how is that value
 # chosen?", "which algorithm should I use instead?"): a question with one is not whole alone.
 _POINTS_BACK = re.compile(
@@ -167,7 +171,7 @@ class ChatService:
         joined to the question before and answered that again."""
         if history and self.settings.condense_mode != "off":
             said = await asyncio.to_thread(self.retriever.search, question)
-            if said.pleasantry:  # "Thanks!" after an answer: nothing to search for, no LLM call
+            if said.pleasantry or is_off_topic(said):  # nothing to search for, no LLM call
                 return FoundPassages(question, "none", said, timings={"retrieval_ms": round(said.elapsed_ms, 1)})
         t = time.perf_counter()
         query, how = await self.condense(history, question)
@@ -311,6 +315,18 @@ class ChatService:
             if kind == "done":
                 done = data
         return done
+
+
+def is_off_topic(alone: Retrieval) -> bool:
+    """Whether a follow-up, searched alone, is a whole question far from the materials
+    ("Who won the 2018 FIFA World Cup?" after a question on stacks: cosine 0.04): joined to
+    the question before it, it passed the gate on that question's words (0.47) and was
+    answered from its pages. "Why?" or "Could you give an example?" are not: too short to
+    stand alone, chatter, or leaning back."""
+    text = alone.search_text or alone.query
+    return (alone.declined and not alone.small_talk and not leans_back(text)
+            and len(text.split()) >= OFF_TOPIC_MIN_WORDS
+            and (alone.best_similarity or 0.0) < OFF_TOPIC_SIMILARITY)
 
 
 def without_small_talk(history: list[Message]) -> list[Message]:
