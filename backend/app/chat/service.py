@@ -169,6 +169,7 @@ class ChatService:
         evaluation scores follow-ups through here, so it measures what the chat does. A
         "Thanks!" or "Hi" after an answer is small talk, not a follow-up: it used to be
         joined to the question before and answered that again."""
+        said = None  # the follow-up searched alone
         if history and self.settings.condense_mode != "off":
             said = await asyncio.to_thread(self.retriever.search, question)
             if said.pleasantry or is_off_topic(said):  # nothing to search for, no LLM call
@@ -177,7 +178,7 @@ class ChatService:
         query, how = await self.condense(history, question)
         condense_ms = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        found = FoundPassages(*await self.retrieve(history, question, query, how))
+        found = FoundPassages(*await self.retrieve(history, question, query, how, said))
         found.timings = {"condense_ms": round(condense_ms, 1),
                          "retrieval_ms": round((time.perf_counter() - t) * 1000, 1)}
         if self.settings.query_expansion and found.retrieval.sources:
@@ -186,15 +187,17 @@ class ChatService:
             passage = await hypothetical_passage(self.llm, self.settings, found.query)
             if passage:  # searched the same way again, the passage steering the main search
                 found.query, found.how, found.retrieval = await self.retrieve(
-                    history, question, found.query, found.how, hypothetical=passage)
+                    history, question, found.query, found.how, said, hypothetical=passage)
                 found.expanded = True
             found.timings["expansion_ms"] = round((time.perf_counter() - t) * 1000, 1)
         return found
 
     async def retrieve(self, history: list[Message], question: str, query: str, how: str,
-                       hypothetical: str | None = None) -> tuple[str, str, Retrieval]:
+                       alone: Retrieval | None, hypothetical: str | None = None) -> tuple[str, str, Retrieval]:
         """The passages for `query` (condense's answer for `question`), the query that found
-        them and how it was made. `hypothetical`: the LLM's passage for `query` (expansion).
+        them and how it was made. `alone`: `question` searched on its own (find_passages
+        has it; None when there is nothing to condense). `hypothetical`: the LLM's passage
+        for `query` (expansion).
 
         A follow-up's search that is declined may have lost its topic, asked further back
         than the questions joined: one, then two more earlier questions are joined (at
@@ -224,10 +227,10 @@ class ChatService:
                 if not found.declined:
                     query, how, retrieval = wider, "concat", found
                     break
-        alone = await asyncio.to_thread(self.retriever.question_text, question)
-        if how == "concat" and not _POINTS_BACK.search(alone):
-            found = await asyncio.to_thread(self.retriever.search, alone, as_written=True)
-            retrieval = merged(retrieval, found, self.settings.top_k)
+        if how == "concat" and alone is not None:
+            asked = await asyncio.to_thread(self.retriever.question_text, question)
+            if not _POINTS_BACK.search(asked):
+                retrieval = merged(retrieval, alone, self.settings.top_k)
         return query, how, retrieval
 
     def no_answer_message(self, retrieval: Retrieval) -> str:
