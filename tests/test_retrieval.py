@@ -222,6 +222,9 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     assert re.search(r"\| dense \| [01].\d\d \| 1.00 \| 1.00 \|", out) and "| hybrid | 1.00 | 1.00 | 1.00 |" in out
     assert "| 1 of 1 | 0 of 3 |" in out  # the unrelated question declined, the answerable ones not
     assert "text inside the embedder window: 100.0%" in out
+    # and asked after an answer, joined to the question before as the chat does: still declined
+    assert "asked mid-conversation (each after the first question of 2 conversations" in out
+    assert "hybrid 2 of 2 declined" in out
     # each split on its own: the questions the choices were made on, and the held-out ones
     assert "By split (dev 2, holdout 1 questions" in out
     assert "| hybrid | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 |" in out
@@ -237,8 +240,13 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     outside = next(d for d in hybrid if d["kind"] == "out_of_corpus")
     assert outside["declined"] and outside["question"].startswith("Who won")
     assert {d["method"] for d in hybrid if d["kind"] == "follow_up"} == {"raw", "concat", "llm"}
-    expanded = report["configurations"]["hybrid + expansion"]["questions"]
+    expanded = [d for d in report["configurations"]["hybrid + expansion"]["questions"]
+                if d["kind"] != "out_of_corpus_mid_conversation"]
     assert len(expanded) == 10 and all(d.get("hypothetical") is None for d in expanded)
+    mid = [d for d in hybrid if d["kind"] == "out_of_corpus_mid_conversation"]
+    assert {d["earlier"] for d in mid} == {"What is a hash table?",
+                                          "whats the difference between a stack and a queue"}
+    assert all(d["declined"] for d in mid)
     chained = next(d for d in hybrid if d.get("id") == "f2" and d["method"] == "concat")
     assert chained["rank"] and chained["question"].startswith("whats the difference between a stack and a queue")
 
@@ -462,6 +470,19 @@ def test_follow_ups_keep_their_topic_and_a_new_topic_is_found(tmp_path, settings
     off_topic = turn(["What is a hash table?"], "Who won the 2018 FIFA World Cup?")  # not borrowed from the join
     assert off_topic.retrieval.declined and off_topic.how == "none"
     assert not retriever.search("What is a hash table? Who won the 2018 FIFA World Cup?", as_written=True).declined
+    # In a book-length course a word the materials never use says the question left them
+    # (unknown_word_min_chunks; the sample course is too small for absence to count)
+    booklike = concat.model_copy(update={"unknown_word_min_chunks": 0})
+    book_chat = ChatService(booklike, make_retriever(harness, booklike, embedder), LLMClient(booklike), None)
+    krebs = turn(["What is a hash table?"], "What happens in the Krebs cycle?", book_chat)
+    assert krebs.retrieval.declined and krebs.how == "none" and krebs.retrieval.best_similarity >= 0.15
+    # too little text for absence to count
+    assert not turn(["What is a hash table?"], "What happens in the Krebs cycle?").retrieval.declined
+    mongo = turn(["What is a relational database?"], "what about MongoDB?", book_chat)  # carries on, but
+    assert mongo.retrieval.declined and "MongoDB" in book_chat.no_answer_message(mongo.retrieval)  # new topic
+    for generic in ("What is the worst case?", "Explain step by step please", "Could you give an example?"):
+        asked = turn(["What is a hash table?"], generic, book_chat)  # about the answer before: joined
+        assert asked.how == "concat" and not asked.retrieval.declined, generic
     why = turn(["What is a hash table?"], "Why?")
     assert why.how == "concat" and not why.retrieval.declined
     example = turn(["What is a hash table?"], "Could you give an example?")  # chatter, but it asks about the answer

@@ -321,15 +321,22 @@ class ChatService:
 
 
 def is_off_topic(alone: Retrieval) -> bool:
-    """Whether a follow-up, searched alone, is a whole question far from the materials
-    ("Who won the 2018 FIFA World Cup?" after a question on stacks: cosine 0.04): joined to
-    the question before it, it passed the gate on that question's words (0.47) and was
-    answered from its pages. "Why?" or "Could you give an example?" are not: too short to
-    stand alone, chatter, or leaning back."""
+    """Whether a follow-up, searched alone, is off the materials whatever came before:
+    joined to the question before it, it would pass the gate on that question's words and
+    be answered from its pages ("Who won the 2018 FIFA World Cup?" after a question on
+    stacks: 0.04 alone, 0.47 joined). Declined alone, it is off the materials when it names
+    something they never mention ("what about MongoDB?"), or when it is a whole question
+    (four words or more, nothing pointing back) far from every passage or with a word the
+    materials never use ("What is the capital city of Australia?"). "Why?", "Could you
+    give an example?" or "What is the worst case?" are none of these: they ask about the
+    answer before (docs/DESIGN.md, "Out-of-corpus questions mid-conversation")."""
+    if not alone.declined or alone.small_talk:
+        return False
+    if alone.unknown_words:
+        return True
     text = alone.search_text or alone.query
-    return (alone.declined and not alone.small_talk and not leans_back(text)
-            and len(text.split()) >= OFF_TOPIC_MIN_WORDS
-            and (alone.best_similarity or 0.0) < OFF_TOPIC_SIMILARITY)
+    whole = not leans_back(text) and len(text.split()) >= OFF_TOPIC_MIN_WORDS
+    return whole and ((alone.best_similarity or 0.0) < OFF_TOPIC_SIMILARITY or bool(alone.absent_words))
 
 
 def without_small_talk(history: list[Message]) -> list[Message]:

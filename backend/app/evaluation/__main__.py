@@ -187,6 +187,14 @@ def main(argv=None) -> int:
             print(f"\n{r.name}: the LLM wrote a passage for {got} of {asked} searches{rest}; "
                   f"its p50/p95 include that wait.")
 
+    mid = [r for r in results if r.mid_conversation]
+    if mid:
+        firsts = mid[0].mid_conversation[1] // max(n_ooc, 1)
+        counts = ", ".join(f"{r.name} {r.mid_conversation[0]} of {r.mid_conversation[1]} declined" for r in mid)
+        print(f"\nOut-of-corpus questions asked mid-conversation (each after the first question of "
+              f"{firsts} conversation{'s' if firsts != 1 else ''}, joined to it as the chat joins a "
+              f"follow-up; declined alone: above): {counts}")
+
     splits = sorted({q.split for q in questions.answerable})
     if len(splits) > 1:
         counts = ", ".join(f"{s} {results[0].per_split[s].count}" for s in splits)
@@ -249,6 +257,8 @@ def write_report(args, results, gate_for) -> None:
     for r in results:
         passes = gate_for(r)
         for d in r.details:
+            if "similarity" not in d:  # declined by the chat's own path (mid-conversation): as it said
+                continue
             d["declined"] = not passes(GateSignals(d["similarity"], d["keyword_coverage"],
                                                    tuple(d["unknown_words"])))
         configurations[r.name] = {

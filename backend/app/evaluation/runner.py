@@ -35,6 +35,8 @@ class ConfigResult:
     answerable_signals: list[GateSignals] = field(default_factory=list)
     out_of_corpus_signals: list[GateSignals] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
+    # out-of-corpus questions asked after an answer: [declined, asked] (None: not run)
+    mid_conversation: list[int] | None = None
     misses: list[str] = field(default_factory=list)  # ids not in the top 5
     expanded: list[int] = field(default_factory=list)  # [searches the LLM wrote a passage for, searches]
     # what each question retrieved, for `--report` (whoever wrote the questions can see why)
@@ -64,8 +66,29 @@ def search_follow_ups(chat_service, retriever: Retriever, questions: QuestionSet
     """Each follow-up searched as the chat searches it (`ChatService.find_passages`: the
     condense step with the earlier questions as history, a declined search widened to
     older questions, a new topic also searched alone, then the optional expansion), the
-    gate included: a declined follow-up is not found. One event loop for all (the LLM
-    client's connections belong to the loop that opened them)."""
+    gate included: a declined follow-up is not found."""
+    conversations = [(f.earlier, f.follow_up) for f in questions.follow_ups]
+    return _in_conversation(chat_service, retriever, conversations, method, mode, rerank, expand)
+
+
+def ask_out_of_corpus_mid_conversation(chat_service, retriever: Retriever, questions: QuestionSet, mode: str,
+                                       rerank: bool) -> list[tuple[str, str, bool]]:
+    """Each out-of-corpus question asked after the first question of each follow-up
+    conversation, as the chat searches a follow-up (joined questions, the CPU default):
+    (earlier question, question, declined). Asked alone the gate declines it; asked after
+    an answer it must not borrow that answer's topic and be answered from its pages."""
+    firsts = list(dict.fromkeys((f.earlier or (f.follow_up,))[0] for f in questions.follow_ups))
+    conversations = [((first,), o.question) for o in questions.out_of_corpus for first in firsts]
+    found = _in_conversation(chat_service, retriever, conversations, "concat", mode, rerank, False)
+    return [(first[0], question, passages.retrieval.declined or not passages.retrieval.sources)
+            for (first, question), passages in zip(conversations, found)]
+
+
+def _in_conversation(chat_service, retriever: Retriever, conversations: list[tuple[tuple[str, ...], str]],
+                     method: str, mode: str, rerank: bool, expand: bool) -> list:
+    """`ChatService.find_passages` for each (earlier questions, question), the earlier ones
+    as the conversation's history. One event loop for all (the LLM client's connections
+    belong to the loop that opened them)."""
     from app.chat.service import ChatService
     from app.conversations.store import Message
     from app.llm.client import LLMClient
@@ -75,9 +98,9 @@ def search_follow_ups(chat_service, retriever: Retriever, questions: QuestionSet
             "condense_mode": CONDENSE_MODES[method], "query_expansion": expand, "top_k": FOUND_WITHIN})
         service = ChatService(settings, _SearchAs(retriever, mode, rerank), LLMClient(settings), chat_service.store)
         out = []
-        for f in questions.follow_ups:
-            history = [m for q in f.earlier for m in (Message("user", q), Message("assistant", ""))]
-            out.append(await service.find_passages(history, f.follow_up))
+        for earlier, question in conversations:
+            history = [m for q in earlier for m in (Message("user", q), Message("assistant", ""))]
+            out.append(await service.find_passages(history, question))
         await service.llm.aclose()
         return out
 
@@ -159,6 +182,11 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
                                    **_retrieved(passages.retrieval)})
         result.follow_ups[method] = found
         result.fell_back[method] = fell_back
+    if chat_service is not None and questions.follow_ups and questions.out_of_corpus:
+        asked = ask_out_of_corpus_mid_conversation(chat_service, retriever, questions, mode, rerank)
+        result.mid_conversation = [sum(declined for _, _, declined in asked), len(asked)]
+        result.details += [{"kind": "out_of_corpus_mid_conversation", "earlier": first, "question": question,
+                            "declined": declined} for first, question, declined in asked]
     return result
 
 
