@@ -40,6 +40,7 @@ def test_a_hand_written_question_file_is_read_forgivingly(tmp_path):
                        {"earlier": ["What is a heap?", "and its height?"], "follow_up": "why that much?",
                         "file": "ods.pdf", "pages": 14}],
         "out_of_corpus": ["Who painted the Mona Lisa?", {"question": "What is the Krebs cycle?", "split": "near"}],
+        "generic_follow_ups": ["What is the worst case? ", "Can you summarize?"],
     }))
     first, second = questions.answerable
     assert (first.id, first.pages, first.evidence, first.split) == ("q001", [12], "heap", "dev")
@@ -49,6 +50,7 @@ def test_a_hand_written_question_file_is_read_forgivingly(tmp_path):
     assert questions.follow_ups[1].earlier == ["What is a heap?", "and its height?"]
     assert [(o.question, o.split) for o in questions.out_of_corpus] == [
         ("Who painted the Mona Lisa?", "dev"), ("What is the Krebs cycle?", "near")]
+    assert questions.generic_follow_ups == ["What is the worst case?", "Can you summarize?"]
 
 
 @pytest.mark.parametrize("data, message", [
@@ -61,6 +63,7 @@ def test_a_hand_written_question_file_is_read_forgivingly(tmp_path):
     ({"follow_ups": [{"earlier": "q", "follow_up": "q", "file": "a.pdf", "pages": [1]}]},
      "follow_ups[0]: 'earlier' must be a list of the questions asked before"),
     ({"answerable": []}, "no questions in it"),
+    ({"out_of_corpus": ["q"], "generic_follow_ups": ["Why?", ""]}, "generic_follow_ups[1]: needs 'question' (text)"),
 ])
 def test_an_unusable_question_file_names_the_entry(tmp_path, data, message):
     with pytest.raises(QuestionFileError, match=re.escape(message)):
@@ -202,3 +205,4 @@ def test_the_shipped_question_files_are_complete(name, answerable, splits):
     assert len(questions.answerable) == answerable and questions.follow_ups
     assert {q.split for q in questions.answerable} == splits
     assert {o.split for o in questions.out_of_corpus} == {"dev", "near"}
+    assert len(questions.generic_follow_ups) == 64  # asked after an answer, to be answered

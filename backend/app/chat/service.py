@@ -33,6 +33,11 @@ MAX_EARLIER_QUESTIONS = 3
 # from every passage on its own is off the materials, whatever came before (is_off_topic).
 OFF_TOPIC_MIN_WORDS = 4
 OFF_TOPIC_SIMILARITY = 0.15
+# How like a question about the last answer ("What is the worst case?", chatter.py's
+# examples) a follow-up is: from this on it is one, whatever its words; below the second
+# a whole question is a new subject ("What is the capital city of Australia?": 0.24).
+ABOUT_THE_ANSWER_LIKENESS = 0.4
+NEW_SUBJECT_LIKENESS = 0.2
 # Words that stand for something said before ("what is its worst case?", "how is that value
 # chosen?", "which algorithm should I use instead?"): a question with one is not whole alone.
 _POINTS_BACK = re.compile(
@@ -324,19 +329,23 @@ def is_off_topic(alone: Retrieval) -> bool:
     """Whether a follow-up, searched alone, is off the materials whatever came before:
     joined to the question before it, it would pass the gate on that question's words and
     be answered from its pages ("Who won the 2018 FIFA World Cup?" after a question on
-    stacks: 0.04 alone, 0.47 joined). Declined alone, it is off the materials when it names
-    something they never mention ("what about MongoDB?"), or when it is a whole question
-    (four words or more, nothing pointing back) far from every passage or with a word the
-    materials never use ("What is the capital city of Australia?"). "Why?", "Could you
-    give an example?" or "What is the worst case?" are none of these: they ask about the
-    answer before (docs/DESIGN.md, "Out-of-corpus questions mid-conversation")."""
-    if not alone.declined or alone.small_talk:
+    stacks: 0.04 alone, 0.47 joined).
+
+    Only a follow-up the gate declines alone, and one unlike a question about the last
+    answer ("What is the worst case?", "Could you give a counterexample?": follow-ups,
+    whatever the materials say to them alone). It is off the materials when it names a
+    rare word they never use ("what about MongoDB?"), or when it is a whole question (four
+    words or more, nothing pointing back) far from every passage or quite unlike a question
+    about an answer ("What is the capital city of Australia?": 0.24 from the passages,
+    0.19 from those questions). docs/DESIGN.md, "Out-of-corpus questions mid-conversation"."""
+    if not alone.declined or alone.small_talk or alone.about_the_answer >= ABOUT_THE_ANSWER_LIKENESS:
         return False
     if alone.unknown_words:
         return True
     text = alone.search_text or alone.query
     whole = not leans_back(text) and len(text.split()) >= OFF_TOPIC_MIN_WORDS
-    return whole and ((alone.best_similarity or 0.0) < OFF_TOPIC_SIMILARITY or bool(alone.absent_words))
+    return whole and ((alone.best_similarity or 0.0) < OFF_TOPIC_SIMILARITY
+                      or alone.about_the_answer < NEW_SUBJECT_LIKENESS)
 
 
 def without_small_talk(history: list[Message]) -> list[Message]:

@@ -187,13 +187,18 @@ def main(argv=None) -> int:
             print(f"\n{r.name}: the LLM wrote a passage for {got} of {asked} searches{rest}; "
                   f"its p50/p95 include that wait.")
 
-    mid = [r for r in results if r.mid_conversation]
-    if mid:
-        firsts = mid[0].mid_conversation[1] // max(n_ooc, 1)
-        counts = ", ".join(f"{r.name} {r.mid_conversation[0]} of {r.mid_conversation[1]} declined" for r in mid)
-        print(f"\nOut-of-corpus questions asked mid-conversation (each after the first question of "
-              f"{firsts} conversation{'s' if firsts != 1 else ''}, joined to it as the chat joins a "
-              f"follow-up; declined alone: above): {counts}")
+    asked_after = [r for r in results if r.mid_conversation or r.generic_answered]
+    if asked_after:
+        firsts = len({(f.earlier or (f.follow_up,))[0] for f in questions.follow_ups})
+        print(f"\nAsked mid-conversation, each after the first question of {firsts} conversation"
+              f"{'s' if firsts != 1 else ''} and joined to it as the chat joins a follow-up:")
+        if asked_after[0].mid_conversation:
+            print("- out-of-corpus questions declined (asked alone: above): " + ", ".join(
+                f"{r.name} {r.mid_conversation[0]} of {r.mid_conversation[1]}" for r in asked_after))
+        if asked_after[0].generic_answered:
+            print("- follow-ups about the last answer (\"What is the worst case?\") answered, not declined: "
+                  + ", ".join(f"{r.name} {r.generic_answered[0]} of {r.generic_answered[1]}"
+                              for r in asked_after))
 
     splits = sorted({q.split for q in questions.answerable})
     if len(splits) > 1:

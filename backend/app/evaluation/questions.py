@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -71,6 +71,9 @@ class QuestionSet:
     answerable: list[Question]
     follow_ups: list[FollowUp]
     out_of_corpus: list[OutOfCorpus]
+    # follow-ups about the last answer with no subject of their own ("What is the worst
+    # case?"): asked after each conversation's first question, they should be answered
+    generic_follow_ups: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path) -> QuestionSet:
@@ -91,9 +94,11 @@ class QuestionSet:
         outside = [OutOfCorpus(_text(e, "question", f"out_of_corpus[{i}]"), str(e.get("split") or "dev"))
                    if isinstance(e, dict) else OutOfCorpus(str(e))
                    for i, e in enumerate(data.get("out_of_corpus") or [])]
+        generic = [_text({"question": e}, "question", f"generic_follow_ups[{i}]")
+                   for i, e in enumerate(data.get("generic_follow_ups") or [])]
         if not answerable and not follow_ups and not outside:
             raise QuestionFileError(f"{path}: no questions in it")
-        return cls(answerable, follow_ups, outside)
+        return cls(answerable, follow_ups, outside, generic)
 
 
 def _text(entry: dict, key: str, where: str) -> str:

@@ -35,8 +35,10 @@ class ConfigResult:
     answerable_signals: list[GateSignals] = field(default_factory=list)
     out_of_corpus_signals: list[GateSignals] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
-    # out-of-corpus questions asked after an answer: [declined, asked] (None: not run)
+    # asked after an answer: out-of-corpus questions [declined, asked], and follow-ups about
+    # the answer [answered, asked] (None: not run)
     mid_conversation: list[int] | None = None
+    generic_answered: list[int] | None = None
     misses: list[str] = field(default_factory=list)  # ids not in the top 5
     expanded: list[int] = field(default_factory=list)  # [searches the LLM wrote a passage for, searches]
     # what each question retrieved, for `--report` (whoever wrote the questions can see why)
@@ -71,14 +73,14 @@ def search_follow_ups(chat_service, retriever: Retriever, questions: QuestionSet
     return _in_conversation(chat_service, retriever, conversations, method, mode, rerank, expand)
 
 
-def ask_out_of_corpus_mid_conversation(chat_service, retriever: Retriever, questions: QuestionSet, mode: str,
-                                       rerank: bool) -> list[tuple[str, str, bool]]:
-    """Each out-of-corpus question asked after the first question of each follow-up
-    conversation, as the chat searches a follow-up (joined questions, the CPU default):
-    (earlier question, question, declined). Asked alone the gate declines it; asked after
-    an answer it must not borrow that answer's topic and be answered from its pages."""
+def ask_mid_conversation(chat_service, retriever: Retriever, questions: QuestionSet, asked: list[str],
+                         mode: str, rerank: bool) -> list[tuple[str, str, bool]]:
+    """Each of `asked` after the first question of each follow-up conversation, as the chat
+    searches a follow-up (joined questions, the CPU default): (earlier question, question,
+    declined). An out-of-corpus question must not borrow the earlier topic and be answered
+    from its pages; a question about the last answer ("What is the worst case?") must."""
     firsts = list(dict.fromkeys((f.earlier or (f.follow_up,))[0] for f in questions.follow_ups))
-    conversations = [((first,), o.question) for o in questions.out_of_corpus for first in firsts]
+    conversations = [((first,), question) for question in asked for first in firsts]
     found = _in_conversation(chat_service, retriever, conversations, "concat", mode, rerank, False)
     return [(first[0], question, passages.retrieval.declined or not passages.retrieval.sources)
             for (first, question), passages in zip(conversations, found)]
@@ -182,11 +184,19 @@ def run_config(retriever: Retriever, questions: QuestionSet, name: str, mode: st
                                    **_retrieved(passages.retrieval)})
         result.follow_ups[method] = found
         result.fell_back[method] = fell_back
-    if chat_service is not None and questions.follow_ups and questions.out_of_corpus:
-        asked = ask_out_of_corpus_mid_conversation(chat_service, retriever, questions, mode, rerank)
-        result.mid_conversation = [sum(declined for _, _, declined in asked), len(asked)]
-        result.details += [{"kind": "out_of_corpus_mid_conversation", "earlier": first, "question": question,
-                            "declined": declined} for first, question, declined in asked]
+    if chat_service is not None and questions.follow_ups:
+        outside = ask_mid_conversation(chat_service, retriever, questions,
+                                       [o.question for o in questions.out_of_corpus], mode, rerank)
+        generic = ask_mid_conversation(chat_service, retriever, questions, questions.generic_follow_ups,
+                                       mode, rerank)
+        if outside:
+            result.mid_conversation = [sum(declined for *_, declined in outside), len(outside)]
+        if generic:
+            result.generic_answered = [sum(not declined for *_, declined in generic), len(generic)]
+        result.details += [{"kind": kind, "earlier": first, "question": question, "declined": declined}
+                           for kind, asked in (("out_of_corpus_mid_conversation", outside),
+                                               ("generic_follow_up", generic))
+                           for first, question, declined in asked]
     return result
 
 

@@ -30,7 +30,19 @@ CHATTER_EXAMPLES = (
     "Explain it simply, please.", "Keep it short.", "Could you give an example?",
 )
 
-# Of those, the ones that ask for nothing: after an answer, "Thanks!" is not a follow-up.
+# Questions about the answer just given, with no subject of their own: after an answer
+# they are follow-ups, whatever the materials say to them alone (ChatService.is_off_topic).
+ABOUT_THE_ANSWER_EXAMPLES = (
+    "Can you show me an example?", "Give me another example.", "Explain it in simpler words.",
+    "Can you go into more detail?", "What are the pros and cons?", "What is its complexity?",
+    "How fast is it?", "How much space does it use?", "Why does it work?", "What is the difference?",
+    "When should I use it?", "What are the alternatives?", "What are the drawbacks?", "Can you summarize?",
+    "What are the key steps?", "How is it implemented?", "Show me the code.", "What about the best case?",
+    "Is there a simpler way?", "What are typical mistakes?", "Why is it important?", "Where is it used?",
+    "Can you compare them?", "What does the book say?",
+)
+
+# Of the chatter examples, the ones that ask for nothing: after an answer, "Thanks!" is not a follow-up.
 PLEASANTRIES = frozenset({"Hi!", "Hello everyone.", "Good morning.", "Thanks a lot!", "Thank you so much.", "Cheers."})
 
 _CLAUSE_BREAK = re.compile(r"(?<=[.!?])\s+|:\s+|;\s+|,\s*but\s+", re.IGNORECASE)
@@ -55,12 +67,14 @@ class ChatterFilter:
         self.encode = encode
         self.best_similarity = best_similarity
         self._examples: np.ndarray | None = None
+        self._about_the_answer: np.ndarray | None = None
 
     def prepare(self) -> None:
         """Embed the chatter examples (a tenth of a second on CPU): at start-up, not on
         a student's first question."""
         if self._examples is None:
             self._examples = np.asarray(self.encode(list(CHATTER_EXAMPLES)))
+            self._about_the_answer = np.asarray(self.encode(list(ABOUT_THE_ANSWER_EXAMPLES)))
 
     def question_text(self, message: str) -> str:
         clauses = [c.strip() for c in _CLAUSE_BREAK.split(message) if c and _WORD.search(c)]
@@ -88,3 +102,10 @@ class ChatterFilter:
         if likeness[nearest] < SMALL_TALK_SIMILARITY or likeness[nearest] <= best_similarity:
             return None
         return "pleasantry" if CHATTER_EXAMPLES[nearest] in PLEASANTRIES else "chatter"
+
+    def about_the_answer(self, vector: np.ndarray) -> float:
+        """How close a message is to a question about the answer before it ("What is the
+        worst case?", "Could you summarize the key points?"): its best cosine with those
+        examples."""
+        self.prepare()
+        return float((self._about_the_answer @ np.asarray(vector)).max())

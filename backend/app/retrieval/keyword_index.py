@@ -45,8 +45,8 @@ _SPELLED = re.compile(r"[^\W\d_]{5,}")  # words long enough to correct a typo in
 # Interrogatives and auxiliaries carry no topic. They stay in the ranking (measured:
 # dropping them, or a longer list, ranked slightly worse), but they are not evidence
 # for the relevance gate: otherwise "what" in "what is X?" matches any "what ..." text.
-# Nor are the politeness words a question keeps ("... step by step please"): a book
-# that never says "please" has not left the question's subject out.
+# Nor are the politeness words a question keeps ("... step by step please"): a passage
+# need not say "please" to hold the question.
 QUESTION_WORDS = frozenset("""
 what which who whom whose when where why how do does did can could would should
 i me my you your we

@@ -67,12 +67,11 @@ class Retrieval:
     best_similarity: float | None = None  # the relevance gate's inputs: best dense cosine,
     keyword_coverage: float = 0.0         # and how much of the question the best keyword match holds,
     unknown_words: list[str] = field(default_factory=list)  # and its rare words the materials never use
-    # every topic word of it the materials never use, rare or common ("Australia", "exam"),
-    # once they are a textbook or more: a follow-up's off-topic test (chat.service.is_off_topic)
-    absent_words: list[str] = field(default_factory=list)
     declined: bool = False                # nothing relevant enough: the chat says so
     small_talk: bool = False              # declined, and only chatter ("Thanks!"): the chat invites a question
     pleasantry: bool = False              # small talk that asks for nothing ("Thanks!", "Hi"), even after an answer
+    # declined: how close it is to a question about the last answer ("What is the worst case?")
+    about_the_answer: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     search_text: str = ""                 # what was searched: the query without its chatter
 
@@ -152,16 +151,16 @@ class Retriever:
         # absence says something only of enough text (about a textbook); in a few lectures
         # many ordinary words of a fair question are simply not there
         enough_text = keyword.indexed_chunks >= settings.unknown_word_min_chunks
-        absent = list(keyword.unknown_words) if enough_text else []
-        unknown = self.rare_words(absent)
+        unknown = self.rare_words(keyword.unknown_words) if enough_text else []
 
         if cutoff > -1.0 and not self.passes_gate(best, keyword.coverage, cutoff, unknown):
             talk = (self.chatter.small_talk(vector, best if best is not None else -1.0)
                     if settings.strip_chatter and not unknown else None)
+            about = self.chatter.about_the_answer(vector)
             return Retrieval(query, [], len(candidates), False, (time.perf_counter() - started) * 1000,
                              best_similarity=best, keyword_coverage=keyword.coverage, unknown_words=unknown,
-                             absent_words=absent, declined=True, small_talk=talk is not None,
-                             pleasantry=talk == "pleasantry",
+                             declined=True, small_talk=talk is not None,
+                             pleasantry=talk == "pleasantry", about_the_answer=about,
                              timings=timings, search_text=text)
         if hypothetical and mode != "keyword":
             t = time.perf_counter()
@@ -181,7 +180,7 @@ class Retriever:
         sources = [self._source(i + 1, c) for i, c in enumerate(ranked[:top_k])]
         return Retrieval(query, sources, len(candidates), False, (time.perf_counter() - started) * 1000,
                          best_similarity=best, keyword_coverage=keyword.coverage, unknown_words=unknown,
-                         absent_words=absent, timings=timings, search_text=text)
+                         timings=timings, search_text=text)
 
     def question_text(self, message: str) -> str:
         """The question in a student's message, without its greetings, thanks and pleas
