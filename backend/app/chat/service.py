@@ -240,7 +240,7 @@ class ChatService:
 
     def no_answer_message(self, retrieval: Retrieval) -> str:
         """The decline, naming what the materials never mention when that is the reason."""
-        words = retrieval.unknown_words
+        words = retrieval.unknown_words or retrieval.missing_rare_words
         if not words:
             return self.settings.no_answer_message
         named = " or ".join(f"\u201c{w}\u201d" for w in words[:3])
@@ -334,13 +334,14 @@ def is_off_topic(alone: Retrieval) -> bool:
     Only a follow-up the gate declines alone, and one unlike a question about the last
     answer ("What is the worst case?", "Could you give a counterexample?": follow-ups,
     whatever the materials say to them alone). It is off the materials when it names a
-    rare word they never use ("what about MongoDB?"), or when it is a whole question (four
-    words or more, nothing pointing back) far from every passage or quite unlike a question
-    about an answer ("What is the capital city of Australia?": 0.24 from the passages,
-    0.19 from those questions). docs/DESIGN.md, "Out-of-corpus questions mid-conversation"."""
+    rare word they never use ("what about MongoDB?", however small the course: the gate
+    has declined it already), or when it is a whole question (four words or more, nothing
+    pointing back) far from every passage or quite unlike a question about an answer
+    ("What is the capital city of Australia?": 0.24 from the passages, 0.19 from those
+    questions). docs/DESIGN.md, "Out-of-corpus questions mid-conversation"."""
     if not alone.declined or alone.small_talk or alone.about_the_answer >= ABOUT_THE_ANSWER_LIKENESS:
         return False
-    if alone.unknown_words:
+    if alone.missing_rare_words:
         return True
     text = alone.search_text or alone.query
     whole = not leans_back(text) and len(text.split()) >= OFF_TOPIC_MIN_WORDS

@@ -70,8 +70,11 @@ class Retrieval:
     declined: bool = False                # nothing relevant enough: the chat says so
     small_talk: bool = False              # declined, and only chatter ("Thanks!"): the chat invites a question
     pleasantry: bool = False              # small talk that asks for nothing ("Thanks!", "Hi"), even after an answer
-    # declined: how close it is to a question about the last answer ("What is the worst case?")
+    # declined: how close it is to a question about the last answer ("What is the worst case?"),
     about_the_answer: float = 0.0
+    # and its rare words the materials never use, however little text they are (the gate
+    # counts them only from unknown_word_min_chunks up): a follow-up's new subject
+    missing_rare_words: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     search_text: str = ""                 # what was searched: the query without its chatter
 
@@ -157,10 +160,12 @@ class Retriever:
             talk = (self.chatter.small_talk(vector, best if best is not None else -1.0)
                     if settings.strip_chatter and not unknown else None)
             about = self.chatter.about_the_answer(vector)
+            missing = unknown if enough_text else self.rare_words(keyword.unknown_words)
             return Retrieval(query, [], len(candidates), False, (time.perf_counter() - started) * 1000,
                              best_similarity=best, keyword_coverage=keyword.coverage, unknown_words=unknown,
                              declined=True, small_talk=talk is not None,
                              pleasantry=talk == "pleasantry", about_the_answer=about,
+                             missing_rare_words=missing,
                              timings=timings, search_text=text)
         if hypothetical and mode != "keyword":
             t = time.perf_counter()
