@@ -35,7 +35,7 @@ OFF_TOPIC_MIN_WORDS = 4
 OFF_TOPIC_SIMILARITY = 0.15
 # How like a question about the last answer ("What is the worst case?", chatter.py's
 # examples) a follow-up is: from this on it is one, whatever its words; below the second
-# a whole question is a new subject ("What is the capital city of Australia?": 0.24).
+# a whole question is a new subject ("What happens in the Krebs cycle?": 0.16).
 ABOUT_THE_ANSWER_LIKENESS = 0.4
 NEW_SUBJECT_LIKENESS = 0.2
 # Words that stand for something said before ("what is its worst case?", "how is that value
@@ -337,8 +337,8 @@ def is_off_topic(alone: Retrieval) -> bool:
     rare word they never use ("what about MongoDB?", however small the course: the gate
     has declined it already), or when it is a whole question (four words or more, nothing
     pointing back) far from every passage or quite unlike a question about an answer
-    ("What is the capital city of Australia?": 0.24 from the passages, 0.19 from those
-    questions). docs/DESIGN.md, "Out-of-corpus questions mid-conversation"."""
+    ("What happens in the Krebs cycle?": 0.23 from the sample course's passages, 0.16 like
+    those questions). docs/DESIGN.md, "Out-of-corpus questions mid-conversation"."""
     if not alone.declined or alone.small_talk or alone.about_the_answer >= ABOUT_THE_ANSWER_LIKENESS:
         return False
     if alone.missing_rare_words:
