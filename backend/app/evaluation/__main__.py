@@ -28,7 +28,7 @@ from app.evaluation.corpus import (
 )
 from app.evaluation.metrics import percentile
 from app.evaluation.questions import QuestionFileError, QuestionSet, check
-from app.evaluation.runner import Expander, gate_outcome, run_config
+from app.evaluation.runner import Expander, first_questions, gate_outcome, run_config
 from app.settings import PROJECT_ROOT, Settings
 
 DEFAULT_QUESTIONS = PROJECT_ROOT / "bench" / "eval" / "questions.json"
@@ -189,7 +189,7 @@ def main(argv=None) -> int:
 
     asked_after = [r for r in results if r.mid_conversation or r.generic_answered]
     if asked_after:
-        firsts = len({(f.earlier or (f.follow_up,))[0] for f in questions.follow_ups})
+        firsts = len(first_questions(questions))
         print(f"\nAsked mid-conversation, each after the first question of {firsts} conversation"
               f"{'s' if firsts != 1 else ''} and joined to it as the chat joins a follow-up:")
         if asked_after[0].mid_conversation:

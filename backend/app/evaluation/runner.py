@@ -79,11 +79,15 @@ def ask_mid_conversation(chat_service, retriever: Retriever, questions: Question
     searches a follow-up (joined questions, the CPU default): (earlier question, question,
     declined). An out-of-corpus question must not borrow the earlier topic and be answered
     from its pages; a question about the last answer ("What is the worst case?") must."""
-    firsts = list(dict.fromkeys((f.earlier or (f.follow_up,))[0] for f in questions.follow_ups))
-    conversations = [((first,), question) for question in asked for first in firsts]
+    conversations = [((first,), question) for question in asked for first in first_questions(questions)]
     found = _in_conversation(chat_service, retriever, conversations, "concat", mode, rerank, False)
     return [(first[0], question, passages.retrieval.declined or not passages.retrieval.sources)
             for (first, question), passages in zip(conversations, found)]
+
+
+def first_questions(questions: QuestionSet) -> list[str]:
+    """The distinct questions the follow-up conversations open with."""
+    return list(dict.fromkeys((f.earlier or (f.follow_up,))[0] for f in questions.follow_ups))
 
 
 def _in_conversation(chat_service, retriever: Retriever, conversations: list[tuple[tuple[str, ...], str]],
