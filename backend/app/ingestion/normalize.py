@@ -281,20 +281,16 @@ def strip_boilerplate_lines(pages: list[str], min_length: int = 30, min_share: f
     if len(pages) < min_pages:
         return pages
     split = [text.split("\n") for text in pages]
-
-    def candidate(line: str) -> bool:
-        return len(line.strip()) >= min_length and not _CODE_CHARACTERS.search(line)
-
-    counts = Counter(key for lines in split for key in {_boilerplate_key(ln) for ln in lines if candidate(ln)})
+    # each line's key, once; None for a line too short to be a sentence, or code
+    keys = [[_boilerplate_key(ln) if len(ln.strip()) >= min_length and not _CODE_CHARACTERS.search(ln)
+             else None for ln in lines] for lines in split]
+    counts = Counter(key for page in keys for key in set(page) - {None})
     threshold = max(min_pages, int(len(pages) * min_share))
     boilerplate = {key for key, n in counts.items() if n >= threshold}
     if not boilerplate:
         return pages
-
-    def dropped(line: str) -> bool:
-        return candidate(line) and _boilerplate_key(line) in boilerplate
-
-    lines = [ln for page in split for ln in page if ln.strip()]
-    if sum(map(dropped, lines)) > max_share_of_text * len(lines):
+    dropped = sum(key in boilerplate for page in keys for key in page)
+    if dropped > max_share_of_text * sum(1 for lines in split for ln in lines if ln.strip()):
         return pages
-    return ["\n".join(ln for ln in page if not dropped(ln)).strip() for page in split]
+    return ["\n".join(ln for ln, key in zip(lines, page) if key not in boilerplate).strip()
+            for lines, page in zip(split, keys)]
