@@ -233,7 +233,8 @@ class ChatService:
                     query, how, retrieval = wider, "concat", found
                     break
         if how == "concat" and alone is not None:
-            asked = await asyncio.to_thread(self.retriever.question_text, question)
+            # what the alone search searched: the follow-up without its chatter, already
+            asked = alone.search_text or await asyncio.to_thread(self.retriever.question_text, question)
             if not _POINTS_BACK.search(asked):
                 retrieval = merged(retrieval, alone, self.settings.top_k)
         return query, how, retrieval
