@@ -487,6 +487,18 @@ def test_follow_ups_keep_their_topic_and_a_new_topic_is_found(tmp_path, settings
     assert mongo.retrieval.declined and mongo.how == "none" and not mongo.retrieval.unknown_words
     assert "never mention \u201cMongoDB\u201d" in chat.no_answer_message(mongo.retrieval)
     assert not retriever.search("What is a hash table? what about MongoDB?", as_written=True).declined
+    # A question about the answer may use a word the materials never do ("counterexample"):
+    # it asks how to answer, it names no subject, so the joined search does not count it
+    # either (it did at a textbook's size, and declined a fair follow-up)
+    textbook_sized = concat.model_copy(update={"unknown_word_min_chunks": 1})
+    strict = ChatService(textbook_sized, make_retriever(harness, textbook_sized, embedder), LLMClient(concat), None)
+    counter = turn(["when does a hash table resize"], "Could you give a counterexample?", strict)
+    assert counter.how == "concat" and not counter.retrieval.declined
+    assert counter.retrieval.sources[0].file.endswith("hash-tables.pdf")
+    assert strict.retriever.search(counter.query, as_written=True).declined  # as it was judged before
+    mongo = turn(["when does a hash table resize"], "when should I use MongoDB instead of a relational database",
+                 strict)  # it reads like one (0.42), but "MongoDB" names a subject
+    assert mongo.retrieval.declined and mongo.retrieval.unknown_words == ["MongoDB"]
     why = turn(["What is a hash table?"], "Why?")
     assert why.how == "concat" and not why.retrieval.declined
     example = turn(["What is a hash table?"], "Could you give an example?")  # chatter, but it asks about the answer

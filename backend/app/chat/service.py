@@ -216,8 +216,10 @@ class ChatService:
         two lists merged. An LLM's rewrite reads the whole conversation and is not merged:
         with a good model that would only add noise (and SmolLM2's rewrites, which keep the
         student's words, find as many follow-ups without it: 11 of 12 either way)."""
+        asking = await asyncio.to_thread(self.asking_words, alone) if alone is not None and alone.declined else []
         retrieval = await asyncio.to_thread(self.retriever.search, query, hypothetical=hypothetical,
-                                            as_written=how != "none")  # condense took the chatter out
+                                            as_written=how != "none",  # condense took the chatter out
+                                            asking_words=asking)
         if how == "none":
             return query, how, retrieval
         if retrieval.declined:
@@ -228,7 +230,8 @@ class ChatService:
                 if wider in tried:
                     continue
                 tried.add(wider)
-                found = await asyncio.to_thread(self.retriever.search, wider, as_written=True)
+                found = await asyncio.to_thread(self.retriever.search, wider, as_written=True,
+                                                asking_words=asking)
                 if not found.declined:
                     query, how, retrieval = wider, "concat", found
                     break
@@ -238,6 +241,18 @@ class ChatService:
             if not _POINTS_BACK.search(asked):
                 retrieval = merged(retrieval, alone, self.settings.top_k)
         return query, how, retrieval
+
+    def asking_words(self, alone: Retrieval) -> list[str]:
+        """The words a follow-up about the last answer asks with, that the materials never
+        use ("Could you give a counterexample?"): they name no subject, so its joined search
+        must not decline them. Only words that read as asking themselves ("counterexample":
+        0.48 like a question about an answer; "MongoDB", in "when should I use MongoDB
+        instead of a relational database?", 0.21, and the subject words of every
+        out-of-corpus question we have, 0.15-0.35)."""
+        if not alone.declined or alone.about_the_answer < ABOUT_THE_ANSWER_LIKENESS:
+            return []
+        return [w for w in alone.missing_rare_words
+                if self.retriever.about_the_answer(w) >= ABOUT_THE_ANSWER_LIKENESS]
 
     def no_answer_message(self, retrieval: Retrieval) -> str:
         """The decline, naming what the materials never mention when that is the reason."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -111,14 +112,17 @@ class Retriever:
 
     def search(self, query: str, top_k: int | None = None, cutoff: float | None = None,
                mode: str | None = None, rerank: bool | None = None,
-               hypothetical: str | None = None, as_written: bool = False) -> Retrieval:
+               hypothetical: str | None = None, as_written: bool = False,
+               asking_words: Collection[str] = ()) -> Retrieval:
         """The passages for `query`, best first, or none when the relevance gate declines
         it. `cutoff`: the gate's similarity threshold; -1 turns the gate off (the
         evaluation ranks every question, and judges the gate from the returned signals).
         `hypothetical`: a passage the LLM wrote to answer it (app/retrieval/expansion.py);
         the dense search then uses the mean of both vectors, the gate the question alone.
         `as_written`: `query` is already without chatter (a follow-up joined to the
-        question before it, each stripped on its own by `question_text`)."""
+        question before it, each stripped on its own by `question_text`). `asking_words`:
+        words that ask how to answer, not about what ("counterexample" in a follow-up about
+        the last answer): never counted as words the materials do not use."""
         started = time.perf_counter()
         settings = self.settings
         top_k = top_k or settings.top_k
@@ -154,18 +158,18 @@ class Retriever:
         # absence says something only of enough text (about a textbook); in a few lectures
         # many ordinary words of a fair question are simply not there
         enough_text = keyword.indexed_chunks >= settings.unknown_word_min_chunks
-        unknown = self.rare_words(keyword.unknown_words) if enough_text else []
+        rare = [w for w in self.rare_words(keyword.unknown_words) if w not in asking_words]
+        unknown = rare if enough_text else []
 
         if cutoff > -1.0 and not self.passes_gate(best, keyword.coverage, cutoff, unknown):
             talk = (self.chatter.small_talk(vector, best if best is not None else -1.0)
                     if settings.strip_chatter and not unknown else None)
             about = self.chatter.about_the_answer(vector)
-            missing = unknown if enough_text else self.rare_words(keyword.unknown_words)
             return Retrieval(query, [], len(candidates), False, (time.perf_counter() - started) * 1000,
                              best_similarity=best, keyword_coverage=keyword.coverage, unknown_words=unknown,
                              declined=True, small_talk=talk is not None,
                              pleasantry=talk == "pleasantry", about_the_answer=about,
-                             missing_rare_words=missing,
+                             missing_rare_words=rare,
                              timings=timings, search_text=text)
         if hypothetical and mode != "keyword":
             t = time.perf_counter()
@@ -191,6 +195,10 @@ class Retriever:
         """The question in a student's message, without its greetings, thanks and pleas
         for help (app/retrieval/chatter.py), where that is configured."""
         return self.chatter.question_text(message) if self.settings.strip_chatter else message
+
+    def about_the_answer(self, text: str) -> float:
+        """How much `text` reads like a question about the last answer (chatter.py)."""
+        return self.chatter.about_the_answer(self.embedder.encode_query(text))
 
     def passes_gate(self, best: float | None, coverage: float, cutoff: float,
                     unknown_words: list[str] | tuple = ()) -> bool:
