@@ -203,7 +203,7 @@ def main(argv=None) -> int:
     splits = sorted({q.split for q in questions.answerable})
     if len(splits) > 1:
         counts = ", ".join(f"{s} {results[0].per_split[s].count}" for s in splits)
-        print(f"\nBy split ({counts} questions; holdout: written after the choices were made on dev):\n")
+        print(f"\nBy split ({counts} questions; the question file's \"about\" says how each was written):\n")
         print("| configuration | " + " | ".join(f"{s} hit@1 | {s} hit@3 | {s} hit@5 | {s} MRR@10" for s in splits) + " |")
         print("|---" * (1 + 4 * len(splits)) + "|")
         for r in results:
