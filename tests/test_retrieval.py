@@ -499,6 +499,16 @@ def test_follow_ups_keep_their_topic_and_a_new_topic_is_found(tmp_path, settings
     mongo = turn(["when does a hash table resize"], "when should I use MongoDB instead of a relational database",
                  strict)  # it reads like one (0.42), but "MongoDB" names a subject
     assert mongo.retrieval.declined and mongo.retrieval.unknown_words == ["MongoDB"]
+    # A whole question that names two things the materials hardly mention is a subject of its
+    # own, though it reads somewhat like a question about an answer (0.25); counted, as
+    # absence is, only in a textbook's worth of text, where few words are that scarce
+    bloom = "how does a Bloom filter answer membership queries with false positives"
+    for service, declined in ((strict, True), (chat, False)):
+        found = turn(["What is a hash table?"], bloom, service)
+        assert found.retrieval.declined is declined and (found.how == "none") is declined
+    assert len(strict.retriever.search(bloom).scarce_words) >= 2 and not retriever.search(bloom).scarce_words
+    worst = turn(["What is a hash table?"], "What is the worst case?", strict)
+    assert worst.how == "concat" and not worst.retrieval.declined
     why = turn(["What is a hash table?"], "Why?")
     assert why.how == "concat" and not why.retrieval.declined
     example = turn(["What is a hash table?"], "Could you give an example?")  # chatter, but it asks about the answer

@@ -38,6 +38,10 @@ OFF_TOPIC_SIMILARITY = 0.15
 # a whole question is a new subject ("What happens in the Krebs cycle?": 0.16).
 ABOUT_THE_ANSWER_LIKENESS = 0.4
 NEW_SUBJECT_LIKENESS = 0.2
+# Below the first, a whole question with this many words scarce in the materials names a
+# subject of its own ("the capital city of Australia": "capital" 11 chunks of 7,282,
+# "Australia" 1), where one scarce word is often how a follow-up asks ("for the exam?").
+SUBJECT_SCARCE_WORDS = 2
 # Words that stand for something said before ("what is its worst case?", "how is that value
 # chosen?", "which algorithm should I use instead?"): a question with one is not whole alone.
 _POINTS_BACK = re.compile(
@@ -352,9 +356,11 @@ def is_off_topic(alone: Retrieval) -> bool:
     whatever the materials say to them alone). It is off the materials when it names a
     rare word they never use ("what about MongoDB?", however small the course: the gate
     has declined it already), or when it is a whole question (four words or more, nothing
-    pointing back) far from every passage or quite unlike a question about an answer
-    ("What happens in the Krebs cycle?": 0.23 from the sample course's passages, 0.16 like
-    those questions). docs/DESIGN.md, "Out-of-corpus questions mid-conversation"."""
+    pointing back) far from every passage, quite unlike a question about an answer ("What
+    happens in the Krebs cycle?": 0.23 from the sample course's passages, 0.16 like those
+    questions), or naming two things the materials hardly mention ("What is the capital city
+    of Australia?", in a textbook's worth of text). docs/DESIGN.md, "Out-of-corpus questions
+    mid-conversation"."""
     if not alone.declined or alone.small_talk or alone.about_the_answer >= ABOUT_THE_ANSWER_LIKENESS:
         return False
     if alone.missing_rare_words:
@@ -362,7 +368,8 @@ def is_off_topic(alone: Retrieval) -> bool:
     text = alone.search_text or alone.query
     whole = not leans_back(text) and len(text.split()) >= OFF_TOPIC_MIN_WORDS
     return whole and ((alone.best_similarity or 0.0) < OFF_TOPIC_SIMILARITY
-                      or alone.about_the_answer < NEW_SUBJECT_LIKENESS)
+                      or alone.about_the_answer < NEW_SUBJECT_LIKENESS
+                      or len(alone.scarce_words) >= SUBJECT_SCARCE_WORDS)
 
 
 def without_small_talk(history: list[Message]) -> list[Message]:

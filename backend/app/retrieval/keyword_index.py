@@ -264,6 +264,24 @@ class KeywordIndex:
             coverage = self._coverage(model, topic_terms, [int(d) for d in documents[0][:3]])
         return KeywordResult(hits, coverage, unknown, len(ids))
 
+    def scarce_words(self, text: str, share: float) -> list[str]:
+        """`text`'s topic words that fewer than `share` of the chunks hold (none, for a word
+        the materials never use), as written. "What is the capital city of Australia?" asked
+        of nine textbooks: "capital" is in 11 chunks of 7,282, "Australia" in 1."""
+        self.ensure_current()
+        with self._lock:
+            model, ids = self._model, self._ids
+        if model is None or not ids:
+            return []
+        indptr = model.scores["indptr"]
+        scarce = []
+        for word, term in self.analyzer.topic_words(text):
+            column = model.vocab_dict.get(term)
+            holders = 0 if column is None else int(indptr[column + 1] - indptr[column])
+            if holders < share * len(ids):
+                scarce.append(word)
+        return scarce
+
     def _unknown_words(self, model, query: str) -> list[str]:
         """The query's topic words whose stem is in no chunk (typos forgiven), as written."""
         vocabulary = model.vocab_dict

@@ -22,6 +22,10 @@ from app.settings import Settings
 from app.storage.chunk_store import ChunkStore
 
 
+# A word fewer than this share of the passages hold is scarce in the materials (1 in 500).
+SCARCE_WORD_SHARE = 0.002
+
+
 @dataclass
 class Source:
     """One retrieved chunk, numbered as the answer cites it ([1], [2], ...)."""
@@ -76,6 +80,9 @@ class Retrieval:
     # and its rare words the materials never use, however little text they are (the gate
     # counts them only from unknown_word_min_chunks up): a follow-up's new subject
     missing_rare_words: list[str] = field(default_factory=list)
+    # and its topic words that few passages hold (SCARCE_WORD_SHARE), counted, as absence
+    # is, only from unknown_word_min_chunks up: in a few lectures most words are scarce
+    scarce_words: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     search_text: str = ""                 # what was searched: the query without its chatter
 
@@ -170,6 +177,8 @@ class Retriever:
                              declined=True, small_talk=talk is not None,
                              pleasantry=talk == "pleasantry", about_the_answer=about,
                              missing_rare_words=rare,
+                             scarce_words=(self.keyword_index.scarce_words(text, SCARCE_WORD_SHARE)
+                                           if enough_text else []),
                              timings=timings, search_text=text)
         if hypothetical and mode != "keyword":
             t = time.perf_counter()
