@@ -46,11 +46,13 @@ _SPELLED = re.compile(r"[^\W\d_]{5,}")  # words long enough to correct a typo in
 # dropping them, or a longer list, ranked slightly worse), but they are not evidence
 # for the relevance gate: otherwise "what" in "what is X?" matches any "what ..." text.
 # Nor are the politeness words a question keeps ("... step by step please"): a passage
-# need not say "please" to hold the question.
+# need not say "please" to hold the question. Nor are studying words ("What do I need to
+# know for the midterm?"): materials that never say "midterm" still hold the answer.
 QUESTION_WORDS = frozenset("""
 what which who whom whose when where why how do does did can could would should
 i me my you your we
 please pls plz thanks thank thx hi hello hey ok okay
+exam exams midterm midterms quiz quizzes homework revise revision revising memorize memorise
 """.split())
 
 
