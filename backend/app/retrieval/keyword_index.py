@@ -275,14 +275,8 @@ class KeywordIndex:
             model, ids = self._model, self._ids
         if model is None or not ids:
             return []
-        indptr = model.scores["indptr"]
-        scarce = []
-        for word, term in self.analyzer.topic_words(text):
-            column = model.vocab_dict.get(term)
-            holders = 0 if column is None else int(indptr[column + 1] - indptr[column])
-            if holders < share * len(ids):
-                scarce.append(word)
-        return scarce
+        return [word for word, term in self.analyzer.topic_words(text)
+                if len(self._holders(model, term)) < share * len(ids)]
 
     def _unknown_words(self, model, query: str) -> list[str]:
         """The query's topic words whose stem is in no chunk (typos forgiven), as written."""
@@ -325,17 +319,26 @@ class KeywordIndex:
         return fixes
 
     @staticmethod
+    def _holders(model, term: str):
+        """The numbers of the chunks that hold `term` (none for a term the index lacks)."""
+        import numpy as np
+
+        column = model.vocab_dict.get(term)
+        if column is None:
+            return np.empty(0, dtype=np.int64)
+        indptr = model.scores["indptr"]
+        return model.scores["indices"][indptr[column]:indptr[column + 1]]
+
+    @staticmethod
     def _coverage(model, terms: list[str], docs: list[int]) -> float:
         """The best, over `docs`, IDF-weighted share of the query terms a document holds."""
         import numpy as np
 
-        indptr, indices = model.scores["indptr"], model.scores["indices"]
         n = model.scores["num_docs"]
         total = 0.0
         present = np.zeros(len(docs))
         for term in terms:
-            column = model.vocab_dict.get(term)
-            holders = indices[indptr[column]:indptr[column + 1]] if column is not None else np.empty(0)
+            holders = KeywordIndex._holders(model, term)
             idf = float(np.log(1 + (n - len(holders) + 0.5) / (len(holders) + 0.5)))
             total += idf
             present += idf * np.isin(docs, holders)

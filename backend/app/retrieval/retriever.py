@@ -165,8 +165,10 @@ class Retriever:
         # absence says something only of enough text (about a textbook); in a few lectures
         # many ordinary words of a fair question are simply not there
         enough_text = keyword.indexed_chunks >= settings.unknown_word_min_chunks
-        rare = [w for w in self.rare_words(keyword.unknown_words) if w not in asking_words]
-        unknown = rare if enough_text else []
+        def rare() -> list[str]:  # only where used: answered searches in small courses need none
+            return [w for w in self.rare_words(keyword.unknown_words) if w not in asking_words]
+
+        unknown = rare() if enough_text else []
 
         if cutoff > -1.0 and not self.passes_gate(best, keyword.coverage, cutoff, unknown):
             talk = (self.chatter.small_talk(vector, best if best is not None else -1.0)
@@ -176,7 +178,7 @@ class Retriever:
                              best_similarity=best, keyword_coverage=keyword.coverage, unknown_words=unknown,
                              declined=True, small_talk=talk is not None,
                              pleasantry=talk == "pleasantry", about_the_answer=about,
-                             missing_rare_words=rare,
+                             missing_rare_words=unknown if enough_text else rare(),
                              scarce_words=(self.keyword_index.scarce_words(text, SCARCE_WORD_SHARE)
                                            if enough_text else []),
                              timings=timings, search_text=text)
