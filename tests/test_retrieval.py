@@ -169,6 +169,48 @@ def test_a_question_naming_what_the_materials_never_mention_is_declined(tmp_path
     typo = retriever.search("how do hash tables handle colisions")
     assert not typo.declined and typo.unknown_words == []
     assert retriever.rare_words(["tall", "banana", "paragraphs", "MongoDB"]) == ["MongoDB"]
+    # an everyday word written as a name names something too: "rust" says little, "Rust" a
+    # language the course never mentions (the plain threshold would answer it)
+    rust = retriever.search("How does a stack work in Rust?")
+    assert rust.declined and rust.unknown_words == ["Rust"]
+    assert rust.best_similarity >= settings.similarity_cutoff
+    assert not retriever.search("How does a stack work in rust?").declined
+    harness.close()
+
+
+def test_written_as_names():
+    from app.retrieval.names import written_as_names
+
+    assert written_as_names("what does the CAP theorem say about distributed databases") == {"CAP"}
+    assert written_as_names("what does the Rust borrow checker prevent") == {"Rust"}
+    assert written_as_names("what is PyPy") == {"PyPy"}
+    # a capital that starts a sentence says nothing; one inside it does
+    assert written_as_names("Stacks and queues. How do they differ? Dijkstra said so") == set()
+    assert written_as_names("\"Hash tables\": how do they work in Python?") == {"Python"}
+    # title case and capitals throughout name nothing by their capitals
+    assert written_as_names("What Is A Hash Table In Java?") == set()
+    assert written_as_names("HOW DOES A HASH TABLE WORK") == set()
+    # a name spelled with a symbol is one however it is cased; emphasis and arithmetic are not
+    assert written_as_names("How Does The A* Search Work In C++?") == {"A*", "C++"}
+    assert written_as_names("why is *this* x*2 or x**2") == set()
+
+
+def test_an_acronym_the_materials_never_spell_is_unknown_though_its_stem_is_there(tmp_path, settings, embedder):
+    """Stems join "CAP" to "caps", and word tokens cut "A*" to "A": the materials' words as
+    spelled keep them apart."""
+    harness = ingest_files(tmp_path, settings, embedder, {"style.md": (
+        "# Naming constants\n\nMany programming languages (C++ among them) write named constants in ALL CAPS, "
+        "and most style guides say so. A distributed database keeps copies of its rows on "
+        "several machines, so that reading a row survives the crash of one of them. A greedy "
+        "search follows a heuristic: the move that looks best now.\n")})
+    retriever = make_retriever(harness, settings.model_copy(update={"unknown_word_min_chunks": 1}), embedder)
+    question = "what does the CAP theorem say about distributed databases"
+    assert retriever.search(question, cutoff=-1.0).unknown_words == ["CAP"]
+    # the word the materials spell that way is no unknown acronym, nor is a title-case one
+    assert retriever.search("why are constants written in CAPS", cutoff=-1.0).unknown_words == []
+    assert retriever.search("What Does The CAP Theorem Say", cutoff=-1.0).unknown_words == []
+    assert retriever.search("how does the A* search algorithm use a heuristic", cutoff=-1.0).unknown_words == ["A*"]
+    assert retriever.search("how are constants named in C++", cutoff=-1.0).unknown_words == []
     harness.close()
 
 
@@ -502,11 +544,14 @@ def test_follow_ups_keep_their_topic_and_a_new_topic_is_found(tmp_path, settings
     # A whole question that names two things the materials hardly mention is a subject of its
     # own, though it reads somewhat like a question about an answer (0.25); counted, as
     # absence is, only in a textbook's worth of text, where few words are that scarce
-    bloom = "how does a Bloom filter answer membership queries with false positives"
+    bloom = "how does a bloom filter answer membership queries with false positives"
     for service, declined in ((strict, True), (chat, False)):
         found = turn(["What is a hash table?"], bloom, service)
         assert found.retrieval.declined is declined and (found.how == "none") is declined
     assert len(strict.retriever.search(bloom).scarce_words) >= 2 and not retriever.search(bloom).scarce_words
+    # written as a name, "Bloom" is one the course never mentions, however small it is
+    named = turn(["What is a hash table?"], bloom.replace("bloom", "Bloom"))
+    assert named.how == "none" and named.retrieval.declined and named.retrieval.missing_rare_words == ["Bloom"]
     for generic in ("What is the worst case?", "What do I need to know for the quiz?"):  # studying is no subject
         asked = turn(["What is a hash table?"], generic, strict)
         assert asked.how == "concat" and not asked.retrieval.declined, generic

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.retrieval.names import is_acronym, symbol_names, written_as_names
 from app.storage.catalog import Catalog
 from app.storage.chunk_store import ChunkStore
 
@@ -38,8 +39,9 @@ _WORD = re.compile(r"(?u)\b\w\w+\b")
 _LETTER_COMPOUND = re.compile(r"(?u)(?<![\w-])([^\W\d_])-([^\W\d_]{2,})\b")
 STAMP = "stamp.json"
 # Part of the index signature: a changed analyzer rebuilds the index. 2: the index also
-# keeps the materials' words as written, for spelling correction; 3: one-letter compounds.
-ANALYZER_VERSION = "3"
+# keeps the materials' words as written, for spelling correction; 3: one-letter compounds;
+# 4: it keeps every word the materials use, for acronyms and names like "C++" (spellings.json).
+ANALYZER_VERSION = "4"
 _SPELLED = re.compile(r"[^\W\d_]{5,}")  # words long enough to correct a typo in (shorter: too many neighbours)
 
 # Interrogatives and auxiliaries carry no topic. They stay in the ranking (measured:
@@ -137,6 +139,7 @@ class KeywordIndex:
         self._checked_at = 0.0
         self._stamp_mtime: float | None = None
         self._words: dict[str, int] = {}  # the materials' words as written (lower case) -> count
+        self._spellings: frozenset[str] = frozenset()  # every word they use, as written (lower case)
         # vocabulary -> (that vocabulary object, its words by (length, first letter)): index
         # terms for the unknown-word check, words as written for spelling fixes
         self._by_shape: dict[str, tuple[object, dict[tuple[int, str], list[str]]]] = {}
@@ -149,6 +152,7 @@ class KeywordIndex:
         signature = signature or manifest_signature(self.catalog)
         ids, tokens = [], []
         words: dict[str, int] = {}
+        spellings: set[str] = set()
         if self.store.exists():
             iterator = self.store.client.query_iterator(
                 self.store.collection, batch_size=2000, filter="", output_fields=["id", "text"]
@@ -161,19 +165,23 @@ class KeywordIndex:
                         tokens.append(self.analyzer(text))
                         for word in _SPELLED.findall(text.lower()):
                             words[word] = words.get(word, 0) + 1
+                        spellings.update(_WORD.findall(text.lower()))
+                        spellings.update(name.lower() for name in symbol_names(text))
             finally:
                 iterator.close()
         model = None
         if ids:
             model = bm25s.BM25()
             model.index(tokens, show_progress=False)
-        self._save(model, ids, words, signature)
+        self._save(model, ids, words, frozenset(spellings), signature)
         with self._lock:
             self._model, self._ids, self._words, self._signature = model, ids, words, signature
+            self._spellings = frozenset(spellings)
             self._checked_at = time.monotonic()
         return len(ids)
 
-    def _save(self, model, ids: list[str], words: dict[str, int], signature: str) -> None:
+    def _save(self, model, ids: list[str], words: dict[str, int], spellings: frozenset[str],
+              signature: str) -> None:
         """Write to a fresh folder, then swap it in: readers never see half an index."""
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         staging = self.folder.with_name(f".{self.folder.name}.{os.getpid()}.tmp")
@@ -183,6 +191,7 @@ class KeywordIndex:
             model.save(str(staging), show_progress=False)
         (staging / "ids.json").write_text(json.dumps(ids))
         (staging / "words.json").write_text(json.dumps(words))
+        (staging / "spellings.json").write_text(json.dumps(sorted(spellings)))
         (staging / STAMP).write_text(json.dumps({"signature": signature, "chunks": len(ids)}))
         old = self.folder.with_name(f".{self.folder.name}.{os.getpid()}.old")
         shutil.rmtree(old, ignore_errors=True)
@@ -199,11 +208,13 @@ class KeywordIndex:
             stamp = json.loads((self.folder / STAMP).read_text())
             ids = json.loads((self.folder / "ids.json").read_text())
             words = json.loads((self.folder / "words.json").read_text())
+            spellings = frozenset(json.loads((self.folder / "spellings.json").read_text()))
             model = bm25s.BM25.load(str(self.folder), show_progress=False) if ids else None
         except (OSError, ValueError) as exc:
             log.info("keyword index at %s not loadable (%s); it will be rebuilt", self.folder, exc)
             return None
         self._model, self._ids, self._words, self._signature = model, ids, words, stamp["signature"]
+        self._spellings = spellings
         return stamp["signature"]
 
     # -- keeping in step -------------------------------------------------------------
@@ -279,14 +290,22 @@ class KeywordIndex:
                 if len(self._holders(model, term)) < share * len(ids)]
 
     def _unknown_words(self, model, query: str) -> list[str]:
-        """The query's topic words whose stem is in no chunk (typos forgiven), as written."""
+        """The query's topic words whose stem is in no chunk (typos forgiven), as written;
+        and its acronyms and names spelled with symbols (names.py) that the materials never
+        use as they are spelled, even where a word of the same stem is there: "CAP" in "what
+        does the CAP theorem say", asked of books that say "caps" but never "cap"; "A*"."""
         vocabulary = model.vocab_dict
+        acronyms = {w for w in written_as_names(query) if is_acronym(w)}
         unknown = []
         for word, term in self.analyzer.topic_words(query):
+            if word in acronyms and word.lower() not in self._spellings:
+                unknown.append(word)
+                continue
             # a term one edit from an index term is a typo ("colision", "skiplsit"), not unknown
             if term in vocabulary or (len(term) >= 5 and any(self._one_edit_from(term, "terms", vocabulary))):
                 continue
             unknown.append(word)
+        unknown += [name for name in symbol_names(query) if name.lower() not in self._spellings]
         return unknown
 
     def _one_edit_from(self, word: str, name: str, vocabulary):

@@ -17,6 +17,7 @@ import numpy as np
 from app.embedding.encoder import Embedder
 from app.retrieval.chatter import ChatterFilter
 from app.retrieval.keyword_index import KeywordHit, KeywordIndex, KeywordResult
+from app.retrieval.names import written_as_names
 from app.retrieval.reranker import Reranker
 from app.settings import Settings
 from app.storage.chunk_store import ChunkStore
@@ -166,7 +167,8 @@ class Retriever:
         # many ordinary words of a fair question are simply not there
         enough_text = keyword.indexed_chunks >= settings.unknown_word_min_chunks
         def rare() -> list[str]:  # only where used: answered searches in small courses need none
-            return [w for w in self.rare_words(keyword.unknown_words) if w not in asking_words]
+            return [w for w in self.rare_words(keyword.unknown_words, written_as_names(text))
+                    if w not in asking_words]
 
         unknown = rare() if enough_text else []
 
@@ -237,18 +239,21 @@ class Retriever:
             text = re.sub(rf"\b{re.escape(typed)}\b", fixed, text)
         return text
 
-    def rare_words(self, words: list[str]) -> list[str]:
+    def rare_words(self, words: list[str], names: Collection[str] = ()) -> list[str]:
         """Those of `words` that are not common words: neither they nor their stem are a
         whole word of the embedder's vocabulary (30,000 pieces: common English), so
-        "paragraphs" and "tall" are common, "MongoDB" and "OAuth" rare. Only a rare word's
-        absence from the materials says they do not cover a question."""
+        "paragraphs" and "tall" are common, "MongoDB" and "OAuth" rare; and those written
+        as `names` (app/retrieval/names.py: "Rust" in "what does the Rust borrow checker
+        prevent"). Only a rare word's absence from the materials says they do not cover a
+        question."""
         if not words or self.keyword_index is None:
             return []
         common = self._common_word_set()
         if not common:  # nothing to tell rare from common by: ask no more of it
-            return []
+            return [w for w in words if w in names]
         stems = self.keyword_index.analyzer.stems(words)
-        return [w for w, stem in zip(words, stems) if w.lower() not in common and stem not in common]
+        return [w for w, stem in zip(words, stems)
+                if w in names or (w.lower() not in common and stem not in common)]
 
     def _common_word_set(self) -> frozenset[str]:
         if self._common_words is None:

@@ -1,0 +1,60 @@
+"""The words a question writes as names: "CAP" in "what does the CAP theorem say about
+distributed databases", "Rust" in "what does the Rust borrow checker prevent".
+
+Why: the relevance gate asks more of a question that names something the materials never
+mention ("MongoDB", "OAuth"), and tells a name from an ordinary word by the embedder's
+vocabulary: a word it does not hold whole is no everyday English. But many names are
+everyday words too (Rust, Swift, Shiny, CAP), and then how the student writes one is
+what says it is a name: in capitals, with a capital inside it ("PyPy", "GitHub"), or with
+a capital where no sentence starts; and any word spelled with a symbol its tokens lose ("C++",
+"C#", "A*"), however cased. A question in title case or in capitals throughout ("What Is A
+Hash Table?") names nothing by its capitals, so it gives no names but those.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+_SENTENCE_END = re.compile(r"[.!?:;\n]\W*$")
+# Small words nobody capitalizes inside a sentence, unless writing in title case or shouting.
+_SMALL_WORDS = frozenset("a an the is are was of in on to for and or with at by from".split())
+# a letter, maybe more word characters, then +, # or * ("C++", "C#", "A*"); not "*emphasis*"
+_SYMBOL_NAME = re.compile(r"(?u)(?<![\w+#*])[^\W\d_]\w*[+#*]+(?![\w+#*])")
+
+
+def is_capitalized(word: str) -> bool:
+    return word[:1].isupper()
+
+
+def written_as_names(text: str) -> set[str]:
+    """The words of `text` written as names, as written."""
+    names = set(symbol_names(text))
+    words = list(_WORD.finditer(text))
+    shouted = sum(m.group(0).isupper() for m in words) > len(words) / 2
+    if shouted or any(is_capitalized(m.group(0)) and m.group(0).lower() in _SMALL_WORDS
+                      for m in words[1:] if not _starts_sentence(text, m.start())):
+        return names  # title case or capitals throughout: capitals say nothing here
+    for m in words:
+        word = m.group(0)
+        if not word[:1].isalpha() or word.isdigit():
+            continue
+        inner_capital = any(c.isupper() for c in word[1:])
+        if inner_capital or (is_capitalized(word) and not _starts_sentence(text, m.start())):
+            names.add(word)
+    return names
+
+
+def symbol_names(text: str) -> list[str]:
+    """"C++", "C#", "A*": names that word tokens cut short to "C" and "A"."""
+    return list(dict.fromkeys(m.group(0) for m in _SYMBOL_NAME.finditer(text)))
+
+
+def is_acronym(word: str) -> bool:
+    """"CAP", "HTTP2": capitals throughout (two at least)."""
+    return sum(c.isupper() for c in word) >= 2 and not any(c.islower() for c in word)
+
+
+def _starts_sentence(text: str, start: int) -> bool:
+    before = text[:start]
+    return not any(c.isalnum() for c in before) or bool(_SENTENCE_END.search(before))
