@@ -583,3 +583,32 @@ def test_a_misspelled_word_is_searched_as_the_materials_spell_it(tmp_path, setti
     off = make_retriever(harness, settings.model_copy(update={"fix_spelling": False}), embedder)
     assert off.search("how do hash tabels handle colisions").search_text == "how do hash tabels handle colisions"
     harness.close()
+
+
+def test_the_llm_is_not_shown_the_questions_the_chat_declined(tmp_path, settings, embedder):
+    """A decline is a canned reply with no passage; a small LLM shown one repeats it."""
+    import asyncio
+
+    from app.chat.service import ChatService
+    from app.conversations.store import ConversationStore, Message
+    from app.llm.client import LLMClient
+
+    from backend_fixtures import smollm2_path
+
+    harness = ingest_sample_course(tmp_path, settings, embedder)
+    store = ConversationStore(tmp_path / "conversations.db")
+    settings = settings.model_copy(update={"llm_model_path": smollm2_path()})  # counts tokens, no server
+    chat = ChatService(settings, make_retriever(harness, settings, embedder), LLMClient(settings), store)
+    answered = ("What is a stack?", "A stack is last in, first out.", "stop")
+    declined = ("What does the Rust borrow checker prevent?", "The course materials never mention it.",
+                "no_relevant_sources")
+    for question, reply, reason in (answered, declined):
+        asyncio.run(store.add_turn("c1", Message("user", question), Message("assistant", reply, meta={
+            "finish_reason": reason})))
+    turn = asyncio.run(chat.prepare("What is a hash table?", "c1"))
+    shown = [m["content"] for m in turn.prompt.messages]
+    assert answered[0] in shown and answered[1] in shown
+    assert declined[0] not in shown and declined[1] not in shown
+    assert len(turn.history) == 4  # the conversation itself keeps the declined question
+    store.close()
+    harness.close()

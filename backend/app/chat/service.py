@@ -166,8 +166,8 @@ class ChatService:
                             expanded=found.expanded, timings=found.timings)
         if retrieval.sources:
             turn.prompt = await build_prompt(
-                self.settings.system_prompt, question, retrieval.sources, history, self.count_tokens,
-                self.settings.llm_context_window, self.settings.llm_max_tokens,
+                self.settings.system_prompt, question, retrieval.sources, without_declines(history),
+                self.count_tokens, self.settings.llm_context_window, self.settings.llm_max_tokens,
             )
         turn.timings["prepare_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return turn
@@ -376,9 +376,23 @@ def without_small_talk(history: list[Message]) -> list[Message]:
     """The conversation without its small-talk turns ("Thanks!" and the invitation to ask):
     they say nothing a follow-up could refer to, "Thanks!" would be joined to the next
     question, and a small LLM shown the canned invitation repeats it as its answer."""
+    return without_exchanges(history, "small_talk")
+
+
+def without_declines(history: list[Message]) -> list[Message]:
+    """The conversation as the LLM is shown it: without the questions the chat declined. A
+    decline holds no passage, only a canned reply, and a small LLM shown one repeats it:
+    SmolLM2 answered "What is its worst case?", asked about stacks, with "The course
+    materials never mention “Rust”...", the decline of the question before. Follow-ups are
+    still searched with a declined question, as asked."""
+    return without_exchanges(history, "no_relevant_sources")
+
+
+def without_exchanges(history: list[Message], finish_reason: str) -> list[Message]:
+    """`history` without the replies that ended for `finish_reason`, and their questions."""
     kept: list[Message] = []
     for message in history:
-        if message.role == "assistant" and message.meta.get("finish_reason") == "small_talk":
+        if message.role == "assistant" and message.meta.get("finish_reason") == finish_reason:
             if kept and kept[-1].role == "user":
                 kept.pop()
             continue
