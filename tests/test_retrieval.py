@@ -195,14 +195,14 @@ def test_written_as_names():
     assert written_as_names("why is *this* x*2 or x**2") == set()
 
 
-def test_an_acronym_the_materials_never_spell_is_unknown_though_its_stem_is_there(tmp_path, settings, embedder):
-    """Stems join "CAP" to "caps", and word tokens cut "A*" to "A": the materials' words as
-    spelled keep them apart."""
+def test_words_the_materials_never_spell_are_unknown_though_a_near_stem_is_there(tmp_path, settings, embedder):
+    """Stems join "CAP" to "caps" and "rebase" to "rebus" (one edit apart as stems), and word
+    tokens cut "A*" to "A": the materials' words as spelled keep them apart."""
     harness = ingest_files(tmp_path, settings, embedder, {"style.md": (
         "# Naming constants\n\nMany programming languages (C++ among them) write named constants in ALL CAPS, "
         "and most style guides say so. A distributed database keeps copies of its rows on "
         "several machines, so that reading a row survives the crash of one of them. A greedy "
-        "search follows a heuristic: the move that looks best now.\n")})
+        "search follows a heuristic: the move that looks best now. A rebus is a picture puzzle.\n")})
     retriever = make_retriever(harness, settings.model_copy(update={"unknown_word_min_chunks": 1}), embedder)
     question = "what does the CAP theorem say about distributed databases"
     assert retriever.search(question, cutoff=-1.0).unknown_words == ["CAP"]
@@ -211,6 +211,9 @@ def test_an_acronym_the_materials_never_spell_is_unknown_though_its_stem_is_ther
     assert retriever.search("What Does The CAP Theorem Say", cutoff=-1.0).unknown_words == []
     assert retriever.search("how does the A* search algorithm use a heuristic", cutoff=-1.0).unknown_words == ["A*"]
     assert retriever.search("how are constants named in C++", cutoff=-1.0).unknown_words == []
+    assert "rebase" in retriever.search("what does rebase do compared to merge", cutoff=-1.0).unknown_words
+    # a typo is one edit from a word as spelled, and no unknown word
+    assert retriever.search("why are named constnats written in capitals", cutoff=-1.0).unknown_words == []
     harness.close()
 
 

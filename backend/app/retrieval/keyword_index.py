@@ -301,8 +301,11 @@ class KeywordIndex:
             if word in acronyms and word.lower() not in self._spellings:
                 unknown.append(word)
                 continue
-            # a term one edit from an index term is a typo ("colision", "skiplsit"), not unknown
-            if term in vocabulary or (len(term) >= 5 and any(self._one_edit_from(term, "terms", vocabulary))):
+            # a word one edit from one the materials use is a typo ("colision", "skiplsit"), not
+            # unknown; compared as spelled, since stems are nearer each other than words are
+            # ("rebase" -> "rebas" is one edit from "rebus", the stem of "rebus")
+            if term in vocabulary or (len(word) >= 5 and any(
+                    self._one_edit_from(word.lower(), "spellings", self._spellings))):
                 continue
             unknown.append(word)
         unknown += [name for name in symbol_names(query) if name.lower() not in self._spellings]
