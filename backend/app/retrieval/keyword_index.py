@@ -140,8 +140,8 @@ class KeywordIndex:
         self._stamp_mtime: float | None = None
         self._words: dict[str, int] = {}  # the materials' words as written (lower case) -> count
         self._spellings: frozenset[str] = frozenset()  # every word they use, as written (lower case)
-        # vocabulary -> (that vocabulary object, its words by (length, first letter)): index
-        # terms for the unknown-word check, words as written for spelling fixes
+        # vocabulary -> (that vocabulary object, its words by (length, first letter)): every
+        # spelling for the unknown-word check, the longer words with counts for spelling fixes
         self._by_shape: dict[str, tuple[object, dict[tuple[int, str], list[str]]]] = {}
 
     # -- building --------------------------------------------------------------
