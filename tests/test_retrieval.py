@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from backend_fixtures import ROOT
+from backend_fixtures import ROOT, smollm2_path
 from conftest import IngestHarness, topic_text
 
 
@@ -595,8 +595,6 @@ def test_the_llm_is_not_shown_the_questions_the_chat_declined(tmp_path, settings
     from app.chat.service import ChatService
     from app.conversations.store import ConversationStore, Message
     from app.llm.client import LLMClient
-
-    from backend_fixtures import smollm2_path
 
     harness = ingest_sample_course(tmp_path, settings, embedder)
     store = ConversationStore(tmp_path / "conversations.db")
