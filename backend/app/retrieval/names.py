@@ -31,16 +31,22 @@ def written_as_names(text: str) -> set[str]:
     """The words of `text` written as names, as written."""
     names = set(symbol_names(text))
     words = list(_WORD.finditer(text))
-    shouted = sum(m.group(0).isupper() for m in words) > len(words) / 2
-    if shouted or any(is_capitalized(m.group(0)) and m.group(0).lower() in _SMALL_WORDS
-                      for m in words[1:] if not _starts_sentence(text, m.start())):
-        return names  # title case or capitals throughout: capitals say nothing here
+    # (word, whether a sentence starts with it), judged on the text since the word before
+    placed, end = [], 0
     for m in words:
-        word = m.group(0)
+        gap = text[end:m.start()]
+        placed.append((m.group(0), (end == 0 and not any(c.isalnum() for c in gap))
+                       or bool(_SENTENCE_END.search(gap))))
+        end = m.end()
+    shouted = sum(word.isupper() for word, _ in placed) > len(placed) / 2
+    if shouted or any(is_capitalized(word) and word.lower() in _SMALL_WORDS
+                      for word, starts in placed[1:] if not starts):
+        return names  # title case or capitals throughout: capitals say nothing here
+    for word, starts in placed:
         if not word[:1].isalpha() or word.isdigit():
             continue
         inner_capital = any(c.isupper() for c in word[1:])
-        if inner_capital or (is_capitalized(word) and not _starts_sentence(text, m.start())):
+        if inner_capital or (is_capitalized(word) and not starts):
             names.add(word)
     return names
 
@@ -54,7 +60,3 @@ def is_acronym(word: str) -> bool:
     """"CAP", "HTTP2": capitals throughout (two at least)."""
     return sum(c.isupper() for c in word) >= 2 and not any(c.islower() for c in word)
 
-
-def _starts_sentence(text: str, start: int) -> bool:
-    before = text[:start]
-    return not any(c.isalnum() for c in before) or bool(_SENTENCE_END.search(before))
