@@ -78,6 +78,8 @@ class KeywordResult:
     # it. The relevance gate asks more of such a question (see Retriever.passes_gate).
     unknown_words: list[str] = field(default_factory=list)
     indexed_chunks: int = 0  # how much text that absence is measured against
+    # The question's words written as names (names.py), found once here for the gate too.
+    names: set[str] = field(default_factory=set)
 
 
 class Analyzer:
@@ -163,9 +165,10 @@ class KeywordIndex:
                         ids.append(row["id"])
                         text = row.get("text") or ""
                         tokens.append(self.analyzer(text))
-                        for word in _SPELLED.findall(text.lower()):
+                        lower = text.lower()
+                        for word in _SPELLED.findall(lower):
                             words[word] = words.get(word, 0) + 1
-                        spellings.update(_WORD.findall(text.lower()))
+                        spellings.update(_WORD.findall(lower))
                         spellings.update(name.lower() for name in symbol_names(text))
             finally:
                 iterator.close()
@@ -173,10 +176,11 @@ class KeywordIndex:
         if ids:
             model = bm25s.BM25()
             model.index(tokens, show_progress=False)
-        self._save(model, ids, words, frozenset(spellings), signature)
+        spelled = frozenset(spellings)
+        self._save(model, ids, words, spelled, signature)
         with self._lock:
             self._model, self._ids, self._words, self._signature = model, ids, words, signature
-            self._spellings = frozenset(spellings)
+            self._spellings = spelled
             self._checked_at = time.monotonic()
         return len(ids)
 
@@ -265,17 +269,18 @@ class KeywordIndex:
         terms = list(dict.fromkeys(self.analyzer(query)))
         if model is None or not ids or not terms:
             return KeywordResult([])
-        unknown = self._unknown_words(model, query)
+        names = written_as_names(query)
+        unknown = self._unknown_words(model, query, names)
         known = [t for t in terms if t in model.vocab_dict]
         if not known:
-            return KeywordResult([], 0.0, unknown, len(ids))
+            return KeywordResult([], 0.0, unknown, len(ids), names)
         documents, scores = model.retrieve([known], k=min(limit, len(ids)), show_progress=False, n_threads=1)
         hits = [KeywordHit(ids[int(d)], float(s)) for d, s in zip(documents[0], scores[0]) if s > 0]
         coverage = 0.0
         if hits:
             topic_terms = list(dict.fromkeys(self.analyzer(query, topic_only=True)))
             coverage = self._coverage(model, topic_terms, [int(d) for d in documents[0][:3]])
-        return KeywordResult(hits, coverage, unknown, len(ids))
+        return KeywordResult(hits, coverage, unknown, len(ids), names)
 
     def scarce_words(self, text: str, share: float) -> list[str]:
         """`text`'s topic words that fewer than `share` of the chunks hold (none, for a word
@@ -289,13 +294,14 @@ class KeywordIndex:
         return [word for word, term in self.analyzer.topic_words(text)
                 if len(self._holders(model, term)) < share * len(ids)]
 
-    def _unknown_words(self, model, query: str) -> list[str]:
+    def _unknown_words(self, model, query: str, names: set[str]) -> list[str]:
         """The query's topic words whose stem is in no chunk (typos forgiven), as written;
         and its acronyms and names spelled with symbols (names.py) that the materials never
         use as they are spelled, even where a word of the same stem is there: "CAP" in "what
-        does the CAP theorem say", asked of books that say "caps" but never "cap"; "A*"."""
+        does the CAP theorem say", asked of books that say "caps" but never "cap"; "A*".
+        `names`: the query's words written as names."""
         vocabulary = model.vocab_dict
-        acronyms = {w for w in written_as_names(query) if is_acronym(w)}
+        acronyms = {w for w in names if is_acronym(w)}
         unknown = []
         for word, term in self.analyzer.topic_words(query):
             if word in acronyms and word.lower() not in self._spellings:

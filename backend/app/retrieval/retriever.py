@@ -17,7 +17,6 @@ import numpy as np
 from app.embedding.encoder import Embedder
 from app.retrieval.chatter import ChatterFilter
 from app.retrieval.keyword_index import KeywordHit, KeywordIndex, KeywordResult
-from app.retrieval.names import written_as_names
 from app.retrieval.reranker import Reranker
 from app.settings import Settings
 from app.storage.chunk_store import ChunkStore
@@ -167,7 +166,7 @@ class Retriever:
         # many ordinary words of a fair question are simply not there
         enough_text = keyword.indexed_chunks >= settings.unknown_word_min_chunks
         def rare() -> list[str]:  # only where used: answered searches in small courses need none
-            return [w for w in self.rare_words(keyword.unknown_words, written_as_names(text))
+            return [w for w in self.rare_words(keyword.unknown_words, keyword.names)
                     if w not in asking_words]
 
         unknown = rare() if enough_text else []
