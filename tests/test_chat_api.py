@@ -226,7 +226,7 @@ def test_out_of_scope_question_is_declined_without_inventing(backend):
 
 
 def test_a_question_naming_what_the_materials_never_mention_is_declined_saying_so(backend_settings, embedder):
-    # the sample course is shorter than a textbook, where the rule is off by default
+    # the sample course is shorter than 30 pages, where the rule is off by default
     settings = backend_settings.model_copy(update={"unknown_word_min_chunks": 1})
     server = BackendServer(settings, embedder)
     try:

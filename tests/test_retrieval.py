@@ -147,12 +147,31 @@ def test_relevance_gate_declines_what_the_materials_do_not_cover(tmp_path, setti
     assert not strict.declined and any("open addressing" in s.text.lower() for s in strict.sources)
     # ... but not for a question the materials do not cover, whatever its words
     assert retriever.search("Who won the 2018 FIFA World Cup?", cutoff=0.0).keyword_coverage < 0.8
+    # "work" in "how does X work" asks how, about nothing: the lecture never says "work",
+    # and counted as a topic word it halved the coverage and the question was declined (0.33)
+    works = retriever.search("how does quadratic probing work")
+    assert works.best_similarity < settings.similarity_cutoff
+    assert works.keyword_coverage >= 0.8 and not works.declined
     harness.close()
+
+
+def test_how_it_works_asks_about_nothing():
+    from app.retrieval.keyword_index import Analyzer
+
+    def topic(text):
+        return [word for word, _ in Analyzer().topic_words(text)]
+
+    assert topic("how does quadratic probing work?") == ["quadratic", "probing"]
+    assert topic("How do skip lists work in practice") == ["skip", "lists", "practice"]
+    assert "work" not in Analyzer()("How does the algorithm work step by step?", topic_only=True)
+    # where "work" is the subject, it stays
+    assert "work" in topic("How is work calculated?") and "work" in topic("how much work does a force do")
+    assert "work" in topic("how does work relate to kinetic energy")
 
 
 def test_a_question_naming_what_the_materials_never_mention_is_declined(tmp_path, settings, embedder):
     harness = ingest_sample_course(tmp_path, settings, embedder)
-    # the sample course is far below a textbook's length, where the rule is off by default
+    # the sample course is shorter than 30 pages, where the rule is off by default
     assert make_retriever(harness, settings, embedder).search("How does memcached hash keys?").unknown_words == []
     settings = settings.model_copy(update={"unknown_word_min_chunks": 1})
     retriever = make_retriever(harness, settings, embedder)
@@ -215,6 +234,35 @@ def test_words_the_materials_never_spell_are_unknown_though_a_near_stem_is_there
     # a typo is one edit from a word as spelled, and no unknown word
     assert retriever.search("why are named constnats written in capitals", cutoff=-1.0).unknown_words == []
     harness.close()
+
+
+def test_acronyms_spelled_out_and_compounds_written_whole_are_known(tmp_path, settings, embedder):
+    """Lecture notes spell out what students abbreviate ("breadth-first search" for BFS) and
+    hyphenate what they write whole ("in-order" for "inorder"): neither is a word the
+    materials never use."""
+    harness = ingest_files(tmp_path, settings, embedder, {"graphs.md": (
+        "# Graph search\n\nBreadth-first search visits the vertices of a graph in order of their "
+        "distance from the start, keeping the vertices still to visit in a queue. An in-order "
+        "traversal of a binary search tree visits its keys in sorted order.\n")})
+    retriever = make_retriever(harness, settings.model_copy(update={"unknown_word_min_chunks": 1}), embedder)
+    assert retriever.search("how does BFS use a queue", cutoff=-1.0).unknown_words == []
+    assert retriever.search("why does an inorder traversal give sorted keys", cutoff=-1.0).unknown_words == []
+    # depth-first search is not written out: DFS names something these notes lack
+    assert retriever.search("how does DFS use a stack", cutoff=-1.0).unknown_words == ["DFS"]
+    harness.close()
+
+
+def test_spelled_out():
+    from app.retrieval.names import spelled_out
+
+    assert spelled_out("BFS", ["Breadth-first search keeps a queue."])
+    assert spelled_out("LIFO", ["A stack is last-in first-out."])
+    assert not spelled_out("CAP", ["Vancouver, Canada, August 11-14, 1999, Proceedings"])  # a bibliography
+    assert spelled_out("OOP", ["Object-Oriented Programming (the paradigm)"])
+    # initials that start or end on a small word are chance; two letters are too few to tell
+    assert not spelled_out("CAT", ["copies are the same"]) and not spelled_out("TOA", ["the order of a"])
+    assert not spelled_out("OS", ["operating system"])
+    assert not spelled_out("BFS", ["a depth-first search"])
 
 
 def test_one_edit_apart():
@@ -527,15 +575,15 @@ def test_follow_ups_keep_their_topic_and_a_new_topic_is_found(tmp_path, settings
         asked = turn(["What is a hash table?"], generic)  # about the answer before: joined
         assert asked.how == "concat" and not asked.retrieval.declined, generic
     # A rare word the materials never use names a new subject, even in a question that carries
-    # on, and however small the course (the gate counts such words only from a textbook up)
+    # on, and however small the course (the gate counts such words only from about 30 pages up)
     mongo = turn(["What is a hash table?"], "what about MongoDB?")
     assert mongo.retrieval.declined and mongo.how == "none" and not mongo.retrieval.unknown_words
     assert "never mention \u201cMongoDB\u201d" in chat.no_answer_message(mongo.retrieval)
     assert not retriever.search("What is a hash table? what about MongoDB?", as_written=True).declined
     # A question about the answer may use a word the materials never do ("counterexample"):
     # it asks how to answer, it names no subject, so the joined search does not count it
-    # either (it did at a textbook's size, and declined a fair follow-up)
-    textbook_sized = concat.model_copy(update={"unknown_word_min_chunks": 1})
+    # either (it did in more text, and declined a fair follow-up)
+    textbook_sized = concat.model_copy(update={"unknown_word_min_chunks": 1, "scarce_word_min_chunks": 1})
     strict = ChatService(textbook_sized, make_retriever(harness, textbook_sized, embedder), LLMClient(concat), None)
     counter = turn(["when does a hash table resize"], "Could you give a counterexample?", strict)
     assert counter.how == "concat" and not counter.retrieval.declined

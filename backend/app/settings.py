@@ -243,9 +243,14 @@ class Settings(BaseSettings):
         "database book that does not name it) is answered only when a passage is this similar.",
     )
     unknown_word_min_chunks: int = Field(
+        default=100, ge=0,
+        description="... once the materials hold this many chunks (about 30 pages): in a few "
+        "lectures, even a fair question's rare words are often missing, and absence says little.",
+    )
+    scarce_word_min_chunks: int = Field(
         default=1000, ge=0,
-        description="... once the materials hold this many chunks (about one textbook): in less "
-        "text, ordinary words of a fair question are often missing, and absence says little.",
+        description="A follow-up that names two words fewer than 1 in 500 chunks hold is a new "
+        "subject, once the materials hold this many chunks: in less, most words are that scarce.",
     )
     system_prompt: str = Field(
         default=(

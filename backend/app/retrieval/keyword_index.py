@@ -40,9 +40,11 @@ _LETTER_COMPOUND = re.compile(r"(?u)(?<![\w-])([^\W\d_])-([^\W\d_]{2,})\b")
 STAMP = "stamp.json"
 # Part of the index signature: a changed analyzer rebuilds the index. 2: the index also
 # keeps the materials' words as written, for spelling correction; 3: one-letter compounds;
-# 4: it keeps every word the materials use, for acronyms and names like "C++" (spellings.json).
-ANALYZER_VERSION = "4"
+# 4: it keeps every word the materials use, for acronyms and names like "C++" (spellings.json);
+# 5: and their hyphenated compounds joined ("in-order" -> "inorder").
+ANALYZER_VERSION = "5"
 _SPELLED = re.compile(r"[^\W\d_]{5,}")  # words long enough to correct a typo in (shorter: too many neighbours)
+_HYPHENATED = re.compile(r"(?u)\b([^\W\d_]+)-([^\W\d_]+)\b")
 
 # Interrogatives and auxiliaries carry no topic. They stay in the ranking (measured:
 # dropping them, or a longer list, ranked slightly worse), but they are not evidence
@@ -56,6 +58,12 @@ i me my you your we
 please pls plz thanks thank thx hi hello hey ok okay
 exam exams midterm midterms quiz quizzes homework revise revision revising memorize memorise
 """.split())
+# "How does quadratic probing work?": the closing "work" asks how, about nothing. Materials
+# of a few lectures rarely say "work", so as a topic word it cost such questions half their
+# keyword coverage. "How is work calculated?" and "how much work" keep theirs.
+_HOW_IT_WORKS = re.compile(
+    r"(?i)\b(how\s+(?:do|does|did|would|will|can|could|should|is|are|might)\b[^?.!]{0,200}?)\s+works?\b"
+    r"(?=\s*(?:[?.!,;:]|$|(?:in|with|for|under|when|if|together|internally|exactly|step)\b))")
 
 
 @dataclass
@@ -100,6 +108,7 @@ class Analyzer:
         or question words, no numbers, at least three letters; a one-letter compound
         ("f-strings") as one word."""
         stop = self._stop | QUESTION_WORDS
+        text = _HOW_IT_WORKS.sub(r"\1", text)
         compounds = [m.group(0) for m in _LETTER_COMPOUND.finditer(text)]
         words = [w for w in dict.fromkeys(_WORD.findall(_LETTER_COMPOUND.sub(" ", text)))
                  if len(w) >= 3 and not w.isdigit() and w.lower() not in stop]
@@ -110,6 +119,8 @@ class Analyzer:
         """Index terms of `text`; with `topic_only`, question words are left out too. A
         one-letter compound gives its joined term ("fstring") besides its word ("string")."""
         stop = self._stop | QUESTION_WORDS if topic_only else self._stop
+        if topic_only:
+            text = _HOW_IT_WORKS.sub(r"\1", text)
         text = text.lower()
         words = [w for w in _WORD.findall(text) if w not in stop]
         words += [m.group(1) + m.group(2) for m in _LETTER_COMPOUND.finditer(text)]
@@ -169,6 +180,7 @@ class KeywordIndex:
                         for word in _SPELLED.findall(lower):
                             words[word] = words.get(word, 0) + 1
                         spellings.update(_WORD.findall(lower))
+                        spellings.update(a + b for a, b in _HYPHENATED.findall(lower))
                         spellings.update(name.lower() for name in symbol_names(text))
             finally:
                 iterator.close()
@@ -310,7 +322,8 @@ class KeywordIndex:
             # a word one edit from one the materials use is a typo ("colision", "skiplsit"), not
             # unknown; compared as spelled, since stems are nearer each other than words are
             # ("rebase" -> "rebas" is one edit from "rebus", the stem of "rebus")
-            if term in vocabulary or (len(word) >= 5 and any(
+            # "inorder" is a word of materials that write "in-order" (spellings hold both)
+            if term in vocabulary or word.lower() in self._spellings or (len(word) >= 5 and any(
                     self._one_edit_from(word.lower(), "spellings", self._spellings))):
                 continue
             unknown.append(word)

@@ -60,3 +60,31 @@ def is_acronym(word: str) -> bool:
     """"CAP", "HTTP2": capitals throughout (two at least)."""
     return sum(c.isupper() for c in word) >= 2 and not any(c.islower() for c in word)
 
+
+
+_LETTERS = re.compile(r"(?u)[^\W\d_]+")
+# a phrase runs on through spaces and hyphens only: "Canada, August 11-14, 1999, Proceedings"
+# in a bibliography is no "CAP"
+_PHRASE_BREAK = re.compile(r"(?u)[^\w\s-]|\d|_")
+
+
+def spelled_out(acronym: str, texts: list[str]) -> bool:
+    """Whether `texts` write `acronym` out: "breadth-first search" for "BFS", "object-
+    oriented programming" for "OOP". Lecture notes often spell out what students
+    abbreviate, and then the acronym names nothing they lack. Three letters at least, a
+    phrase unbroken by punctuation or numbers that neither starts nor ends with a small word
+    ("of the"), so that chance initials rarely match; and the texts are the few passages the
+    question found, not the whole materials."""
+    letters = [c for c in acronym.lower() if c.isalpha()]
+    if len(letters) < 3:
+        return False
+    return any(_has_initials(_LETTERS.findall(run), letters)
+               for text in texts for run in _PHRASE_BREAK.split(text.lower()))
+
+
+def _has_initials(words: list[str], letters: list[str]) -> bool:
+    n = len(letters)
+    return any(words[i][0] == letters[0] and words[i] not in _SMALL_WORDS
+               and words[i + n - 1] not in _SMALL_WORDS
+               and all(words[i + j][0] == letters[j] for j in range(1, n))
+               for i in range(len(words) - n + 1))

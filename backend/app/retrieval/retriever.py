@@ -17,6 +17,7 @@ import numpy as np
 from app.embedding.encoder import Embedder
 from app.retrieval.chatter import ChatterFilter
 from app.retrieval.keyword_index import KeywordHit, KeywordIndex, KeywordResult
+from app.retrieval.names import is_acronym, spelled_out
 from app.retrieval.reranker import Reranker
 from app.settings import Settings
 from app.storage.chunk_store import ChunkStore
@@ -24,6 +25,9 @@ from app.storage.chunk_store import ChunkStore
 
 # A word fewer than this share of the passages hold is scarce in the materials (1 in 500).
 SCARCE_WORD_SHARE = 0.002
+# An acronym the materials never write is no unknown word when one of the question's best
+# passages (dense) spells it out: "how does BFS use a queue" and "Breadth-first search uses a queue".
+SPELLED_OUT_PASSAGES = 10
 
 
 @dataclass
@@ -80,8 +84,8 @@ class Retrieval:
     # and its rare words the materials never use, however little text they are (the gate
     # counts them only from unknown_word_min_chunks up): a follow-up's new subject
     missing_rare_words: list[str] = field(default_factory=list)
-    # and its topic words that few passages hold (SCARCE_WORD_SHARE), counted, as absence
-    # is, only from unknown_word_min_chunks up: in a few lectures most words are scarce
+    # and its topic words that few passages hold (SCARCE_WORD_SHARE), counted only from
+    # scarce_word_min_chunks up: in a few lectures most words are scarce
     scarce_words: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     search_text: str = ""                 # what was searched: the query without its chatter
@@ -162,12 +166,13 @@ class Retriever:
             keyword = self.keyword_index.search(text, pool)
             timings["keyword_ms"] = (time.perf_counter() - t) * 1000
         candidates = self._fuse([] if mode == "keyword" else dense, keyword.hits, dense)
-        # absence says something only of enough text (about a textbook); in a few lectures
-        # many ordinary words of a fair question are simply not there
+        # absence says something only of enough text (about 30 pages); in a few lectures
+        # even a fair question's rare words are often not there ("recursion")
         enough_text = keyword.indexed_chunks >= settings.unknown_word_min_chunks
         def rare() -> list[str]:  # only where used: answered searches in small courses need none
+            found = [c.row.get("text") or "" for c in dense[:SPELLED_OUT_PASSAGES]]
             return [w for w in self.rare_words(keyword.unknown_words, keyword.names)
-                    if w not in asking_words]
+                    if w not in asking_words and not (is_acronym(w) and spelled_out(w, found))]
 
         unknown = rare() if enough_text else []
 
@@ -181,7 +186,8 @@ class Retriever:
                              pleasantry=talk == "pleasantry", about_the_answer=about,
                              missing_rare_words=unknown if enough_text else rare(),
                              scarce_words=(self.keyword_index.scarce_words(text, SCARCE_WORD_SHARE)
-                                           if enough_text else []),
+                                           if keyword.indexed_chunks >= settings.scarce_word_min_chunks
+                                           else []),
                              timings=timings, search_text=text)
         if hypothetical and mode != "keyword":
             t = time.perf_counter()
