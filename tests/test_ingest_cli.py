@@ -190,11 +190,17 @@ def test_ctrl_c_turned_into_another_error_by_a_library_still_ends_as_an_interrup
     for name, value in cli_env(settings).items():
         if name.startswith("RAG_"):
             monkeypatch.setenv(name, value)
-    before = signal.getsignal(signal.SIGINT)
-    monkeypatch.setattr(cli, "_run", run_that_wraps_the_interrupt)
-    assert cli.main(["--directory", str(tmp_path), "--quiet"]) == 130
-    assert "run the same command again" in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C is handled as before the run
-    monkeypatch.setattr(cli, "_run", run_that_fails)
-    with pytest.raises(RuntimeError, match="a real bug"):  # other errors are not hidden
-        cli.main(["--directory", str(tmp_path), "--quiet"])
+    # Ctrl-C as in a terminal: a suite started in the background (`cmd &` without job
+    # control) inherits SIGINT ignored, and the CLI rightly leaves an ignored signal alone
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = signal.getsignal(signal.SIGINT)
+        monkeypatch.setattr(cli, "_run", run_that_wraps_the_interrupt)
+        assert cli.main(["--directory", str(tmp_path), "--quiet"]) == 130
+        assert "run the same command again" in capsys.readouterr().err
+        assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C is handled as before the run
+        monkeypatch.setattr(cli, "_run", run_that_fails)
+        with pytest.raises(RuntimeError, match="a real bug"):  # other errors are not hidden
+            cli.main(["--directory", str(tmp_path), "--quiet"])
+    finally:
+        signal.signal(signal.SIGINT, inherited)
