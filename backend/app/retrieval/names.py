@@ -21,6 +21,10 @@ _SENTENCE_END = re.compile(r"[.!?:;\n]\W*$")
 _SMALL_WORDS = frozenset("a an the is are was of in on to for and or with at by from".split())
 # a letter, maybe more word characters, then +, # or * ("C++", "C#", "A*"); not "*emphasis*"
 _SYMBOL_NAME = re.compile(r"(?u)(?<![\w+#*])[^\W\d_]\w*[+#*]+(?![\w+#*])")
+_LETTERS = re.compile(r"(?u)[^\W\d_]+")
+# a spelled-out phrase runs on through spaces and hyphens only: "Canada, August 11-14,
+# 1999, Proceedings" in a bibliography is no "CAP"
+_PHRASE_BREAK = re.compile(r"(?u)[^\w\s-]|\d|_")
 
 
 def is_capitalized(word: str) -> bool:
@@ -59,13 +63,6 @@ def symbol_names(text: str) -> list[str]:
 def is_acronym(word: str) -> bool:
     """"CAP", "HTTP2": capitals throughout (two at least)."""
     return sum(c.isupper() for c in word) >= 2 and not any(c.islower() for c in word)
-
-
-
-_LETTERS = re.compile(r"(?u)[^\W\d_]+")
-# a phrase runs on through spaces and hyphens only: "Canada, August 11-14, 1999, Proceedings"
-# in a bibliography is no "CAP"
-_PHRASE_BREAK = re.compile(r"(?u)[^\w\s-]|\d|_")
 
 
 def spelled_out(acronym: str, texts: list[str]) -> bool:
