@@ -61,11 +61,17 @@ def test_full_run_then_rerun_is_a_quick_no_op(settings, materials):
 
 def _start_and_kill(args, env, when: str, sig: int) -> tuple[int, str]:
     """Start the CLI, wait until `when` shows in its progress output, send `sig`."""
-    # Default SIGINT in the child even when the tests were started in the background
-    # (`cmd &` in a script), where the shell makes SIGINT ignored for all descendants.
-    proc = subprocess.Popen([sys.executable, "ingest.py", *args], cwd=BACKEND, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # The child must get SIGINT as a terminal gives it, even when the tests were started in the
+    # background (`cmd &` in a script), where the shell makes SIGINT ignored for descendants.
+    # A handled signal is reset to its default at exec, so handle it here while starting the
+    # child. (A preexec_fn would do it in the child, but forking a process with threads and
+    # running Python before exec can abort the child: CI saw exit -6 with no output.)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "ingest.py", *args], cwd=BACKEND, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     seen: list[str] = []
 
     def pump():
