@@ -311,6 +311,7 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     assert code == 0, captured.err
     assert "q003: evidence 'a phrase that is not there' not found on page(s) 4" in captured.err
     # the fallback's result is not passed off as the LLM's
+    assert "| configuration | hit@1 | hit@3 | hit@5 | hit@10 | MRR@10 | follow-ups raw |" in out
     assert "| follow-ups raw | follow-ups concat | follow-ups llm |" in out
     assert "| 2 of 2 | 2 of 2 (2 fell back from llm) |" in out
     assert re.search(r"\| dense \| [01].\d\d \| 1.00 \| 1.00 \|", out) and "| hybrid | 1.00 | 1.00 | 1.00 |" in out
@@ -330,6 +331,7 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     assert "hybrid + expansion: the LLM wrote a passage for 0 of 10 searches (the other 10 used the question alone" in out
     # the record behind the tables: each question's rank, top 5 and the gate's verdict
     report = json.loads((tmp_path / "report.json").read_text())
+    assert report["configurations"]["hybrid"]["hit@10"] == 1.0
     hybrid = report["configurations"]["hybrid"]["questions"]
     s1 = next(d for d in hybrid if d.get("id") == "s1")
     assert s1["rank"] == 1 and s1["top5"][0]["file"] == "lecture-04-hash-tables.pdf" and not s1["declined"]
