@@ -310,8 +310,8 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     out = captured.out
     assert code == 0, captured.err
     assert "q003: evidence 'a phrase that is not there' not found on page(s) 4" in captured.err
-    # the fallback's result is not passed off as the LLM's
     assert "| configuration | hit@1 | hit@3 | hit@5 | hit@10 | MRR@10 | follow-ups raw |" in out
+    # the fallback's result is not passed off as the LLM's
     assert "| follow-ups raw | follow-ups concat | follow-ups llm |" in out
     assert "| 2 of 2 | 2 of 2 (2 fell back from llm) |" in out
     assert re.search(r"\| dense \| [01].\d\d \| 1.00 \| 1.00 \|", out) and "| hybrid | 1.00 | 1.00 | 1.00 |" in out
