@@ -29,6 +29,11 @@ def test_onnx_vectors_match_pytorch(embedder, tmp_path):
         assert vector.dtype == np.float32 and vector.shape == expected.shape
         assert float(np.dot(vector, expected)) > 0.9999
         assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+    # In one batch (a message's clauses), padded to the longest: each vector as alone.
+    together = encoder.encode_many(texts)
+    assert together.dtype == np.float32 and together.shape == reference.shape
+    assert np.all(np.sum(together * reference, axis=1) > 0.9999)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
 
 
 def test_export_is_reused_and_a_corrupt_one_replaced(embedder, tmp_path):
@@ -68,6 +73,10 @@ def test_search_scores_are_cosine_on_new_and_old_collections(tmp_path, settings,
     vector = embedder.encode(["circular queues"])[0]
     row, score = store.search(vector.tolist(), 1, ["text", "embedding"])[0]
     assert score == pytest.approx(float(np.dot(vector, np.asarray(row["embedding"], dtype=np.float32))), abs=1e-4)
+    # several vectors in one request: each gets what a search of its own gives, in order
+    other = embedder.encode(["priority queues"])[0]
+    alone = [store.search(v.tolist(), 3, ["text"]) for v in (vector, other)]
+    assert store.search_many([vector.tolist(), other.tolist()], 3, ["text"]) == alone
 
     # A collection created by an earlier version with the COSINE metric keeps working.
     from app.storage.chunk_store import ChunkStore

@@ -86,6 +86,12 @@ class Embedder:
             return self.query_encoder.encode(text)
         return self.encode([text])[0]
 
+    def encode_queries(self, texts: list[str]):
+        """Several short texts at once (a message's clauses), on the runtime questions use."""
+        if self.query_encoder is not None:
+            return self.query_encoder.encode_many(texts)
+        return self.encode(texts)
+
     @property
     def query_runtime(self) -> str:
         return "onnxruntime" if self.query_encoder is not None else "pytorch"

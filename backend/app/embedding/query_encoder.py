@@ -43,17 +43,23 @@ class OnnxQueryEncoder:
         self._tokenizer_lock = threading.Lock()
 
     def encode(self, text: str) -> np.ndarray:
+        return self.encode_many([text])[0]
+
+    def encode_many(self, texts: list[str]) -> np.ndarray:
+        """Several short texts in one run of the graph (the clauses of a chatty message):
+        padding is masked out, so each vector is the one `encode` gives it alone."""
         with self._tokenizer_lock:
-            features = self.tokenizer([text], return_tensors="np", truncation=True, max_length=self.max_tokens)
+            features = self.tokenizer(texts, return_tensors="np", padding=True, truncation=True,
+                                      max_length=self.max_tokens)
         feed = {name: features[name].astype(np.int64) for name in self.input_names}
         hidden = self.session.run(None, feed)[0]
         if self.pooling == "cls":
-            vector = hidden[:, 0]
+            vectors = hidden[:, 0]
         else:
             mask = features["attention_mask"][..., None].astype(np.float32)
-            vector = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-        vector = vector[0].astype(np.float32)
-        return vector / max(float(np.linalg.norm(vector)), 1e-12)
+            vectors = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+        vectors = vectors.astype(np.float32)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def build_onnx_query_encoder(model: Any, cache_dir: Path, threads: int) -> tuple[OnnxQueryEncoder | None, str]:

@@ -61,11 +61,13 @@ SMALL_TALK_SIMILARITY = 0.5
 
 class ChatterFilter:
     """`question_text(message)`: what of it to search with. `encode(texts)` gives unit
-    vectors (the embedder's), `best_similarity(vector)` the closest passage's cosine."""
+    vectors (the embedder's), `best_similarities(vectors)` each one's closest passage's
+    cosine: one batch and one search for all the clauses of a message, not one each."""
 
-    def __init__(self, encode: Callable[[list[str]], np.ndarray], best_similarity: Callable[[np.ndarray], float]):
+    def __init__(self, encode: Callable[[list[str]], np.ndarray],
+                 best_similarities: Callable[[np.ndarray], list[float]]):
         self.encode = encode
-        self.best_similarity = best_similarity
+        self.best_similarities = best_similarities
         self._examples: np.ndarray | None = None
         self._about_the_answer: np.ndarray | None = None
 
@@ -82,8 +84,8 @@ class ChatterFilter:
             self.prepare()
             vectors = np.asarray(self.encode(clauses))
             chatter_likeness = (vectors @ self._examples.T).max(axis=1)
-            kept = [c for c, v, chat in zip(clauses, vectors, chatter_likeness)
-                    if chat <= self.best_similarity(v)]
+            kept = [c for c, chat, best in zip(clauses, chatter_likeness, self.best_similarities(vectors))
+                    if chat <= best]
             if kept:
                 message = " ".join(kept)
         stripped = _REQUEST_FRAME.sub("", message).strip()

@@ -116,9 +116,10 @@ class Retriever:
         self.reranker = reranker
         self._common_words: frozenset[str] | None = None
         self.chatter = ChatterFilter(
-            encode=lambda texts: np.asarray([embedder.encode_query(t) for t in texts]),
-            best_similarity=lambda vector: max(
-                (score for _, score in self.store.search(vector.tolist(), 1, ["file_path"])), default=-1.0),
+            encode=lambda texts: np.asarray(embedder.encode_queries(texts)),
+            best_similarities=lambda vectors: [
+                max((score for _, score in found), default=-1.0)
+                for found in self.store.search_many(vectors.tolist(), 1, ["file_path"])],
         )
 
     def search(self, query: str, top_k: int | None = None, cutoff: float | None = None,

@@ -129,14 +129,22 @@ class ChunkStore:
     def search(self, vector: list[float], limit: int, output_fields: list[str]) -> list[tuple[dict, float]]:
         """Nearest chunks as (row, similarity), best first. Straight through pymilvus:
         llama-index's query() rebuilds a node per hit, ~5 ms of the budget at 100k."""
+        return self.search_many([vector], limit, output_fields)[0]
+
+    def search_many(self, vectors: list[list[float]], limit: int,
+                    output_fields: list[str]) -> list[list[tuple[dict, float]]]:
+        """`search` for several vectors in one request: an exact search reads the
+        collection once for all of them (at 100k chunks, 4 vectors cost about twice one)."""
         self.ensure_collection()
         hits = self.client.search(
-            self.collection, [vector], limit=limit, output_fields=output_fields, anns_field="embedding",
+            self.collection, vectors, limit=limit, output_fields=output_fields, anns_field="embedding",
             # no metric_type: Milvus uses the index's own, so a collection another process
             # re-created (ingest --reset) with a different metric is still searched right
             search_params={"params": dict(self._search_config)},
         )
-        return [({"id": h["id"], **h["entity"]}, float(h["distance"])) for h in (hits[0] if hits else [])]
+        hits = list(hits or [])
+        hits += [[] for _ in range(len(vectors) - len(hits))]
+        return [[({"id": h["id"], **h["entity"]}, float(h["distance"])) for h in found] for found in hits]
 
     def count(self) -> int:
         if not self.exists():
