@@ -217,6 +217,11 @@ def test_small_talk_gets_an_invitation_not_a_decline(backend):
     follow_up = ask(backend, "and what is its load factor?", "thankful-1").json()
     assert follow_up["retrieval_query"] == "What is a hash table? and what is its load factor?"
     assert any(s["page_start"] == 4 for s in follow_up["sources"])
+    # a question wrapped in chatter: the API says what was searched, the question alone
+    chatty = ask(backend, "Hi! I'm revising for the exam tomorrow. How does a hash table handle collisions? "
+                          "Thanks a lot!").json()
+    assert chatty["retrieval_query"] == "How does a hash table handle collisions?"
+    assert any(s["page_start"] <= 3 <= s["page_end"] for s in chatty["sources"][:3])  # the collisions page
 
 
 def test_out_of_scope_question_is_declined_without_inventing(backend):

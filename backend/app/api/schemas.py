@@ -43,7 +43,9 @@ class ChatResponse(BaseModel):
     answer: str
     sources: list[SourceOut]
     cited: list[int]
-    retrieval_query: str
+    retrieval_query: str = Field(description="what was searched: the question without its greetings and thanks, "
+                                 "misspelt words as the materials spell them, a follow-up joined to the question "
+                                 "before it or rewritten by the LLM")
     condensed_by: str = Field(description="how a follow-up became the search query: none, llm or concat")
     expanded: bool = Field(default=False, description="whether the search also used a passage the LLM wrote "
                            "to answer the question (query expansion, RAG_QUERY_EXPANSION)")

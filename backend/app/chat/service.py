@@ -162,8 +162,9 @@ class ChatService:
         history = without_small_talk(history)
         found = await self.find_passages(history, question)
         retrieval = found.retrieval
-        turn = PreparedTurn(cid, question, found.query, found.how, retrieval, history, replaces,
-                            expanded=found.expanded, timings=found.timings)
+        # reported as what was searched: without the chatter, and typos fixed
+        turn = PreparedTurn(cid, question, retrieval.search_text or found.query, found.how, retrieval, history,
+                            replaces, expanded=found.expanded, timings=found.timings)
         if retrieval.sources:
             turn.prompt = await build_prompt(
                 self.settings.system_prompt, question, retrieval.sources, without_declines(history),
