@@ -208,16 +208,21 @@ start_llm() {
   fi
   session_running "$LLM_SESSION" && tm kill-session -t "$LLM_SESSION"
   port_busy "$LLM_PORT" && fail "port $LLM_PORT (LLM server) is already in use by another program. Stop it, or set RAG_LLM_PORT to a free port."
-  local layers=0
-  has_gpu && layers="$LLM_GPU_LAYERS"
+  local layers=0 threads_native="" threads_python=""
+  if has_gpu; then
+    layers="$LLM_GPU_LAYERS"
+  else  # one thread per core decodes fastest; llama_cpp.server would use half the CPUs
+    threads_native=" -t $LLM_THREADS -tb $LLM_THREADS"
+    threads_python=" --n_threads $LLM_THREADS --n_threads_batch $LLM_THREADS"
+  fi
   local cmd alias
   alias="$(basename "$MODEL_PATH" .gguf)"
   if [ "$LLM_SERVER" = "native" ]; then
     # Each slot gets the full context window: -c is the total across slots.
     [ "$layers" = "-1" ] && layers=999  # llama-server's "all layers"
-    cmd="exec $(printf %q "$LLAMA_SERVER_BIN") -m $(printf %q "$MODEL_PATH") --host 0.0.0.0 --port $LLM_PORT -c $((LLM_CONTEXT * LLM_PARALLEL)) -np $LLM_PARALLEL -ngl $layers --alias $(printf %q "$alias") >> $(printf %q "$LOG_DIR/llm-server.log") 2>&1"
+    cmd="exec $(printf %q "$LLAMA_SERVER_BIN") -m $(printf %q "$MODEL_PATH") --host 0.0.0.0 --port $LLM_PORT -c $((LLM_CONTEXT * LLM_PARALLEL)) -np $LLM_PARALLEL -ngl $layers$threads_native --alias $(printf %q "$alias") >> $(printf %q "$LOG_DIR/llm-server.log") 2>&1"
   else
-    cmd="cd $(printf %q "$ROOT/backend") && exec $(printf %q "$PY") -m llama_cpp.server --model $(printf %q "$MODEL_PATH") --host 0.0.0.0 --port $LLM_PORT --n_ctx $LLM_CONTEXT --n_gpu_layers $layers --interrupt_requests False --model_alias $(printf %q "$alias") >> $(printf %q "$LOG_DIR/llm-server.log") 2>&1"
+    cmd="cd $(printf %q "$ROOT/backend") && exec $(printf %q "$PY") -m llama_cpp.server --model $(printf %q "$MODEL_PATH") --host 0.0.0.0 --port $LLM_PORT --n_ctx $LLM_CONTEXT --n_gpu_layers $layers$threads_python --interrupt_requests False --model_alias $(printf %q "$alias") >> $(printf %q "$LOG_DIR/llm-server.log") 2>&1"
   fi
   echo "=== $(date -Is) starting ($LLM_SERVER server): $MODEL_PATH" >> "$LOG_DIR/llm-server.log"
   tm new-session -d -s "$LLM_SESSION" "$cmd"
@@ -230,7 +235,7 @@ llm_device_label() {
   if has_gpu; then
     echo "GPU: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1), layers offloaded: $( [ "$LLM_GPU_LAYERS" = "-1" ] && echo all || echo "$LLM_GPU_LAYERS")"
   else
-    echo "CPU (no GPU found)"
+    echo "CPU, $LLM_THREADS threads (no GPU found)"
   fi
 }
 

@@ -65,6 +65,12 @@ def test_start_chat_rerun_status_and_stop(appliance):
     backend = f"http://127.0.0.1:{env['RAG_BACKEND_PORT']}"
     ready = httpx.get(f"{backend}/api/ready").json()
     assert ready["ready"] and ready["chunks"] > 0
+    # no GPU: the LLM decodes with a thread per core, not llama_cpp.server's half of the CPUs
+    [server] = [p for p in processes_mentioning("-m llama_cpp.server") if f"--port {env['RAG_LLM_PORT']}" in p
+                and p.split()[1].endswith("python")]  # the server, not the tmux command that started it
+    threads = config_of()["LLM_THREADS"]
+    assert f"--n_threads {threads} --n_threads_batch {threads}" in server
+    assert f"on CPU, {threads} threads" in first.stdout and ready["llm_device"].startswith(f"CPU, {threads} threads")
     answer = httpx.post(f"{backend}/api/chat", json={"message": "What is a hash table?"}, timeout=300).json()
     assert answer["answer"] and answer["sources"][0]["file"].endswith("lecture-04-hash-tables.pdf")
     assert (copy / "logs" / "backend.log").is_file() and (copy / "logs" / "llm-server.log").is_file()
@@ -141,13 +147,14 @@ def test_native_llama_server_serves_students_in_parallel(appliance):
     import concurrent.futures
 
     copy, env = appliance
-    env.update({"RAG_LLM_SERVER": "native", "RAG_LLM_PARALLEL": "3", "LLAMA_SERVER_BIN": os.environ["LLAMA_SERVER_BIN"]})
+    env.update({"RAG_LLM_SERVER": "native", "RAG_LLM_PARALLEL": "3", "RAG_LLM_THREADS": "2",
+                "LLAMA_SERVER_BIN": os.environ["LLAMA_SERVER_BIN"]})
     first = run(copy, env)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "native llama-server, 3 parallel slots" in first.stdout
     [server] = [p for p in processes_mentioning(env["LLAMA_SERVER_BIN"])
                 if f"--port {env['RAG_LLM_PORT']}" in p and p.split()[1] == env["LLAMA_SERVER_BIN"]]
-    assert "-np 3" in server and f"-c {3 * 4096}" in server
+    assert "-np 3" in server and f"-c {3 * 4096}" in server and " -t 2 -tb 2 " in server  # RAG_LLM_THREADS
     backend = f"http://127.0.0.1:{env['RAG_BACKEND_PORT']}"
     questions = ["What is a hash table?", "What is a stack?", "What is a binary search tree?"]
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
@@ -178,18 +185,20 @@ def test_machine_dependent_defaults_give_way_to_the_users_choice():
         "RAG_CONDENSE_MODE=concat"]
 
 
+def config_of(**chosen: str) -> dict[str, str]:
+    """What `python -m app.appliance config` tells the script, with only these RAG_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    out = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "app.appliance", "config"],
+                         cwd=ROOT / "backend", env={**env, **chosen}, capture_output=True, text=True,
+                         check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines())
+
+
 def test_the_settings_say_what_the_user_chose():
     """`python -m app.appliance config` tells the script which defaults the user set
     (environment or .env, the same to the settings), so that a machine-dependent default
     never overrides them."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-
-    def config(**chosen: str) -> dict[str, str]:
-        out = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "app.appliance", "config"],
-                             cwd=ROOT / "backend", env={**env, **chosen}, capture_output=True, text=True,
-                             check=True).stdout
-        return dict(line.split("=", 1) for line in out.splitlines())
-
-    default = config()
+    default = config_of()
+    assert int(default["LLM_THREADS"]) >= 1 and config_of(RAG_LLM_THREADS="3")["LLM_THREADS"] == "3"
     assert (default["TOP_K_SET"], default["GPU_TOP_K"]) == ("0", "10")
-    assert config(RAG_TOP_K="7")["TOP_K_SET"] == "1"
+    assert config_of(RAG_TOP_K="7")["TOP_K_SET"] == "1"

@@ -176,6 +176,11 @@ class Settings(BaseSettings):
         description="Parallel slots of the native server (students answered at once); each gets "
         "the full context window.",
     )
+    llm_threads: int = Field(
+        default=0, ge=0,
+        description="CPU threads the LLM server uses on a machine without a GPU; 0: one per physical "
+        "core the appliance may use (llama_cpp.server's own default is half the CPUs: one on 2 cores).",
+    )
     llm_port: int = Field(default=8080, ge=1, le=65535)
     backend_port: int = Field(default=8000, ge=1, le=65535)
     llm_device: str | None = Field(

@@ -1,0 +1,46 @@
+"""The LLM server's thread count on a machine without a GPU: one per physical core the
+appliance may use, within its CPU quota (app/appliance/cpu.py), read from a fake /sys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.appliance.cpu import decode_threads
+
+
+def fake_sys(root: Path, cores_of_cpus: list[int], cpu_max: str | None = None, v1_quota: tuple[int, int] | None = None):
+    for cpu, core in enumerate(cores_of_cpus):
+        topology = root / "devices" / "system" / "cpu" / f"cpu{cpu}" / "topology"
+        topology.mkdir(parents=True)
+        (topology / "physical_package_id").write_text("0\n")
+        (topology / "core_id").write_text(f"{core}\n")
+    cgroup = root / "fs" / "cgroup"
+    cgroup.mkdir(parents=True)
+    if cpu_max is not None:
+        (cgroup / "cpu.max").write_text(cpu_max + "\n")
+    if v1_quota is not None:
+        (cgroup / "cpu").mkdir()
+        (cgroup / "cpu" / "cpu.cfs_quota_us").write_text(f"{v1_quota[0]}\n")
+        (cgroup / "cpu" / "cpu.cfs_period_us").write_text(f"{v1_quota[1]}\n")
+    return root
+
+
+def test_one_thread_per_physical_core(tmp_path):
+    two_cores = fake_sys(tmp_path / "a", [0, 1])
+    assert decode_threads(two_cores, {0, 1}) == 2  # llama_cpp.server alone would use 1
+    hyperthreaded = fake_sys(tmp_path / "b", [0, 0, 1, 1, 2, 2, 3, 3])
+    assert decode_threads(hyperthreaded, set(range(8))) == 4
+    assert decode_threads(hyperthreaded, {0, 1, 2}) == 2  # only the CPUs this process may use
+
+
+def test_a_cpu_quota_caps_the_threads(tmp_path):
+    assert decode_threads(fake_sys(tmp_path / "v2", list(range(16)), cpu_max="250000 100000"), set(range(16))) == 3
+    assert decode_threads(fake_sys(tmp_path / "none", list(range(16)), cpu_max="max 100000"), set(range(16))) == 16
+    assert decode_threads(fake_sys(tmp_path / "v1", list(range(16)), v1_quota=(200000, 100000)), set(range(16))) == 2
+    assert decode_threads(fake_sys(tmp_path / "v1off", list(range(16)), v1_quota=(-1, 100000)), set(range(16))) == 16
+    assert decode_threads(fake_sys(tmp_path / "tiny", [0, 1], cpu_max="10000 100000"), {0, 1}) == 1
+
+
+def test_unknown_topology_counts_every_cpu(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert decode_threads(tmp_path / "empty", {0, 1, 2}) == 3
