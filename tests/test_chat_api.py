@@ -386,3 +386,19 @@ def test_browser_ui_is_served_at_the_root_with_a_strict_policy(backend):
     ready = httpx.get(f"{backend.url}/api/ready").json()
     assert "llm_device" in ready
     assert ready["retrieval"] == "hybrid" and ready["reranker"] is None  # what the status card shows
+
+
+def test_the_tokenizer_is_loaded_at_start_and_needs_no_server():
+    """Token counts (history and excerpts fitted to the context window) come from the
+    served GGUF's own vocabulary, loaded when the backend starts, not on the first
+    question, and not through llama_cpp.server, which would queue them behind answers."""
+    from app.llm.client import LLMClient
+    from app.settings import Settings
+    from backend_fixtures import smollm2_path
+
+    nowhere = f"http://127.0.0.1:{free_port()}/v1"  # no server: a count must not need one
+    client = LLMClient(Settings(_env_file=None, llm_base_url=nowhere, llm_model_path=smollm2_path()))
+    assert client.prepare() is True
+    assert asyncio.run(client.count_tokens("What is a hash table?")) == 6
+    without_file = LLMClient(Settings(_env_file=None, llm_base_url=nowhere, llm_model_path=None))
+    assert without_file.prepare() is False

@@ -101,6 +101,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
                                         settings.models_path))
     retriever.prepare()
     llm = LLMClient(settings)
+    llm.prepare()
     conversations = ConversationStore(settings.conversations_path)
     chat = ChatService(settings, retriever, llm, conversations)
     documents = DocumentService(settings, ingestor, store, target.db_path)

@@ -89,6 +89,11 @@ class LLMClient:
                     self._vocab = False
         return self._vocab or None
 
+    def prepare(self) -> bool:
+        """Load the served model's tokenizer now, at start-up, not on a student's first
+        question (SmolLM2 ~0.1 s; a 7B GGUF's vocabulary takes longer). Whether there is one."""
+        return self._local_tokenizer() is not None
+
     async def count_tokens(self, text: str) -> int | None:
         """Tokens of `text` by the LLM's own tokenizer; None if neither the model file
         nor the server offers one."""
