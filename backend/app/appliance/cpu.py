@@ -19,7 +19,10 @@ SYS = Path("/sys")
 
 def decode_threads(sys_root: Path = SYS, allowed: set[int] | None = None) -> int:
     """One per physical core this process may run on, at most its CPU quota, at least 1."""
-    cpus = allowed if allowed is not None else os.sched_getaffinity(0)
+    if allowed is None:  # no CPU affinity outside Linux: every CPU
+        affinity = getattr(os, "sched_getaffinity", None)
+        allowed = affinity(0) if affinity else set(range(os.cpu_count() or 1))
+    cpus = allowed
     cores = _physical_cores(sys_root, cpus)
     quota = _cpu_quota(sys_root)
     if quota is not None:
