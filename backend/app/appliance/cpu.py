@@ -22,8 +22,7 @@ def decode_threads(sys_root: Path = SYS, allowed: set[int] | None = None) -> int
     if allowed is None:  # no CPU affinity outside Linux: every CPU
         affinity = getattr(os, "sched_getaffinity", None)
         allowed = affinity(0) if affinity else set(range(os.cpu_count() or 1))
-    cpus = allowed
-    cores = _physical_cores(sys_root, cpus)
+    cores = _physical_cores(sys_root, allowed)
     quota = _cpu_quota(sys_root)
     if quota is not None:
         cores = min(cores, max(1, math.ceil(quota)))

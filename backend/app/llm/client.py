@@ -91,7 +91,7 @@ class LLMClient:
 
     def prepare(self) -> bool:
         """Load the served model's tokenizer now, at start-up, not on a student's first
-        question (SmolLM2 ~0.1 s; a 7B GGUF's vocabulary takes longer). Whether there is one."""
+        question (SmolLM2: 0.1-0.3 s here; a 7B GGUF's vocabulary is larger). Whether there is one."""
         return self._local_tokenizer() is not None
 
     async def count_tokens(self, text: str) -> int | None:
