@@ -17,13 +17,14 @@ from pathlib import Path
 SYS = Path("/sys")
 
 
-def decode_threads(sys_root: Path = SYS, allowed: set[int] | None = None) -> int:
+def decode_threads(sys_root: Path = SYS, allowed: set[int] | None = None,
+                   proc_cgroup: Path = Path("/proc/self/cgroup")) -> int:
     """One per physical core this process may run on, at most its CPU quota, at least 1."""
     if allowed is None:  # no CPU affinity outside Linux: every CPU
         affinity = getattr(os, "sched_getaffinity", None)
         allowed = affinity(0) if affinity else set(range(os.cpu_count() or 1))
     cores = _physical_cores(sys_root, allowed)
-    quota = _cpu_quota(sys_root)
+    quota = _cpu_quota(sys_root, proc_cgroup)
     if quota is not None:
         cores = min(cores, max(1, math.ceil(quota)))
     return max(1, cores)
@@ -42,17 +43,45 @@ def _physical_cores(sys_root: Path, cpus: set[int]) -> int:
     return len(cores)
 
 
-def _cpu_quota(sys_root: Path) -> float | None:
-    """CPUs' worth of time the cgroup may use (cgroup v2 `cpu.max`, v1 `cfs_quota_us`), None if unlimited."""
+def _cpu_quota(sys_root: Path, proc_cgroup: Path) -> float | None:
+    """CPUs' worth of time this process's cgroup may use, None if unlimited: the tightest
+    `cpu.max` (cgroup v2) or `cpu.cfs_quota_us` (v1) from its own cgroup up to the root.
+    In a container its own cgroup usually shows as the root; under systemd or a nested
+    cgroup it does not."""
+    v2_path, v1_path = "/", "/"
     try:
-        quota, period = (sys_root / "fs" / "cgroup" / "cpu.max").read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
+        for line in proc_cgroup.read_text().splitlines():
+            hierarchy, controllers, path = line.split(":", 2)
+            if hierarchy == "0" and not controllers:
+                v2_path = path
+            elif "cpu" in controllers.split(","):
+                v1_path = path
     except (OSError, ValueError):
         pass
+    cgroup = sys_root / "fs" / "cgroup"
+    quotas = [q for d in _up_to(cgroup, v2_path) if (q := _v2_quota(d)) is not None]
+    quotas += [q for d in _up_to(cgroup / "cpu", v1_path) if (q := _v1_quota(d)) is not None]
+    return min(quotas, default=None)
+
+
+def _up_to(root: Path, path: str) -> list[Path]:
+    """`root/path` and each folder above it, up to `root`."""
+    parts = [p for p in path.strip("/").split("/") if p and p != ".."]
+    return [root.joinpath(*parts[:n]) for n in range(len(parts), -1, -1)]
+
+
+def _v2_quota(directory: Path) -> float | None:
     try:
-        v1 = sys_root / "fs" / "cgroup" / "cpu"
-        quota_us = int((v1 / "cpu.cfs_quota_us").read_text())
-        period_us = int((v1 / "cpu.cfs_period_us").read_text())
-        return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+        quota, period = (directory / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
         return None
+
+
+def _v1_quota(directory: Path) -> float | None:
+    try:
+        quota_us = int((directory / "cpu.cfs_quota_us").read_text())
+        period_us = int((directory / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
