@@ -1,5 +1,5 @@
 """How fast the CPU LLM answers with llama_cpp.server's default threads and with the
-appliance's (one per physical core, app/appliance/cpu.py), in the same run.
+appliance's (one per physical core, app/cpus.py), in the same run.
 
     python bench/llm_threads.py [--rounds 3] [--max-tokens 128]
 
@@ -53,13 +53,13 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     args = parser.parse_args()
 
-    from app.appliance.cpu import decode_threads
+    from app.cpus import usable_cores
     from backend_fixtures import smollm2_path
 
     cpus = multiprocessing.cpu_count()
     configs = {
         f"llama_cpp.server default ({max(cpus // 2, 1)} decode, {cpus} prompt threads)": (max(cpus // 2, 1), cpus),
-        f"appliance ({decode_threads()} per physical core, both)": (decode_threads(), decode_threads()),
+        f"appliance ({usable_cores()} per physical core, both)": (usable_cores(), usable_cores()),
     }
     prompt = course_prompt()
     runs: dict[str, list[dict]] = {name: [] for name in configs}

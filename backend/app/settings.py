@@ -67,7 +67,8 @@ class Settings(BaseSettings):
         ),
     )
     torch_threads: int | None = Field(
-        default=None, ge=1, description="CPU threads for torch; default: all cores."
+        default=None, ge=1, description="CPU threads for torch on the CPU; default: one per physical core "
+        "the process may use, within its CPU quota (torch alone takes every core of the host)."
     )
 
     # --- chunking -------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def _config() -> int:
-    from app.appliance.cpu import decode_threads
+    from app.cpus import usable_cores
     from app.settings import get_settings
 
     s = get_settings()
@@ -34,7 +34,7 @@ def _config() -> int:
         "TOP_K_SET": int("top_k" in s.model_fields_set),
         "GPU_TOP_K": s.gpu_top_k,
         "LLM_PARALLEL": s.llm_parallel,
-        "LLM_THREADS": s.llm_threads or decode_threads(),
+        "LLM_THREADS": s.llm_threads or usable_cores(),
         "MATERIALS_DIR": s.materials_path,
         "DB_IS_LOCAL": int(s.milvus_is_local_file),
         "DB_PATH": s.milvus_db_path if s.milvus_is_local_file else "",

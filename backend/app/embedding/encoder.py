@@ -115,6 +115,10 @@ def load_embedder(name: str, device: str = "auto", batch_size: int = 64, threads
     source, is_local = resolve_model_source(name)
     import torch
 
+    if not threads and pick_device(device) == "cpu":  # torch alone would take every core of the host
+        from app.cpus import usable_cores
+
+        threads = usable_cores()
     if threads:
         torch.set_num_threads(threads)
     from sentence_transformers import SentenceTransformer

@@ -1,11 +1,11 @@
-"""The LLM server's thread count on a machine without a GPU: one per physical core the
-appliance may use, within its CPU quota (app/appliance/cpu.py), read from a fake /sys."""
+"""Threads to compute with on the CPU (the LLM server's, the embedder's): one per physical
+core the appliance may use, within its CPU quota (app/cpus.py), read from a fake /sys."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from app.appliance.cpu import decode_threads
+from app.cpus import usable_cores
 
 
 def fake_sys(root: Path, cores_of_cpus: list[int], cpu_max: str | None = None, v1_quota: tuple[int, int] | None = None):
@@ -27,18 +27,18 @@ def fake_sys(root: Path, cores_of_cpus: list[int], cpu_max: str | None = None, v
 
 def test_one_thread_per_physical_core(tmp_path):
     two_cores = fake_sys(tmp_path / "a", [0, 1])
-    assert decode_threads(two_cores, {0, 1}) == 2  # llama_cpp.server alone would use 1
+    assert usable_cores(two_cores, {0, 1}) == 2  # llama_cpp.server alone would use 1
     hyperthreaded = fake_sys(tmp_path / "b", [0, 0, 1, 1, 2, 2, 3, 3])
-    assert decode_threads(hyperthreaded, set(range(8))) == 4
-    assert decode_threads(hyperthreaded, {0, 1, 2}) == 2  # only the CPUs this process may use
+    assert usable_cores(hyperthreaded, set(range(8))) == 4
+    assert usable_cores(hyperthreaded, {0, 1, 2}) == 2  # only the CPUs this process may use
 
 
 def test_a_cpu_quota_caps_the_threads(tmp_path):
-    assert decode_threads(fake_sys(tmp_path / "v2", list(range(16)), cpu_max="250000 100000"), set(range(16))) == 3
-    assert decode_threads(fake_sys(tmp_path / "none", list(range(16)), cpu_max="max 100000"), set(range(16))) == 16
-    assert decode_threads(fake_sys(tmp_path / "v1", list(range(16)), v1_quota=(200000, 100000)), set(range(16))) == 2
-    assert decode_threads(fake_sys(tmp_path / "v1off", list(range(16)), v1_quota=(-1, 100000)), set(range(16))) == 16
-    assert decode_threads(fake_sys(tmp_path / "tiny", [0, 1], cpu_max="10000 100000"), {0, 1}) == 1
+    assert usable_cores(fake_sys(tmp_path / "v2", list(range(16)), cpu_max="250000 100000"), set(range(16))) == 3
+    assert usable_cores(fake_sys(tmp_path / "none", list(range(16)), cpu_max="max 100000"), set(range(16))) == 16
+    assert usable_cores(fake_sys(tmp_path / "v1", list(range(16)), v1_quota=(200000, 100000)), set(range(16))) == 2
+    assert usable_cores(fake_sys(tmp_path / "v1off", list(range(16)), v1_quota=(-1, 100000)), set(range(16))) == 16
+    assert usable_cores(fake_sys(tmp_path / "tiny", [0, 1], cpu_max="10000 100000"), {0, 1}) == 1
 
 
 def test_the_quota_of_the_process_own_cgroup_or_above_counts(tmp_path):
@@ -54,16 +54,34 @@ def test_the_quota_of_the_process_own_cgroup_or_above_counts(tmp_path):
     (nested / "cpu.cfs_period_us").write_text("100000\n")
     proc = tmp_path / "cgroup"
     proc.write_text("4:memory:/pods/pod1\n2:cpu,cpuacct:/pods/pod1\n0::/\n")
-    assert decode_threads(root, set(range(8)), proc) == 2
+    assert usable_cores(root, set(range(8)), proc) == 2
     unified = root / "fs" / "cgroup" / "user.slice"
     unified.mkdir()
     (unified / "cpu.max").write_text("100000 100000\n")
     proc.write_text("0::/user.slice\n")
-    assert decode_threads(root, set(range(8)), proc) == 1
+    assert usable_cores(root, set(range(8)), proc) == 1
     proc.write_text("0::/\n")
-    assert decode_threads(root, set(range(8)), proc) == 8
+    assert usable_cores(root, set(range(8)), proc) == 8
 
 
 def test_unknown_topology_counts_every_cpu(tmp_path):
     (tmp_path / "empty").mkdir()
-    assert decode_threads(tmp_path / "empty", {0, 1, 2}) == 3
+    assert usable_cores(tmp_path / "empty", {0, 1, 2}) == 3
+
+
+def test_the_embedder_on_the_cpu_computes_with_the_usable_cores():
+    """Unless RAG_TORCH_THREADS says otherwise; PyTorch's own guess is every CPU it sees."""
+    import torch
+
+    from app.cpus import usable_cores
+    from app.embedding.encoder import load_embedder
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(usable_cores() + 3)  # as on a host with more CPUs than the quota
+        load_embedder("all-MiniLM-L6-v2", "cpu", 32)
+        assert torch.get_num_threads() == usable_cores()
+        load_embedder("all-MiniLM-L6-v2", "cpu", 32, threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -1,11 +1,12 @@
-"""How many threads the LLM server should decode with on a machine without a GPU.
+"""How many threads to compute with on the CPU: one per physical core this process may use.
 
-Why: llama_cpp.server decodes with half the CPUs by default (a guess at the physical
-cores on a machine with two hyperthreads per core), which on a 2-core cloud machine is one
-thread: SmolLM2 wrote 63 tokens/s there, against 84 with two (bench/llm_threads.py). One
-thread per physical core is what llama.cpp's own server picks. In a container the count
-is further capped by the CPUs the process may use and by its CPU quota, since threads
-beyond the quota are throttled, not run.
+Why: libraries guess. llama_cpp.server decodes with half the CPUs (a guess at the physical
+cores where each has two hyperthreads), which on a 2-core cloud machine is one thread:
+SmolLM2 wrote 63 tokens/s there, against 84 with two (bench/llm_threads.py). PyTorch and
+llama.cpp's own server take every core of the host, which in a container limited by a CPU
+quota means threads that wait to be scheduled: in a 1-CPU cgroup here two threads decoded
+at 0.70x and embedded at 0.86x the speed of one (docs/DESIGN.md). So: the physical cores of
+the CPUs the process may use (its affinity), capped by the tightest CPU quota of its cgroup.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from pathlib import Path
 SYS = Path("/sys")
 
 
-def decode_threads(sys_root: Path = SYS, allowed: set[int] | None = None,
-                   proc_cgroup: Path = Path("/proc/self/cgroup")) -> int:
+def usable_cores(sys_root: Path = SYS, allowed: set[int] | None = None,
+                 proc_cgroup: Path = Path("/proc/self/cgroup")) -> int:
     """One per physical core this process may run on, at most its CPU quota, at least 1."""
     if allowed is None:  # no CPU affinity outside Linux: every CPU
         affinity = getattr(os, "sched_getaffinity", None)
