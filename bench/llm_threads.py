@@ -56,10 +56,10 @@ def main() -> None:
     from app.cpus import usable_cores
     from backend_fixtures import smollm2_path
 
-    cpus = multiprocessing.cpu_count()
+    cpus, cores = multiprocessing.cpu_count(), usable_cores()
     configs = {
         f"llama_cpp.server default ({max(cpus // 2, 1)} decode, {cpus} prompt threads)": (max(cpus // 2, 1), cpus),
-        f"appliance ({usable_cores()} per physical core, both)": (usable_cores(), usable_cores()),
+        f"appliance ({cores} per physical core, both)": (cores, cores),
     }
     prompt = course_prompt()
     runs: dict[str, list[dict]] = {name: [] for name in configs}

@@ -115,7 +115,8 @@ def load_embedder(name: str, device: str = "auto", batch_size: int = 64, threads
     source, is_local = resolve_model_source(name)
     import torch
 
-    if not threads and pick_device(device) == "cpu":  # torch alone would take every core of the host
+    chosen = pick_device(device)
+    if not threads and chosen == "cpu":  # torch alone would take every core of the host
         from app.cpus import usable_cores
 
         threads = usable_cores()
@@ -140,7 +141,6 @@ def load_embedder(name: str, device: str = "auto", batch_size: int = 64, threads
         elif not hub_reachable():
             raise ConfigurationError(f"Cannot load embedding model '{name}': it is not on this machine and "
                                      f"{hub_endpoint()} cannot be reached. {hint}")
-    chosen = pick_device(device)
     try:
         model = SentenceTransformer(source, device=chosen, local_files_only=is_local)
     except Exception as exc:  # OSError, HF hub errors, bad folders: all user-fixable
