@@ -130,6 +130,35 @@ def test_a_one_letter_compound_is_searched_as_one_term(tmp_path, settings, embed
     harness.close()
 
 
+def test_operators_are_search_terms():
+    from app.retrieval.keyword_index import operators
+
+    assert operators("x ** 2 != y, then f := 3") == ["**", "!=", ":="]
+    assert operators("total <<- total + 1; y %in% z; A %*% B") == ["<<-", "+", "%in%", "%*%"]
+    assert operators("what does ... mean? x - y and a / b") == ["...", "-", "/"]
+    # words joined, sentence punctuation, rules: no operators
+    assert operators("a well-known and/or e.g. result: Thanks! Right?") == []
+    assert operators("---------- ====") == []
+
+
+def test_a_question_about_an_operator_finds_the_page_that_explains_it(tmp_path, settings, embedder):
+    """ "what does ** do?" has no word a passage could match: the operator is the question."""
+    harness = ingest_files(tmp_path, settings, embedder, {
+        "power.md": "# Exponents\n\nRaise a number to a power with the double star: 2 ** 10 is 1024, "
+                    "and x ** 0.5 is its square root.\n",
+        "compare.md": "# Comparisons\n\nTwo values are compared with x == y, which is True when they are "
+                      "equal, and x < y when the first is smaller.\n",
+        "loops.md": "# Loops\n\nA for loop repeats its body once per item: for item in items: total = total + item.\n",
+        "strings.md": "# Strings\n\nStrings are joined with +, and repeated with *: 'ab' * 3 is 'ababab'.\n",
+    })
+    retriever = make_retriever(harness, settings, embedder)
+    assert retriever.search("what does ** do", cutoff=-1.0, mode="keyword").sources[0].file == "power.md"
+    assert retriever.search("what does ** do", mode="hybrid").sources[0].file == "power.md"
+    # the operator counts as what the best keyword match holds, for the relevance gate too
+    assert retriever.keyword_index.search("what does ** do", 5).coverage == 1.0
+    harness.close()
+
+
 def test_relevance_gate_declines_what_the_materials_do_not_cover(tmp_path, settings, embedder):
     harness = ingest_sample_course(tmp_path, settings, embedder)
     retriever = make_retriever(harness, settings, embedder)

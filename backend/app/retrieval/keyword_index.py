@@ -38,13 +38,22 @@ _WORD = re.compile(r"(?u)\b\w\w+\b")
 # and what is left ("strings", "tree") is a common word; the compound is the topic.
 _LETTER_COMPOUND = re.compile(r"(?u)(?<![\w-])([^\W\d_])-([^\W\d_]{2,})\b")
 STAMP = "stamp.json"
+OPERATORS = "operators"  # the operator index's folder inside the keyword index's
 # Part of the index signature: a changed analyzer rebuilds the index. 2: the index also
 # keeps the materials' words as written, for spelling correction; 3: one-letter compounds;
 # 4: it keeps every word the materials use, for acronyms and names like "C++" (spellings.json);
 # 5: and their hyphenated compounds joined ("in-order" -> "inorder").
-ANALYZER_VERSION = "5"
+# 6: beside it, an index of the operators each chunk writes ("**", "<<-", "%in%").
+ANALYZER_VERSION = "6"
 _SPELLED = re.compile(r"[^\W\d_]{5,}")  # words long enough to correct a typo in (shorter: too many neighbours)
 _HYPHENATED = re.compile(r"(?u)\b([^\W\d_]+)-([^\W\d_]+)\b")
+# Operators a programming course explains ("what does ** do?", "<- or <<-?", "%in%"), which
+# word terms lose: R's %name% operators; runs of operator characters ("**", "!=", "->",
+# ":="); "..."; single characters that are rarely punctuation; "-" and "/" only standing
+# alone, since in "well-known" and "and/or" they join words.
+_OPERATOR = re.compile(r"%[^\W\d_]\w*%|[-+*/%<>=!:&|^~@$]{2,}|\.{3}|[*%^~@$&|+=<>]|(?<!\S)[-/](?!\S)")
+# "-----", "=====", "****": rules and decoration, not operators
+_DECORATION = re.compile(r"(.)\1{3,}")
 
 # Interrogatives and auxiliaries carry no topic. They stay in the ranking (measured:
 # dropping them, or a longer list, ranked slightly worse), but they are not evidence
@@ -127,6 +136,11 @@ class Analyzer:
         return self._stem(words)
 
 
+def operators(text: str) -> list[str]:
+    """The operators written in `text`, as index terms: "x ** 2 != y" -> ["**", "!="]."""
+    return [op for op in _OPERATOR.findall(text) if not _DECORATION.fullmatch(op)]
+
+
 def manifest_signature(catalog: Catalog) -> str:
     """Changes exactly when the collection's content does (the manifest is written
     after a file's chunks, and removed with them)."""
@@ -147,6 +161,7 @@ class KeywordIndex:
         self.analyzer = Analyzer()
         self._lock = threading.Lock()
         self._model = None
+        self._operator_model = None  # BM25 over the operators each chunk writes (None: none do)
         self._ids: list[str] = []
         self._signature: str | None = None
         self._checked_at = 0.0
@@ -163,7 +178,7 @@ class KeywordIndex:
         import bm25s
 
         signature = signature or manifest_signature(self.catalog)
-        ids, tokens = [], []
+        ids, tokens, operator_tokens = [], [], []
         words: dict[str, int] = {}
         spellings: set[str] = set()
         if self.store.exists():
@@ -176,6 +191,7 @@ class KeywordIndex:
                         ids.append(row["id"])
                         text = row.get("text") or ""
                         tokens.append(self.analyzer(text))
+                        operator_tokens.append(operators(text))
                         lower = text.lower()
                         for word in _SPELLED.findall(lower):
                             words[word] = words.get(word, 0) + 1
@@ -184,20 +200,24 @@ class KeywordIndex:
                         spellings.update(name.lower() for name in symbol_names(text))
             finally:
                 iterator.close()
-        model = None
+        model = operator_model = None
         if ids:
             model = bm25s.BM25()
             model.index(tokens, show_progress=False)
+        if any(operator_tokens):
+            operator_model = bm25s.BM25(b=0.0)  # how many operators a chunk writes says little of its topic
+            operator_model.index(operator_tokens, show_progress=False)
         spelled = frozenset(spellings)
-        self._save(model, ids, words, spelled, signature)
+        self._save(model, operator_model, ids, words, spelled, signature)
         with self._lock:
             self._model, self._ids, self._words, self._signature = model, ids, words, signature
+            self._operator_model = operator_model
             self._spellings = spelled
             self._checked_at = time.monotonic()
         return len(ids)
 
-    def _save(self, model, ids: list[str], words: dict[str, int], spellings: frozenset[str],
-              signature: str) -> None:
+    def _save(self, model, operator_model, ids: list[str], words: dict[str, int],
+              spellings: frozenset[str], signature: str) -> None:
         """Write to a fresh folder, then swap it in: readers never see half an index."""
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         staging = self.folder.with_name(f".{self.folder.name}.{os.getpid()}.tmp")
@@ -205,6 +225,8 @@ class KeywordIndex:
         staging.mkdir()
         if model is not None:
             model.save(str(staging), show_progress=False)
+        if operator_model is not None:
+            operator_model.save(str(staging / OPERATORS), show_progress=False)
         (staging / "ids.json").write_text(json.dumps(ids))
         (staging / "words.json").write_text(json.dumps(words))
         (staging / "spellings.json").write_text(json.dumps(sorted(spellings)))
@@ -226,10 +248,13 @@ class KeywordIndex:
             words = json.loads((self.folder / "words.json").read_text())
             spellings = frozenset(json.loads((self.folder / "spellings.json").read_text()))
             model = bm25s.BM25.load(str(self.folder), show_progress=False) if ids else None
+            operator_model = (bm25s.BM25.load(str(self.folder / OPERATORS), show_progress=False)
+                              if (self.folder / OPERATORS).is_dir() else None)
         except (OSError, ValueError) as exc:
             log.info("keyword index at %s not loadable (%s); it will be rebuilt", self.folder, exc)
             return None
         self._model, self._ids, self._words, self._signature = model, ids, words, stamp["signature"]
+        self._operator_model = operator_model
         self._spellings = spellings
         return stamp["signature"]
 
@@ -275,23 +300,41 @@ class KeywordIndex:
 
     # -- searching ---------------------------------------------------------------
     def search(self, query: str, limit: int) -> KeywordResult:
+        """The chunks that best match `query`'s words, and its operators where it writes
+        any ("what does ** do?"). The operators have an index of their own, so a chunk's
+        length in words, and so every question without operators, ranks as it would
+        without them."""
         self.ensure_current()
         with self._lock:
-            model, ids = self._model, self._ids
+            model, operator_model, ids = self._model, self._operator_model, self._ids
         terms = list(dict.fromkeys(self.analyzer(query)))
-        if model is None or not ids or not terms:
+        written = list(dict.fromkeys(operators(query)))
+        if model is None or not ids or not (terms or written):
             return KeywordResult([])
         names = written_as_names(query)
         unknown = self._unknown_words(model, query, names)
         known = [t for t in terms if t in model.vocab_dict]
-        if not known:
+        known_operators = [o for o in written if operator_model is not None and o in operator_model.vocab_dict]
+        if not (known or known_operators):
             return KeywordResult([], 0.0, unknown, len(ids), names)
-        documents, scores = model.retrieve([known], k=min(limit, len(ids)), show_progress=False, n_threads=1)
+        k = min(limit, len(ids))
+        if known_operators:
+            import numpy as np
+
+            scores = operator_model.get_scores(known_operators)
+            if known:
+                scores = scores + model.get_scores(known)
+            top = np.argpartition(-scores, k - 1)[:k]
+            top = top[np.argsort(-scores[top], kind="stable")]
+            documents, scores = [top], [scores[top]]
+        else:
+            documents, scores = model.retrieve([known], k=k, show_progress=False, n_threads=1)
         hits = [KeywordHit(ids[int(d)], float(s)) for d, s in zip(documents[0], scores[0]) if s > 0]
         coverage = 0.0
         if hits:
             topic_terms = list(dict.fromkeys(self.analyzer(query, topic_only=True)))
-            coverage = self._coverage(model, topic_terms, [int(d) for d in documents[0][:3]])
+            coverage = self._coverage([(model, topic_terms), (operator_model, known_operators)],
+                                      [int(d) for d in documents[0][:3]])
         return KeywordResult(hits, coverage, unknown, len(ids), names)
 
     def scarce_words(self, text: str, share: float) -> list[str]:
@@ -371,18 +414,20 @@ class KeywordIndex:
         return model.scores["indices"][indptr[column]:indptr[column + 1]]
 
     @staticmethod
-    def _coverage(model, terms: list[str], docs: list[int]) -> float:
-        """The best, over `docs`, IDF-weighted share of the query terms a document holds."""
+    def _coverage(term_lists: list[tuple[object, list[str]]], docs: list[int]) -> float:
+        """The best, over `docs`, IDF-weighted share of the query terms a document holds;
+        `term_lists`: (index, its terms) pairs, words and operators."""
         import numpy as np
 
-        n = model.scores["num_docs"]
         total = 0.0
         present = np.zeros(len(docs))
-        for term in terms:
-            holders = KeywordIndex._holders(model, term)
-            idf = float(np.log(1 + (n - len(holders) + 0.5) / (len(holders) + 0.5)))
-            total += idf
-            present += idf * np.isin(docs, holders)
+        for model, terms in term_lists:
+            for term in terms:
+                n = model.scores["num_docs"]
+                holders = KeywordIndex._holders(model, term)
+                idf = float(np.log(1 + (n - len(holders) + 0.5) / (len(holders) + 0.5)))
+                total += idf
+                present += idf * np.isin(docs, holders)
         return float(present.max()) / total if total and docs else 0.0
 
 
