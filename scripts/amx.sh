@@ -1,0 +1,27 @@
+# Sourced by the scripts that build llama.cpp: keep its AMX kernels out.
+#
+# Why: llama.cpp built for the machine it compiles on (GGML_NATIVE, the default) turns on
+# its AMX matrix kernels on Intel CPUs that report AMX (Sapphire Rapids and later), and
+# on some of them, virtual machines among them, those kernels crash the first longer
+# prompt with a segmentation fault (llama.cpp issue 20824; seen on this project's CI
+# machines in session 20: every chat test failed). Without AMX, llama.cpp uses its
+# AVX-512 or AVX2 kernels, as on every other CPU.
+
+# The compiler flags that leave AMX out ("" where the compiler does not know them: not x86).
+no_amx_flags() {
+  local flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  if echo 'int x;' | "${CC:-cc}" $flags -x c -c -o /dev/null - >/dev/null 2>&1; then
+    echo "$flags"
+  fi
+}
+
+# Whether llama.cpp libraries under FOLDER (a llama-cpp-python install or a llama-server
+# build) hold the AMX kernels: an installation from before this fix, or from a cached wheel.
+has_amx_kernels() {
+  grep -rqs --include='*.so*' --include='llama-server' ggml_backend_amx_mul_mat "$1"
+}
+
+# The folder of the llama_cpp package the Python at $1 imports ("" when it has none).
+llama_cpp_folder() {
+  "$1" -c 'import importlib.util as u; s = u.find_spec("llama_cpp"); print(s.submodule_search_locations[0] if s else "")' 2>/dev/null
+}
