@@ -111,9 +111,11 @@ ensure_requirements() {
     echo "$want" > "$stamp"
   fi
   if has_amx_kernels "$(llama_cpp_folder "$PY")"; then
-    say "      rebuilding llama-cpp-python without AMX kernels, which crash on some CPUs (5-10 minutes)"
-    CFLAGS="$NO_AMX" CXXFLAGS="$NO_AMX" "$PY" -m pip install --quiet --force-reinstall --no-cache-dir \
-      --no-deps "llama-cpp-python==$LLAMA_VERSION"
+    say "      rebuilding llama-cpp-python without AMX kernels, which crash on some CPUs (5-15 minutes)"
+    local cuda_args=""
+    has_gpu && cuda_args="-DGGML_CUDA=on"  # a CUDA build stays one
+    CMAKE_ARGS="$cuda_args" CFLAGS="$NO_AMX" CXXFLAGS="$NO_AMX" "$PY" -m pip install --quiet --force-reinstall \
+      --no-cache-dir --no-deps "llama-cpp-python==$LLAMA_VERSION"
   fi
 }
 
