@@ -486,6 +486,19 @@ def test_the_question_in_a_chatty_message_is_what_gets_searched(tmp_path, settin
                               "collisions? My teacher explained it in class but I didn't get it. Thanks a lot!")
     assert chatty.search_text == "how does a hash table handle collisions?"
     assert [s.chunk_id for s in chatty.sources[:3]] == [s.chunk_id for s in plain.sources[:3]]
+    # the question was embedded with the other clauses: the search does not embed it again
+    embedded = []
+    original = embedder.encode_query
+    embedder.encode_query = lambda text: embedded.append(text) or original(text)
+    try:
+        again = retriever.search("Hi! How does a hash table handle collisions? Thanks!")
+        assert embedded == [] and again.search_text == "How does a hash table handle collisions?"
+        assert [s.chunk_id for s in again.sources[:3]] == [s.chunk_id for s in plain.sources[:3]]
+        # where the question is not a clause as written (a request frame cut), it is embedded
+        retriever.search("Hi! Can you explain what a binary search tree is?")
+        assert embedded == ["what a binary search tree is?"]
+    finally:
+        embedder.encode_query = original
     assert retriever.search("Can you explain what a binary search tree is?").search_text == "what a binary search tree is?"
     both = "What is a stack? How is it different from a queue?"
     assert retriever.search(both).search_text == both  # two real questions: both searched

@@ -92,6 +92,22 @@ def embedded_share(store, window: int) -> float:
     return inside / total if total else 1.0
 
 
+def corpus_retriever(args, settings: Settings):
+    """The appliance's Retriever over the corpus's database (ingested first where needed):
+    what the evaluation asks, and what bench/chatty.py times."""
+    from app.embedding.encoder import load_embedder
+    from app.retrieval.retriever import Retriever
+
+    embedder = load_embedder(settings.embedding_model, "cpu", 64, threads=args.threads)
+    embedder.enable_fast_queries(settings.embedding_query_runtime, settings.models_path / "onnx")
+    ingestor = prepare_database(args, settings, embedder)
+    store = ingestor.chunk_store(embedder.dimension)
+    store.ensure_collection()
+    keyword_index = ingestor.keyword_index()
+    keyword_index.ensure_current()
+    return Retriever(settings, store, embedder, keyword_index)
+
+
 def _follow_up_cell(result, method: str, total: int) -> str:
     """ "5 of 6", saying so when the chat had to rewrite some another way (the LLM was
     unreachable or slow), so a fallback's score is never shown as the LLM's."""
@@ -109,23 +125,15 @@ def main(argv=None) -> int:
         return 2
 
     from app.chat.service import ChatService
-    from app.embedding.encoder import load_embedder
     from app.llm.client import LLMClient
     from app.retrieval.reranker import load_reranker
-    from app.retrieval.retriever import Retriever
 
     settings = Settings(_env_file=None, milvus_uri=str(args.db), collection_name="eval",
                         embedding_device="cpu", torch_threads=args.threads,
                         llm_base_url=args.llm_url or "http://127.0.0.1:9/v1", condense_timeout_s=30,
                         query_expansion_timeout_s=30)
-    embedder = load_embedder(settings.embedding_model, "cpu", 64, threads=args.threads)
-    embedder.enable_fast_queries(settings.embedding_query_runtime, settings.models_path / "onnx")
-    ingestor = prepare_database(args, settings, embedder)
-    store = ingestor.chunk_store(embedder.dimension)
-    store.ensure_collection()
-    keyword_index = ingestor.keyword_index()
-    keyword_index.ensure_current()
-    retriever = Retriever(settings, store, embedder, keyword_index)
+    retriever = corpus_retriever(args, settings)
+    store, embedder = retriever.store, retriever.embedder
     chat = ChatService(settings, retriever, LLMClient(settings), store=None)
     methods = ("raw", "concat", "llm") if args.llm_url else ("raw", "concat")
 

@@ -79,17 +79,26 @@ class ChatterFilter:
             self._about_the_answer = np.asarray(self.encode(list(ABOUT_THE_ANSWER_EXAMPLES)))
 
     def question_text(self, message: str) -> str:
+        return self.question_and_vector(message)[0]
+
+    def question_and_vector(self, message: str) -> tuple[str, np.ndarray | None]:
+        """The question, and its vector where the clause check embedded exactly it (one
+        clause kept, nothing cut from it): the search then need not embed it again."""
+        vector = None
         clauses = [c.strip() for c in _CLAUSE_BREAK.split(message) if c and _WORD.search(c)]
         if len(clauses) > 1:
             self.prepare()
             vectors = np.asarray(self.encode(clauses))
             chatter_likeness = (vectors @ self._examples.T).max(axis=1)
-            kept = [c for c, chat, best in zip(clauses, chatter_likeness, self.best_similarities(vectors))
+            kept = [i for i, (chat, best) in enumerate(zip(chatter_likeness, self.best_similarities(vectors)))
                     if chat <= best]
             if kept:
-                message = " ".join(kept)
+                message = " ".join(clauses[i] for i in kept)
+                vector = vectors[kept[0]] if len(kept) == 1 else None
         stripped = _REQUEST_FRAME.sub("", message).strip()
-        return stripped if _WORD.search(stripped) else message
+        if not _WORD.search(stripped):
+            return message, vector
+        return stripped, vector if stripped == message else None
 
     def small_talk(self, vector: np.ndarray, best_similarity: float) -> str | None:
         """Whether a message is all chatter, from its vector and its closest passage's

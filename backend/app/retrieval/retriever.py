@@ -148,12 +148,15 @@ class Retriever:
         timings: dict[str, float] = {}
 
         t = time.perf_counter()
-        text = query if as_written else self.question_text(query)
+        text, vector = (query, None) if as_written else self._question_and_vector(query)
         if settings.fix_spelling and self.keyword_index is not None:
-            text = self.fix_spelling(text)
+            fixed = self.fix_spelling(text)
+            if fixed != text:
+                text, vector = fixed, None
         timings["question_ms"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        vector = self.embedder.encode_query(text)
+        if vector is None:  # a chatty message's question was embedded with its clauses already
+            vector = self.embedder.encode_query(text)
         timings["embed_ms"] = (time.perf_counter() - t) * 1000
 
         pool = max(settings.retrieval_candidates, top_k)
@@ -213,7 +216,11 @@ class Retriever:
     def question_text(self, message: str) -> str:
         """The question in a student's message, without its greetings, thanks and pleas
         for help (app/retrieval/chatter.py), where that is configured."""
-        return self.chatter.question_text(message) if self.settings.strip_chatter else message
+        return self._question_and_vector(message)[0]
+
+    def _question_and_vector(self, message: str):
+        """The question in `message`, and its vector where finding it embedded it already."""
+        return self.chatter.question_and_vector(message) if self.settings.strip_chatter else (message, None)
 
     def about_the_answer(self, text: str) -> float:
         """How much `text` reads like a question about the last answer (chatter.py)."""
