@@ -114,8 +114,7 @@ ensure_requirements() {
     say "      rebuilding llama-cpp-python without AMX kernels, which crash on some CPUs (5-15 minutes)"
     local cuda_args=""
     has_gpu && cuda_args="-DGGML_CUDA=on"  # a CUDA build stays one
-    CMAKE_ARGS="$cuda_args" CFLAGS="$NO_AMX" CXXFLAGS="$NO_AMX" "$PY" -m pip install --quiet --force-reinstall \
-      --no-cache-dir --no-deps "llama-cpp-python==$LLAMA_VERSION"
+    rebuild_llama_cpp_without_amx "$PY" "$LLAMA_VERSION" "$cuda_args"
   fi
 }
 

@@ -21,6 +21,15 @@ has_amx_kernels() {
   grep -rqs --include='*.so*' --include='llama-server' ggml_backend_amx_mul_mat "$1"
 }
 
+# Reinstall llama-cpp-python==$2 into the Python at $1, compiled without AMX (CMAKE_ARGS: $3,
+# e.g. "-DGGML_CUDA=on"); not from pip's wheel cache, whose wheel may be the build with AMX.
+rebuild_llama_cpp_without_amx() {
+  local flags
+  flags="$(no_amx_flags)"
+  CMAKE_ARGS="${3:-}" CFLAGS="$flags" CXXFLAGS="$flags" "$1" -m pip install --quiet --force-reinstall \
+    --no-cache-dir --no-deps "llama-cpp-python==$2"
+}
+
 # The folder of the llama_cpp package the Python at $1 imports ("" when it has none).
 llama_cpp_folder() {
   "$1" -c 'import importlib.util as u; s = u.find_spec("llama_cpp"); print(s.submodule_search_locations[0] if s else "")' 2>/dev/null

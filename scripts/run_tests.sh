@@ -18,8 +18,7 @@ if [ ! -f .venv/.deps-installed ] || [ requirements.txt -nt .venv/.deps-installe
 fi
 if has_amx_kernels "$(llama_cpp_folder .venv/bin/python)"; then
   echo "==> Rebuilding llama-cpp-python without AMX kernels, which crash on some CPUs (~10 minutes)"
-  CFLAGS="$NO_AMX" CXXFLAGS="$NO_AMX" .venv/bin/pip install --quiet --force-reinstall --no-cache-dir --no-deps \
-    "$(grep -o '^llama-cpp-python[^ ]*' requirements.txt | sed 's/\[server\]//')"
+  rebuild_llama_cpp_without_amx .venv/bin/python "$(grep -o '^llama-cpp-python[^ ]*' requirements.txt | sed 's/.*==//')"
 fi
 
 if ! command -v chromium >/dev/null && [ -z "${CHROMIUM_PATH:-}" ]; then
