@@ -168,15 +168,16 @@ choose_model() {
   MODEL_PATH="$(cd "$ROOT/backend" && "$PY" -m app.appliance model $gpu_flag)" \
     || fail "no model to serve (see the message above)."
   say "      $MODEL_PATH"
-  # The reranker (GPU pods, or wherever RAG_RERANKER_MODEL is set) is fetched now, where the
-  # download shows, so that the backend loads it from disk; one that cannot be had is left off.
+  # The cross-encoder (GPU pods, or wherever RAG_RERANKER_MODEL names one) is fetched now, where
+  # the download shows, so that the backend loads it from disk; where none can be had, the
+  # backend's default reranks: token-match, with the embedder (no download).
   RERANKER=""
   if has_gpu || [ "$RERANKER_SET" = "1" ]; then
     if RERANKER="$(cd "$ROOT/backend" && "$PY" -m app.appliance reranker $gpu_flag)"; then
       say "      reranker: ${RERANKER:-off}"
     else
       RERANKER=""
-      say "      reranker: off (it could not be fetched; the reason is above). Answers come unreranked."
+      say "      reranker: token-match (the cross-encoder could not be fetched; the reason is above)"
     fi
   fi
 }
@@ -250,7 +251,8 @@ llm_device_label() {
 
 # Defaults that depend on the machine, unless the user chose otherwise:
 # - GPU pod: rerank with the cross-encoder choose_model fetched (RAG_GPU_RERANKER_MODEL;
-#   about 9 ms a question on an H100, bench/rerank_step.py); off when it could not be had.
+#   about 9 ms a question on an H100, bench/rerank_step.py); token-match, the backend's
+#   default, when it could not be had.
 #   And hand the 7-8B model ten passages instead of five (RAG_GPU_TOP_K): the answering page
 #   is among the first ten much more often (docs/DESIGN.md, "Passages per answer").
 # - CPU with the tiny packaged model: rewrite follow-ups by joining the previous question

@@ -234,7 +234,7 @@ async def concurrent_clients(backend, n: int):
 
 
 def print_retrieval(scale) -> None:
-    print(f"\n2. Retrieval alone (embed query + search + fetch, top 5), 50 queries\n")
+    print("\n2. Retrieval alone (embed query + search + fetch, top 5), 50 queries\n")
     print("| chunks | vector index | dense p50 / p95 ms | hybrid (dense + BM25) p50 / p95 ms [target p95 < 50 at 100k] "
           "| hybrid, chatty message p50 / p95 ms | chatty / plain p50 "
           "| of which query embedding p50 ms | numpy brute force p50 / p95 ms | ratio p95 (hybrid / numpy) "

@@ -385,7 +385,8 @@ def test_browser_ui_is_served_at_the_root_with_a_strict_policy(backend):
     assert httpx.get(f"{backend.url}/docs").status_code == 200  # the API docs still win
     ready = httpx.get(f"{backend.url}/api/ready").json()
     assert "llm_device" in ready
-    assert ready["retrieval"] == "hybrid" and ready["reranker"] is None  # what the status card shows
+    assert ready["retrieval"] == "hybrid"  # what the status card shows
+    assert ready["reranker"] == "token-match (all-MiniLM-L6-v2)"  # the default, no download
 
 
 def test_the_tokenizer_is_loaded_at_start_and_needs_no_server():

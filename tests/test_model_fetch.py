@@ -126,10 +126,13 @@ def run_reranker_command(models_dir: Path, *args: str, **env: str) -> subprocess
 
 
 def test_the_startup_scripts_reranker_command(tmp_path):
-    # CPU machine, nothing configured: no reranker, nothing fetched
+    # CPU machine, nothing configured: nothing to set (the backend's default, token-match), nothing fetched
     done = run_reranker_command(tmp_path)
     assert done.returncode == 0 and done.stdout.strip() == ""
-    # GPU pod offline: exit 1 and say why (the script then leaves reranking off)
+    # token-match asked for by name: nothing to fetch, even offline
+    done = run_reranker_command(tmp_path, "--gpu", RAG_RERANKER_MODEL="token-match")
+    assert done.returncode == 0 and done.stdout.strip() == "token-match" and not list(tmp_path.iterdir())
+    # GPU pod offline: exit 1 and say why (the script then leaves the backend's default)
     done = run_reranker_command(tmp_path, "--gpu")
     assert done.returncode == 1 and done.stdout.strip() == ""
     assert "cannot be reached" in done.stderr and "Retrying" not in done.stderr

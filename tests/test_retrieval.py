@@ -354,7 +354,7 @@ def test_evaluation_command_prints_the_tables(tmp_path, capsys):
     # each split on its own: the questions the choices were made on, and the held-out ones
     assert "By split (dev 2, holdout 1 questions" in out
     assert "| hybrid | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 |" in out
-    assert "| hybrid + rerank |" in out  # the reranked configuration gets its own row
+    assert f"| hybrid + {resolve_model_source('all-MiniLM-L6-v2')[0]} |" in out  # the reranked one has its own row
     # so does the chat's LLM query expansion; with no LLM there, every search fell back, and says so
     assert "| hybrid + expansion | 1.00 | 1.00 | 1.00 |" in out
     assert "hybrid + expansion: the LLM wrote a passage for 0 of 10 searches (the other 10 used the question alone" in out
@@ -422,7 +422,7 @@ def test_the_reranker_orders_the_fused_candidates(tmp_path, settings, embedder):
     # the top k of the (wider) candidate pool, in the cross-encoder's order
     scores = retriever.reranker.score(question, [s.text for s in reranked.sources])
     assert scores == sorted(scores, reverse=True)
-    pool = retriever.search(question, top_k=settings.rerank_candidates, rerank=False)
+    pool = retriever.search(question, top_k=retriever.reranker.candidates, rerank=False)
     assert {s.chunk_id for s in reranked.sources} <= {s.chunk_id for s in pool.sources}
     # rerank=False skips it even when one is loaded
     assert [s.chunk_id for s in retriever.search(question, rerank=False).sources] == \
@@ -704,4 +704,61 @@ def test_the_llm_is_not_shown_the_questions_the_chat_declined(tmp_path, settings
     assert declined[0] not in shown and declined[1] not in shown
     assert len(turn.history) == 4  # the conversation itself keeps the declined question
     store.close()
+    harness.close()
+
+
+def test_token_match_compares_the_questions_topic_pieces_with_each_passage(embedder):
+    from app.retrieval.token_match import TokenMatchReranker
+
+    import numpy as np
+
+    # each text's own word pieces, without [CLS], [SEP] or the padding a batch adds
+    (short, short_vectors), (long, _) = embedder.token_vectors(["Open addressing probes.", "A much longer text " * 4])
+    assert short == embedder.tokenizer.tokenize("Open addressing probes.") and len(short_vectors) == len(short)
+    assert np.allclose(np.linalg.norm(short_vectors, axis=1), 1.0) and len(long) > len(short)
+    reranker = TokenMatchReranker(embedder)
+    assert reranker.model_name == "token-match (all-MiniLM-L6-v2)"
+    # question words, stop words and punctuation are not the topic; word pieces are
+    assert [reranker._is_topic(p) for p in ["what", "is", "?", "hash", "##ing", "table"]] == \
+        [False, False, False, True, True, True]
+    passages = ["A queue serves its elements first in, first out.",
+                "Open addressing keeps every entry in the table itself and probes for a free slot on a collision."]
+    question = "How does open addressing deal with collisions?"
+    matched = reranker.score(question, passages)
+    assert matched[1] > matched[0]
+    # blended with the fusion half and half, each put on a 0-1 scale among the candidates
+    assert reranker.score(question, passages, fused=[0.9, 0.1]) == pytest.approx([0.5, 0.5])
+    assert reranker.score(question, passages, fused=[0.1, 0.9]) == pytest.approx([0.0, 1.0])
+    # the same passage twice: the fusion decides
+    twice = [passages[1], passages[1]]
+    assert reranker.score(question, twice, fused=[0.2, 0.6]) == pytest.approx([0.0, 0.5])
+    assert reranker.score(question, []) == []
+
+
+def test_the_token_match_reranker_orders_the_fused_candidates(tmp_path, settings, embedder):
+    from app.retrieval.reranker import load_reranker
+    from app.retrieval.token_match import TokenMatchReranker
+
+    assert load_reranker("token-match", "cpu", tmp_path) is None  # it needs the embedder
+    harness = ingest_sample_course(tmp_path, settings, embedder)
+    retriever = make_retriever(harness, settings, embedder)
+    retriever.reranker = load_reranker("token-match", "cpu", tmp_path, embedder)
+    assert isinstance(retriever.reranker, TokenMatchReranker)
+    seen = []
+    score = retriever.reranker.score
+    def recording(query, passages, fused=None):
+        seen.append((passages, fused, score(query, passages, fused)))
+        return seen[-1][2]
+    retriever.reranker.score = recording
+    question = "How does a hash table handle collisions?"
+    reranked = retriever.search(question)
+    assert "rerank_ms" in reranked.timings
+    # it was handed the wider pool in fused order, with the fused scores, best first
+    pool = retriever.search(question, top_k=retriever.reranker.candidates, rerank=False)
+    (passages, fused, scores), = seen
+    assert passages == [s.text for s in pool.sources] and fused == sorted(fused, reverse=True)
+    # and the answer gets the top k of its blend, in its order
+    by_blend = [p for _, p in sorted(zip(scores, passages), key=lambda pair: pair[0], reverse=True)]
+    assert [s.text for s in reranked.sources] == by_blend[:settings.top_k]
+    assert reranked.sources[0].file.endswith("lecture-04-hash-tables.pdf")
     harness.close()

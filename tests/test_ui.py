@@ -174,7 +174,7 @@ def test_answer_streams_with_sources_and_status(page, backend):
     card = page.locator("#status-card")
     assert "SmolLM2" in card.inner_text() or "smollm" in card.inner_text().lower()
     assert "CPU (test)" in card.inner_text() and "chunks" in card.inner_text()
-    assert "hybrid, no reranker" in card.inner_text()
+    assert "hybrid, reranked by token-match (all-MiniLM-L6-v2)" in card.inner_text()
     shot(page, "01-empty")
 
     ask(page, "What is a hash table?")

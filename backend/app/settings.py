@@ -21,6 +21,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REMOTE_URI_PREFIXES = ("http://", "https://", "tcp://", "grpc://", "unix:")
 
 
+# The reranker_model value that selects token-match reranking (app/retrieval/token_match.py).
+TOKEN_MATCH = "token-match"
+
+
 class Settings(BaseSettings):
     """Everything configurable, with defaults that run offline on a CPU."""
 
@@ -219,17 +223,23 @@ class Settings(BaseSettings):
         "Milvus Lite file (<name>.bm25/), or milvus_data/keyword_index/ for a Milvus server.",
     )
     reranker_model: str | None = Field(
-        default=None,
-        description="Cross-encoder to rerank candidates: a Hugging Face name or a local folder "
-        "(e.g. cross-encoder/ms-marco-MiniLM-L-6-v2); off when unset or empty. On a GPU pod the "
+        default=TOKEN_MATCH,
+        description="How the fused candidates are reordered: 'token-match' compares the question's "
+        "word pieces with each passage's through the embedder (no download; ~150 ms a question on 2 "
+        "CPU cores), a cross-encoder is named by its Hugging Face name or local folder (e.g. "
+        "cross-encoder/ms-marco-MiniLM-L-6-v2), and '' turns reranking off. On a GPU pod the "
         "startup script turns on gpu_reranker_model unless this is set.",
     )
     gpu_reranker_model: str = Field(
         default="cross-encoder/ms-marco-MiniLM-L-6-v2",
         description="The cross-encoder the startup script downloads and turns on for GPU pods "
-        "when reranker_model is not set ('' keeps reranking off there too).",
+        "when reranker_model is not set ('' keeps token-match there).",
     )
-    rerank_candidates: int = Field(default=20, ge=1, le=200)
+    rerank_candidates: int | None = Field(
+        default=None, ge=1, le=200,
+        description="How many fused candidates the reranker reorders; unset: 10 for token-match, "
+        "20 for a cross-encoder.",
+    )
     keyword_gate_coverage: float = Field(
         default=0.8, ge=0, le=1,
         description="The gate also lets a question through when the best keyword match holds this "

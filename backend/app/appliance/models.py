@@ -18,7 +18,7 @@ from pathlib import Path
 from app.errors import ConfigurationError
 from app.hub import fetch_model, hub_endpoint, hub_reachable
 from app.ingestion.discovery import content_hash
-from app.settings import Settings
+from app.settings import TOKEN_MATCH, Settings
 
 
 def packaged_model() -> Path:
@@ -84,15 +84,18 @@ def choose_model(settings: Settings, has_gpu: bool, log=print) -> Path:
 
 
 def choose_reranker(settings: Settings, has_gpu: bool, log=print) -> str | None:
-    """The cross-encoder the backend should load, already on disk; None for no reranking.
-    A user's RAG_RERANKER_MODEL wins (empty: off); otherwise a GPU pod gets the default."""
+    """The reranker the startup script should set, a cross-encoder already on disk; None to
+    leave the setting alone (the backend's default, token-match, which needs no download)
+    or off. A user's RAG_RERANKER_MODEL wins (empty: off); otherwise a GPU pod gets the
+    default cross-encoder."""
     if "reranker_model" in settings.model_fields_set:
         name = settings.reranker_model
     else:
         name = settings.gpu_reranker_model if has_gpu else None
     if not name:
         return None
-    fetch_model(name, settings.models_path, log)
+    if name != TOKEN_MATCH:
+        fetch_model(name, settings.models_path, log)
     return name
 
 

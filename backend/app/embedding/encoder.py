@@ -10,6 +10,7 @@ model is actually loaded.
 from __future__ import annotations
 
 import importlib.util
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,9 @@ class Embedder:
     device: str
     batch_size: int
     query_encoder: Any = field(default=None, repr=False)  # OnnxQueryEncoder when enabled
+    # Rust tokenizers refuse concurrent calls that set truncation ("Already borrowed"): two
+    # students' questions reranked at once take turns at the tokenizer.
+    _tokenizer_lock: Any = field(default_factory=threading.Lock, repr=False)
 
     @property
     def dimension(self) -> int:
@@ -91,6 +95,30 @@ class Embedder:
         if self.query_encoder is not None:
             return self.query_encoder.encode_many(texts)
         return self.encode(texts)
+
+    def token_vectors(self, texts: list[str]) -> list[tuple[list[str], Any]]:
+        """Each text's word pieces (no [CLS], [SEP] or padding) and their unit-length
+        vectors from the last layer, before pooling: the token-match reranker's input.
+        On PyTorch, which runs such batches sooner than ONNX Runtime (~400 vs ~550 ms for
+        21 passages on 2 cores)."""
+        import numpy as np
+        import torch
+
+        with self._tokenizer_lock:
+            features = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
+                                      max_length=self.max_tokens)
+        transformer = self.model[0].auto_model
+        with torch.inference_mode():
+            hidden = transformer(**{k: v.to(transformer.device) for k, v in features.items()})
+        states = hidden.last_hidden_state.float().cpu().numpy()
+        special = set(self.tokenizer.all_special_ids)
+        out = []
+        for ids, mask, text_states in zip(features["input_ids"].tolist(), features["attention_mask"].tolist(), states):
+            keep = [i for i, (t, m) in enumerate(zip(ids, mask)) if m and t not in special]
+            vectors = text_states[keep]
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            out.append((self.tokenizer.convert_ids_to_tokens([ids[i] for i in keep]), vectors))
+        return out
 
     @property
     def query_runtime(self) -> str:

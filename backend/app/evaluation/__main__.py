@@ -29,7 +29,7 @@ from app.evaluation.corpus import (
 from app.evaluation.metrics import percentile
 from app.evaluation.questions import QuestionFileError, QuestionSet, check
 from app.evaluation.runner import Expander, first_questions, gate_outcome, run_config
-from app.settings import PROJECT_ROOT, Settings
+from app.settings import PROJECT_ROOT, TOKEN_MATCH, Settings
 
 DEFAULT_QUESTIONS = PROJECT_ROOT / "bench" / "eval" / "questions.json"
 DEFAULT_CORPUS = PROJECT_ROOT.parent / "shared" / "corpus"
@@ -48,8 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="stop when an evidence phrase is not on its listed page (default: warn, count by page)")
     parser.add_argument("--modes", nargs="+", default=["dense", "keyword", "hybrid"],
                         choices=["dense", "keyword", "hybrid"])
-    parser.add_argument("--rerank-model", default=None,
-                        help="also run hybrid + this cross-encoder (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)")
+    parser.add_argument("--rerank-model", default=TOKEN_MATCH,
+                        help="also run hybrid + this reranker: token-match (the appliance's default), a "
+                        "cross-encoder (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2), or '' for none")
     parser.add_argument("--llm-url", default=None,
                         help="an OpenAI-compatible server: also rewrite follow-ups with the LLM, and run "
                         "hybrid + LLM query expansion")
@@ -141,11 +142,11 @@ def main(argv=None) -> int:
     if args.llm_url and "hybrid" in args.modes:  # the chat's optional LLM query expansion
         configs.append(("hybrid + expansion", "hybrid", False, True))
     if args.rerank_model:
-        retriever.reranker = load_reranker(args.rerank_model, "auto", settings.models_path)
+        retriever.reranker = load_reranker(args.rerank_model, "auto", settings.models_path, embedder)
         if retriever.reranker is None:
             print(f"reranker {args.rerank_model} could not be loaded; skipping it", file=sys.stderr)
         else:
-            configs.append(("hybrid + rerank", "hybrid", True, False))
+            configs.append((f"hybrid + {args.rerank_model}", "hybrid", True, False))
     results = []
     for name, mode, rerank, expand in configs:
         print(f"running {name} ...", file=sys.stderr, flush=True)
@@ -221,7 +222,11 @@ def main(argv=None) -> int:
                                f"{r.per_split[s].hit_at(5):.2f} | {r.per_split[s].mrr10:.2f}" for s in splits)
             print(f"| {r.name} | {cells} |")
 
-    main_result = next((r for r in results if r.name == settings.retrieval_mode), results[-1])
+    # the appliance's default: hybrid reranked by token-match, unless another reranker was asked for
+    default = (f"{settings.retrieval_mode} + {args.rerank_model}" if args.rerank_model == settings.reranker_model
+               else settings.retrieval_mode)
+    main_result = next((r for r in results if r.name == default),
+                       next((r for r in results if r.name == settings.retrieval_mode), results[-1]))
     print(f"\nPer book ({main_result.name}):\n")
     print("| book | questions | hit@3 | hit@5 | MRR@10 |\n|---|---|---|---|---|")
     for book, summary in sorted(main_result.per_book.items()):

@@ -201,11 +201,11 @@ class Retriever:
             timings["expanded_search_ms"] = (time.perf_counter() - t) * 1000
 
         ranked = sorted(candidates.values(), key=lambda c: c.fused, reverse=True)
-        keep = max(top_k, settings.rerank_candidates) if rerank else top_k
+        keep = max(top_k, settings.rerank_candidates or self.reranker.candidates) if rerank else top_k
         ranked = self._one_per_page(ranked, keep, vector)
         if rerank:
             t = time.perf_counter()
-            scores = self.reranker.score(text, [c.row["text"] for c in ranked])
+            scores = self.reranker.score(text, [c.row["text"] for c in ranked], [c.fused for c in ranked])
             ranked = [c for _, c in sorted(zip(scores, ranked), key=lambda p: p[0], reverse=True)]
             timings["rerank_ms"] = (time.perf_counter() - t) * 1000
         sources = [self._source(i + 1, c) for i, c in enumerate(ranked[:top_k])]
