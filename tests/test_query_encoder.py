@@ -55,6 +55,8 @@ def test_runtime_setting_decides(embedder, tmp_path):
     copy = Embedder(embedder.name, embedder.model, "cpu", 32)
     assert copy.enable_fast_queries("torch", tmp_path) == "" and copy.query_runtime == "pytorch"
     assert copy.enable_fast_queries("auto", tmp_path) == "" and copy.query_runtime == "onnxruntime"
+    # one tokenizer, one lock: questions and token-match reranking take turns at it
+    assert copy.query_encoder._tokenizer_lock is copy._tokenizer_lock
     on_gpu = Embedder(embedder.name, embedder.model, "cuda", 32)
     on_gpu.enable_fast_queries("auto", tmp_path)
     assert on_gpu.query_runtime == "pytorch"  # PyTorch on a GPU is already fast

@@ -54,8 +54,8 @@ class Embedder:
     device: str
     batch_size: int
     query_encoder: Any = field(default=None, repr=False)  # OnnxQueryEncoder when enabled
-    # Rust tokenizers refuse concurrent calls that set truncation ("Already borrowed"): two
-    # students' questions reranked at once take turns at the tokenizer.
+    # Rust tokenizers refuse concurrent calls that set truncation ("Already borrowed"): the
+    # token-match reranker and the ONNX question encoder take turns at it, under this lock.
     _tokenizer_lock: Any = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -134,7 +134,8 @@ class Embedder:
 
         from app.embedding.query_encoder import build_onnx_query_encoder
 
-        self.query_encoder, why_not = build_onnx_query_encoder(self.model, cache_dir, torch.get_num_threads())
+        self.query_encoder, why_not = build_onnx_query_encoder(self.model, cache_dir, torch.get_num_threads(),
+                                                               self._tokenizer_lock)
         return why_not
 
 

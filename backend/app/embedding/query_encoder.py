@@ -33,14 +33,16 @@ MIN_PROBE_COSINE = 0.9999
 class OnnxQueryEncoder:
     """One text in, one unit-length float32 vector out, mean- or CLS-pooled like the model."""
 
-    def __init__(self, session: Any, tokenizer: Any, pooling: str, max_tokens: int):
+    def __init__(self, session: Any, tokenizer: Any, pooling: str, max_tokens: int,
+                 tokenizer_lock: Any = None):
         self.session = session
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.max_tokens = max_tokens
         self.input_names = [i.name for i in session.get_inputs()]
         # Rust tokenizers refuse concurrent calls that set truncation ("Already borrowed").
-        self._tokenizer_lock = threading.Lock()
+        # (the Embedder hands its own lock over: one tokenizer, one lock)
+        self._tokenizer_lock = tokenizer_lock or threading.Lock()
 
     def encode(self, text: str) -> np.ndarray:
         return self.encode_many([text])[0]
@@ -62,7 +64,8 @@ class OnnxQueryEncoder:
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def build_onnx_query_encoder(model: Any, cache_dir: Path, threads: int) -> tuple[OnnxQueryEncoder | None, str]:
+def build_onnx_query_encoder(model: Any, cache_dir: Path, threads: int,
+                             tokenizer_lock: Any = None) -> tuple[OnnxQueryEncoder | None, str]:
     """(encoder, "") when ONNX Runtime reproduces the model, else (None, why not)."""
     try:
         import onnxruntime as ort
@@ -75,11 +78,11 @@ def build_onnx_query_encoder(model: Any, cache_dir: Path, threads: int) -> tuple
     path = cache_dir / f"{_fingerprint(model)}.onnx"
     try:
         try:
-            encoder = _load(ort, path, model, pooling, threads)
+            encoder = _load(ort, path, model, pooling, threads, tokenizer_lock)
         except Exception:  # missing, or left corrupt by a crash: export afresh
             path.unlink(missing_ok=True)
             _export(transformer, model.tokenizer, path)
-            encoder = _load(ort, path, model, pooling, threads)
+            encoder = _load(ort, path, model, pooling, threads, tokenizer_lock)
         reference = model.encode(PROBES, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
         worst = min(float(np.dot(encoder.encode(t), r)) for t, r in zip(PROBES, reference))
     except Exception as exc:  # export or runtime trouble: PyTorch still works
@@ -90,7 +93,7 @@ def build_onnx_query_encoder(model: Any, cache_dir: Path, threads: int) -> tuple
     return encoder, ""
 
 
-def _load(ort: Any, path: Path, model: Any, pooling: str, threads: int) -> OnnxQueryEncoder:
+def _load(ort: Any, path: Path, model: Any, pooling: str, threads: int, tokenizer_lock: Any = None) -> OnnxQueryEncoder:
     if not path.exists():
         raise FileNotFoundError(path)
     options = ort.SessionOptions()
@@ -100,7 +103,7 @@ def _load(ort: Any, path: Path, model: Any, pooling: str, threads: int) -> OnnxQ
     # follow each question need the same two cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return OnnxQueryEncoder(session, model.tokenizer, pooling, int(model.max_seq_length))
+    return OnnxQueryEncoder(session, model.tokenizer, pooling, int(model.max_seq_length), tokenizer_lock)
 
 
 def _pooling_mode(model: Any) -> str | None:
