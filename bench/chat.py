@@ -173,7 +173,8 @@ def retrieval_at_scale(settings, embedder, sizes: list[int], index: str = "FLAT"
         client.flush(s.collection_name)  # measure the steady state, not segment sealing
         wait_for_index(client, s.collection_name)
         t = time.perf_counter()
-        keyword_index = KeywordIndex(store, Catalog(client, s.collection_name), workdir / "bm25", recheck_s=3600)
+        keyword_index = KeywordIndex(store, Catalog(client, s.collection_name), workdir / "bm25", recheck_s=3600,
+                                     word_pieces=embedder.word_pieces)
         keyword_index.rebuild()
         index_s = time.perf_counter() - t
         retriever = Retriever(s, store, embedder, keyword_index)

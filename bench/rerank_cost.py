@@ -81,7 +81,7 @@ def main() -> None:
     keyword_index = ingestor.keyword_index()
     keyword_index.ensure_current()
     if args.rerank_model:
-        reranker = load_reranker(args.rerank_model, args.device, settings.models_path, embedder)
+        reranker = load_reranker(args.rerank_model, args.device, settings.models_path, embedder, keyword_index)
         if reranker is None:
             sys.exit(f"could not load {args.rerank_model}")
     else:
@@ -94,7 +94,7 @@ def main() -> None:
 
     rerankers = [reranker]
     if args.rerank_model != TOKEN_MATCH:  # the appliance's default, beside the one asked for
-        rerankers.append(load_reranker(TOKEN_MATCH, args.device, settings.models_path, embedder))
+        rerankers.append(load_reranker(TOKEN_MATCH, args.device, settings.models_path, embedder, keyword_index))
     configs = {"dense": (dict(mode="dense", rerank=False), None),
                "hybrid": (dict(mode="hybrid", rerank=False), None)}
     for each in rerankers:

@@ -43,7 +43,8 @@ def make_retriever(harness, settings, embedder, recheck_s: float = 0.0):
     ingestor = harness.ingestor()
     store = ingestor.chunk_store(embedder.dimension)
     store.ensure_collection()
-    index = KeywordIndex(store, ingestor.catalog, settings.keyword_index_path, recheck_s=recheck_s)
+    index = KeywordIndex(store, ingestor.catalog, settings.keyword_index_path, recheck_s=recheck_s,
+                         word_pieces=embedder.word_pieces)
     return Retriever(settings, store, embedder, index)
 
 
@@ -71,11 +72,18 @@ def test_keyword_index_follows_inserts_replacements_and_deletions(tmp_path, sett
         assert files_found(reader, "zorblax handshake") == set()
         assert files_found(reader, "quuxifier relay") == {"a.md"}
         assert files_found(reader, "nitrogen dewars") == {"c.md"}
+    # and so do its counts of the embedder's word pieces (token-match's weights)
+    nitrogen = embedder.tokenizer.tokenize("nitrogen")
+    for reader in (eager, lazy):
+        counts, chunks = reader.keyword_index.piece_chunks()
+        assert chunks == reader.store.count() and all(counts.get(p, 0) >= 1 for p in nitrogen)
 
     (docs / "c.md").unlink()  # deleted
     harness.run(docs, prune=True)
     for reader in (eager, lazy):
         assert files_found(reader, "nitrogen dewars") == set()
+        counts, chunks = reader.keyword_index.piece_chunks()
+        assert chunks == reader.store.count() and not any(counts.get(p) for p in nitrogen)
 
     # A run that died after writing chunks but before saving the index (simulated: the
     # step is skipped): the readers notice the manifest changed and rebuild.
@@ -733,6 +741,13 @@ def test_token_match_compares_the_questions_topic_pieces_with_each_passage(embed
     twice = [passages[1], passages[1]]
     assert reranker.score(question, twice, fused=[0.2, 0.6]) == pytest.approx([0.0, 0.5])
     assert reranker.score(question, []) == []
+    # with the materials' counts, a piece few chunks hold weighs more than a common one
+    # (BM25's IDF); without them, all weigh the same
+    counted = TokenMatchReranker(embedder, piece_chunks=lambda: ({"open": 90, "collisions": 2}, 100))
+    weights = counted._weights(["open", "collisions", "never-seen"])
+    assert weights.sum() == pytest.approx(1.0) and weights[0] < weights[1] < weights[2]
+    assert reranker._weights(["open", "collisions"]) == pytest.approx([0.5, 0.5])
+    assert counted.score(question, passages, fused=[0.1, 0.9]) == pytest.approx([0.0, 1.0])
 
 
 def test_the_token_match_reranker_orders_the_fused_candidates(tmp_path, settings, embedder):
@@ -742,8 +757,10 @@ def test_the_token_match_reranker_orders_the_fused_candidates(tmp_path, settings
     assert load_reranker("token-match", "cpu", tmp_path) is None  # it needs the embedder
     harness = ingest_sample_course(tmp_path, settings, embedder)
     retriever = make_retriever(harness, settings, embedder)
-    retriever.reranker = load_reranker("token-match", "cpu", tmp_path, embedder)
+    retriever.reranker = load_reranker("token-match", "cpu", tmp_path, embedder, retriever.keyword_index)
     assert isinstance(retriever.reranker, TokenMatchReranker)
+    counts, chunks = retriever.reranker.piece_chunks()  # the keyword index's counts weigh its pieces
+    assert chunks == retriever.store.count() and counts["hash"] >= 1
     seen = []
     score = retriever.reranker.score
     def recording(query, passages, fused=None):

@@ -98,7 +98,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     keyword_index.ensure_current()  # load (or build) it now, not on the first question
     retriever = Retriever(settings, store, embedder, keyword_index,
                           load_reranker(settings.reranker_model, settings.embedding_device,
-                                        settings.models_path, embedder))
+                                        settings.models_path, embedder, keyword_index))
     retriever.prepare()
     llm = LLMClient(settings)
     llm.prepare()

@@ -96,6 +96,15 @@ class Embedder:
             return self.query_encoder.encode_many(texts)
         return self.encode(texts)
 
+    def word_pieces(self, texts: list[str]) -> list[list[str]]:
+        """Each text's word pieces as the model reads them (cut at its window, no special
+        tokens): the keyword index counts in how many chunks each occurs, for token-match's
+        weights."""
+        with self._tokenizer_lock:
+            ids = self.tokenizer(texts, add_special_tokens=False, truncation=True,
+                                 max_length=self.max_tokens - 2)["input_ids"]  # [CLS] and [SEP] take 2
+        return [self.tokenizer.convert_ids_to_tokens(text_ids) for text_ids in ids]
+
     def token_vectors(self, texts: list[str]) -> list[tuple[list[str], Any]]:
         """Each text's word pieces (no [CLS], [SEP] or padding) and their unit-length
         vectors from the last layer, before pooling: the token-match reranker's input.

@@ -142,7 +142,8 @@ def main(argv=None) -> int:
     if args.llm_url and "hybrid" in args.modes:  # the chat's optional LLM query expansion
         configs.append(("hybrid + expansion", "hybrid", False, True))
     if args.rerank_model:
-        retriever.reranker = load_reranker(args.rerank_model, "auto", settings.models_path, embedder)
+        retriever.reranker = load_reranker(args.rerank_model, "auto", settings.models_path, embedder,
+                                          retriever.keyword_index)
         if retriever.reranker is None:
             print(f"reranker {args.rerank_model} could not be loaded; skipping it", file=sys.stderr)
         else:

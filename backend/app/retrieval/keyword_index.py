@@ -24,8 +24,10 @@ import re
 import shutil
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from app.retrieval.names import is_acronym, symbol_names, written_as_names
 from app.storage.catalog import Catalog
@@ -44,7 +46,9 @@ OPERATORS = "operators"  # the operator index's folder inside the keyword index'
 # 4: it keeps every word the materials use, for acronyms and names like "C++" (spellings.json);
 # 5: and their hyphenated compounds joined ("in-order" -> "inorder").
 # 6: beside it, an index of the operators each chunk writes ("**", "<<-", "%in%").
-ANALYZER_VERSION = "6"
+# 7: and in how many chunks each of the embedder's word pieces occurs (token-match's weights).
+ANALYZER_VERSION = "7"
+PIECES = "pieces.json"
 _SPELLED = re.compile(r"[^\W\d_]{5,}")  # words long enough to correct a typo in (shorter: too many neighbours)
 _HYPHENATED = re.compile(r"(?u)\b([^\W\d_]+)-([^\W\d_]+)\b")
 # Operators a programming course explains ("what does ** do?", "<- or <<-?", "%in%"), which
@@ -153,7 +157,11 @@ def manifest_signature(catalog: Catalog) -> str:
 
 
 class KeywordIndex:
-    def __init__(self, store: ChunkStore, catalog: Catalog, folder: Path, recheck_s: float = 5.0):
+    def __init__(self, store: ChunkStore, catalog: Catalog, folder: Path, recheck_s: float = 5.0,
+                 word_pieces: Callable[[list[str]], list[list[str]]] | None = None):
+        """`word_pieces`: the embedder's tokenizer (Embedder.word_pieces); with it the index
+        also counts the chunks each word piece occurs in, which token-match weighs the
+        question's pieces by (app/retrieval/token_match.py)."""
         self.store = store
         self.catalog = catalog
         self.folder = folder
@@ -168,6 +176,8 @@ class KeywordIndex:
         self._stamp_mtime: float | None = None
         self._words: dict[str, int] = {}  # the materials' words as written (lower case) -> count
         self._spellings: frozenset[str] = frozenset()  # every word they use, as written (lower case)
+        self.word_pieces = word_pieces
+        self._piece_chunks: dict[str, int] | None = None  # word piece -> chunks holding it
         # vocabulary -> (that vocabulary object, its words by (length, first letter)): every
         # spelling for the unknown-word check, the longer words with counts for spelling fixes
         self._by_shape: dict[str, tuple[object, dict[tuple[int, str], list[str]]]] = {}
@@ -181,12 +191,16 @@ class KeywordIndex:
         ids, tokens, operator_tokens = [], [], []
         words: dict[str, int] = {}
         spellings: set[str] = set()
+        piece_chunks: Counter[str] | None = Counter() if self.word_pieces is not None else None
         if self.store.exists():
             iterator = self.store.client.query_iterator(
                 self.store.collection, batch_size=2000, filter="", output_fields=["id", "text"]
             )
             try:
                 while rows := iterator.next():
+                    if piece_chunks is not None:
+                        for pieces in self.word_pieces([row.get("text") or "" for row in rows]):
+                            piece_chunks.update(set(pieces))
                     for row in rows:
                         ids.append(row["id"])
                         text = row.get("text") or ""
@@ -208,16 +222,18 @@ class KeywordIndex:
             operator_model = bm25s.BM25(b=0.0)  # how many operators a chunk writes says little of its topic
             operator_model.index(operator_tokens, show_progress=False)
         spelled = frozenset(spellings)
-        self._save(model, operator_model, ids, words, spelled, signature)
+        piece_chunks = dict(piece_chunks) if piece_chunks is not None else None
+        self._save(model, operator_model, ids, words, spelled, piece_chunks, signature)
         with self._lock:
             self._model, self._ids, self._words, self._signature = model, ids, words, signature
             self._operator_model = operator_model
             self._spellings = spelled
+            self._piece_chunks = piece_chunks
             self._checked_at = time.monotonic()
         return len(ids)
 
     def _save(self, model, operator_model, ids: list[str], words: dict[str, int],
-              spellings: frozenset[str], signature: str) -> None:
+              spellings: frozenset[str], piece_chunks: dict[str, int] | None, signature: str) -> None:
         """Write to a fresh folder, then swap it in: readers never see half an index."""
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         staging = self.folder.with_name(f".{self.folder.name}.{os.getpid()}.tmp")
@@ -230,6 +246,8 @@ class KeywordIndex:
         (staging / "ids.json").write_text(json.dumps(ids))
         (staging / "words.json").write_text(json.dumps(words))
         (staging / "spellings.json").write_text(json.dumps(sorted(spellings)))
+        if piece_chunks is not None:
+            (staging / PIECES).write_text(json.dumps(piece_chunks))
         (staging / STAMP).write_text(json.dumps({"signature": signature, "chunks": len(ids)}))
         old = self.folder.with_name(f".{self.folder.name}.{os.getpid()}.old")
         shutil.rmtree(old, ignore_errors=True)
@@ -250,12 +268,16 @@ class KeywordIndex:
             model = bm25s.BM25.load(str(self.folder), show_progress=False) if ids else None
             operator_model = (bm25s.BM25.load(str(self.folder / OPERATORS), show_progress=False)
                               if (self.folder / OPERATORS).is_dir() else None)
+            # absent where it was built without the embedder's tokenizer (token-match then weighs evenly)
+            piece_chunks = (json.loads((self.folder / PIECES).read_text())
+                            if (self.folder / PIECES).is_file() else None)
         except (OSError, ValueError) as exc:
             log.info("keyword index at %s not loadable (%s); it will be rebuilt", self.folder, exc)
             return None
         self._model, self._ids, self._words, self._signature = model, ids, words, stamp["signature"]
         self._operator_model = operator_model
         self._spellings = spellings
+        self._piece_chunks = piece_chunks
         return stamp["signature"]
 
     # -- keeping in step -------------------------------------------------------------
@@ -336,6 +358,14 @@ class KeywordIndex:
             coverage = self._coverage([(model, topic_terms), (operator_model, known_operators)],
                                       [int(d) for d in documents[0][:3]])
         return KeywordResult(hits, coverage, unknown, len(ids), names)
+
+    def piece_chunks(self) -> tuple[dict[str, int], int] | None:
+        """In how many chunks each word piece occurs, and how many chunks there are; None
+        where the index was built without the embedder's tokenizer."""
+        self.ensure_current()
+        with self._lock:
+            counts, ids = self._piece_chunks, self._ids
+        return (counts, len(ids)) if counts is not None else None
 
     def scarce_words(self, text: str, share: float) -> list[str]:
         """`text`'s topic words that fewer than `share` of the chunks hold (none, for a word

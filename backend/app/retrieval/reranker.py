@@ -39,16 +39,19 @@ class Reranker:
         return [float(s) for s in self.model.predict([(query, p) for p in passages], show_progress_bar=False)]
 
 
-def load_reranker(model_name: str | None, device: str, models_path: Path, embedder=None):
+def load_reranker(model_name: str | None, device: str, models_path: Path, embedder=None, keyword_index=None):
     """The reranker, or None when none is configured; a model that cannot be loaded is
     reported and skipped rather than stopping the backend. "token-match" compares word
-    pieces with the embedder already loaded (app/retrieval/token_match.py); any other name is
+    pieces with the embedder already loaded (app/retrieval/token_match.py), weighed by the
+    keyword index's counts of them where given; any other name is
     a cross-encoder, looked up on disk first (a folder, models_path, the Hugging Face cache)
     and downloaded only when missing."""
     if not model_name:
         return None
     if model_name == TOKEN_MATCH:
-        return TokenMatchReranker(embedder) if embedder is not None else None
+        if embedder is None:
+            return None
+        return TokenMatchReranker(embedder, piece_chunks=keyword_index.piece_chunks if keyword_index else None)
     try:
         source = fetch_model(model_name, models_path, log=log.info)
         return Reranker(model_name, device="cuda" if device in ("auto", "cuda") and _has_cuda() else "cpu",
