@@ -174,7 +174,7 @@ def retrieval_at_scale(settings, embedder, sizes: list[int], index: str = "FLAT"
         wait_for_index(client, s.collection_name)
         t = time.perf_counter()
         keyword_index = KeywordIndex(store, Catalog(client, s.collection_name), workdir / "bm25", recheck_s=3600,
-                                     word_pieces=embedder.word_pieces)
+                                     count_pieces=embedder.pieces_per_text)
         keyword_index.rebuild()
         index_s = time.perf_counter() - t
         retriever = Retriever(s, store, embedder, keyword_index)

@@ -44,7 +44,7 @@ def make_retriever(harness, settings, embedder, recheck_s: float = 0.0):
     store = ingestor.chunk_store(embedder.dimension)
     store.ensure_collection()
     index = KeywordIndex(store, ingestor.catalog, settings.keyword_index_path, recheck_s=recheck_s,
-                         word_pieces=embedder.word_pieces)
+                         count_pieces=embedder.pieces_per_text)
     return Retriever(settings, store, embedder, index)
 
 
@@ -84,6 +84,15 @@ def test_keyword_index_follows_inserts_replacements_and_deletions(tmp_path, sett
         assert files_found(reader, "nitrogen dewars") == set()
         counts, chunks = reader.keyword_index.piece_chunks()
         assert chunks == reader.store.count() and not any(counts.get(p) for p in nitrogen)
+    # a large collection has its pieces counted in a sample of its chunks, spread evenly
+    from app.retrieval import keyword_index
+
+    monkeypatch.setattr(keyword_index, "PIECE_SAMPLE", 2)
+    assert eager.store.count() > 2
+    eager.keyword_index.rebuild()
+    counts, chunks = eager.keyword_index.piece_chunks()
+    assert chunks == 2 and 0 < max(counts.values()) <= 2
+    monkeypatch.undo()
 
     # A run that died after writing chunks but before saving the index (simulated: the
     # step is skipped): the readers notice the manifest changed and rebuild.
@@ -741,6 +750,9 @@ def test_token_match_compares_the_questions_topic_pieces_with_each_passage(embed
     twice = [passages[1], passages[1]]
     assert reranker.score(question, twice, fused=[0.2, 0.6]) == pytest.approx([0.0, 0.5])
     assert reranker.score(question, []) == []
+    # the keyword index's counts: in how many texts each piece occurs, not how often
+    assert embedder.pieces_per_text(["Hash, hash table.", "hash map"]) == {"hash": 2, ",": 1, "table": 1, ".": 1,
+                                                                        "map": 1}
     # with the materials' counts, a piece few chunks hold weighs more than a common one
     # (BM25's IDF); without them, all weigh the same
     counted = TokenMatchReranker(embedder, piece_chunks=lambda: ({"open": 90, "collisions": 2}, 100))

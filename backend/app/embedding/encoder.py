@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,14 +97,19 @@ class Embedder:
             return self.query_encoder.encode_many(texts)
         return self.encode(texts)
 
-    def word_pieces(self, texts: list[str]) -> list[list[str]]:
-        """Each text's word pieces as the model reads them (cut at its window, no special
-        tokens): the keyword index counts in how many chunks each occurs, for token-match's
-        weights."""
+    def pieces_per_text(self, texts: list[str]) -> Counter[str]:
+        """In how many of `texts` each word piece occurs, as the model reads them (cut at
+        its window, no special tokens): the keyword index sums these over the chunks for
+        token-match's weights. Counted by id, named once at the end: naming every piece
+        of every chunk cost more than the tokenizing."""
         with self._tokenizer_lock:
             ids = self.tokenizer(texts, add_special_tokens=False, truncation=True,
                                  max_length=self.max_tokens - 2)["input_ids"]  # [CLS] and [SEP] take 2
-        return [self.tokenizer.convert_ids_to_tokens(text_ids) for text_ids in ids]
+        by_id: Counter[int] = Counter()
+        for text_ids in ids:
+            by_id.update(set(text_ids))
+        names = self.tokenizer.convert_ids_to_tokens(list(by_id))
+        return Counter(dict(zip(names, by_id.values())))
 
     def token_vectors(self, texts: list[str]) -> list[tuple[list[str], Any]]:
         """Each text's word pieces (no [CLS], [SEP] or padding) and their unit-length

@@ -116,7 +116,7 @@ class Ingestor:
         """The BM25 index over the same chunks (shared with the backend's retriever)."""
         if self._keyword_index is None:
             self._keyword_index = KeywordIndex(self.chunk_store(), self.catalog, self.settings.keyword_index_path,
-                                               word_pieces=lambda texts: self.embedder.word_pieces(texts))
+                                               count_pieces=lambda texts: self.embedder.pieces_per_text(texts))
         return self._keyword_index
 
     # -- checks -------------------------------------------------------------

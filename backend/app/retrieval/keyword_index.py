@@ -49,6 +49,9 @@ OPERATORS = "operators"  # the operator index's folder inside the keyword index'
 # 7: and in how many chunks each of the embedder's word pieces occurs (token-match's weights).
 ANALYZER_VERSION = "7"
 PIECES = "pieces.json"
+# Word pieces are counted in at most this many chunks, spread evenly: an IDF needs shares,
+# not exact counts, and tokenizing every chunk again doubled a 100k-chunk rebuild (26 -> 52 s)
+PIECE_SAMPLE = 20_000
 _SPELLED = re.compile(r"[^\W\d_]{5,}")  # words long enough to correct a typo in (shorter: too many neighbours)
 _HYPHENATED = re.compile(r"(?u)\b([^\W\d_]+)-([^\W\d_]+)\b")
 # Operators a programming course explains ("what does ** do?", "<- or <<-?", "%in%"), which
@@ -158,10 +161,10 @@ def manifest_signature(catalog: Catalog) -> str:
 
 class KeywordIndex:
     def __init__(self, store: ChunkStore, catalog: Catalog, folder: Path, recheck_s: float = 5.0,
-                 word_pieces: Callable[[list[str]], list[list[str]]] | None = None):
-        """`word_pieces`: the embedder's tokenizer (Embedder.word_pieces); with it the index
-        also counts the chunks each word piece occurs in, which token-match weighs the
-        question's pieces by (app/retrieval/token_match.py)."""
+                 count_pieces: Callable[[list[str]], Counter[str]] | None = None):
+        """`count_pieces`: the embedder's word-piece counter (Embedder.pieces_per_text); with
+        it the index also counts the chunks each word piece occurs in, which token-match
+        weighs the question's pieces by (app/retrieval/token_match.py)."""
         self.store = store
         self.catalog = catalog
         self.folder = folder
@@ -176,8 +179,9 @@ class KeywordIndex:
         self._stamp_mtime: float | None = None
         self._words: dict[str, int] = {}  # the materials' words as written (lower case) -> count
         self._spellings: frozenset[str] = frozenset()  # every word they use, as written (lower case)
-        self.word_pieces = word_pieces
-        self._piece_chunks: dict[str, int] | None = None  # word piece -> chunks holding it
+        self.count_pieces = count_pieces
+        # (word piece -> chunks holding it, chunks counted), for token-match's weights
+        self._piece_chunks: tuple[dict[str, int], int] | None = None
         # vocabulary -> (that vocabulary object, its words by (length, first letter)): every
         # spelling for the unknown-word check, the longer words with counts for spelling fixes
         self._by_shape: dict[str, tuple[object, dict[tuple[int, str], list[str]]]] = {}
@@ -191,16 +195,20 @@ class KeywordIndex:
         ids, tokens, operator_tokens = [], [], []
         words: dict[str, int] = {}
         spellings: set[str] = set()
-        piece_chunks: Counter[str] | None = Counter() if self.word_pieces is not None else None
+        piece_chunks: Counter[str] | None = Counter() if self.count_pieces is not None else None
+        pieces_counted = 0
         if self.store.exists():
+            every = max(1, -(-self.store.count() // PIECE_SAMPLE)) if piece_chunks is not None else 1
             iterator = self.store.client.query_iterator(
                 self.store.collection, batch_size=2000, filter="", output_fields=["id", "text"]
             )
             try:
                 while rows := iterator.next():
                     if piece_chunks is not None:
-                        for pieces in self.word_pieces([row.get("text") or "" for row in rows]):
-                            piece_chunks.update(set(pieces))
+                        sample = [row.get("text") or "" for k, row in enumerate(rows, len(ids)) if k % every == 0]
+                        if sample:
+                            piece_chunks.update(self.count_pieces(sample))
+                            pieces_counted += len(sample)
                     for row in rows:
                         ids.append(row["id"])
                         text = row.get("text") or ""
@@ -222,7 +230,7 @@ class KeywordIndex:
             operator_model = bm25s.BM25(b=0.0)  # how many operators a chunk writes says little of its topic
             operator_model.index(operator_tokens, show_progress=False)
         spelled = frozenset(spellings)
-        piece_chunks = dict(piece_chunks) if piece_chunks is not None else None
+        piece_chunks = (dict(piece_chunks), pieces_counted) if piece_chunks is not None else None
         self._save(model, operator_model, ids, words, spelled, piece_chunks, signature)
         with self._lock:
             self._model, self._ids, self._words, self._signature = model, ids, words, signature
@@ -233,7 +241,8 @@ class KeywordIndex:
         return len(ids)
 
     def _save(self, model, operator_model, ids: list[str], words: dict[str, int],
-              spellings: frozenset[str], piece_chunks: dict[str, int] | None, signature: str) -> None:
+              spellings: frozenset[str], piece_chunks: tuple[dict[str, int], int] | None,
+              signature: str) -> None:
         """Write to a fresh folder, then swap it in: readers never see half an index."""
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         staging = self.folder.with_name(f".{self.folder.name}.{os.getpid()}.tmp")
@@ -247,7 +256,8 @@ class KeywordIndex:
         (staging / "words.json").write_text(json.dumps(words))
         (staging / "spellings.json").write_text(json.dumps(sorted(spellings)))
         if piece_chunks is not None:
-            (staging / PIECES).write_text(json.dumps(piece_chunks))
+            counts, counted = piece_chunks
+            (staging / PIECES).write_text(json.dumps({"chunks": counted, "pieces": counts}))
         (staging / STAMP).write_text(json.dumps({"signature": signature, "chunks": len(ids)}))
         old = self.folder.with_name(f".{self.folder.name}.{os.getpid()}.old")
         shutil.rmtree(old, ignore_errors=True)
@@ -269,9 +279,13 @@ class KeywordIndex:
             operator_model = (bm25s.BM25.load(str(self.folder / OPERATORS), show_progress=False)
                               if (self.folder / OPERATORS).is_dir() else None)
             # absent where it was built without the embedder's tokenizer (token-match then weighs evenly)
-            piece_chunks = (json.loads((self.folder / PIECES).read_text())
-                            if (self.folder / PIECES).is_file() else None)
-        except (OSError, ValueError) as exc:
+            piece_chunks = None
+            if (self.folder / PIECES).is_file():
+                saved = json.loads((self.folder / PIECES).read_text())
+                if not (isinstance(saved, dict) and isinstance(saved.get("pieces"), dict)):
+                    raise ValueError(f"{PIECES} does not hold this version's counts")
+                piece_chunks = (saved["pieces"], int(saved["chunks"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             log.info("keyword index at %s not loadable (%s); it will be rebuilt", self.folder, exc)
             return None
         self._model, self._ids, self._words, self._signature = model, ids, words, stamp["signature"]
@@ -360,12 +374,12 @@ class KeywordIndex:
         return KeywordResult(hits, coverage, unknown, len(ids), names)
 
     def piece_chunks(self) -> tuple[dict[str, int], int] | None:
-        """In how many chunks each word piece occurs, and how many chunks there are; None
-        where the index was built without the embedder's tokenizer."""
+        """In how many chunks each word piece occurs, and how many chunks were counted (all
+        of them up to PIECE_SAMPLE); None where the index was built without the embedder's
+        tokenizer."""
         self.ensure_current()
         with self._lock:
-            counts, ids = self._piece_chunks, self._ids
-        return (counts, len(ids)) if counts is not None else None
+            return self._piece_chunks
 
     def scarce_words(self, text: str, share: float) -> list[str]:
         """`text`'s topic words that fewer than `share` of the chunks hold (none, for a word
