@@ -282,8 +282,6 @@ class KeywordIndex:
             piece_chunks = None
             if (self.folder / PIECES).is_file():
                 saved = json.loads((self.folder / PIECES).read_text())
-                if not (isinstance(saved, dict) and isinstance(saved.get("pieces"), dict)):
-                    raise ValueError(f"{PIECES} does not hold this version's counts")
                 piece_chunks = (saved["pieces"], int(saved["chunks"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.info("keyword index at %s not loadable (%s); it will be rebuilt", self.folder, exc)
