@@ -7,6 +7,9 @@
 #   ./runpod_simple_startup.sh stop       stop everything it started
 #   ./runpod_simple_startup.sh restart    stop, then start
 #   ./runpod_simple_startup.sh logs [llm|backend]   follow a log
+#   ./runpod_simple_startup.sh admin-key [--rotate] [--rotate-code]
+#                                         show the instructor key (and the students' access
+#                                         code in code mode); --rotate replaces the key
 #
 # Settings come from .env / RAG_* variables (backend/app/settings.py): ports, model,
 # context size, RAG_LLM_SERVER (auto | python | native). APPLIANCE_VENV picks another
@@ -43,6 +46,8 @@ load_config() {
 }
 
 http_ok() { curl -fsS -o /dev/null --max-time 3 "$1" 2>/dev/null; }
+# The LLM server asks for its key only when RAG_LLM_EXPOSE lets it listen beyond 127.0.0.1.
+llm_ok() { curl -fsS -o /dev/null --max-time 3 ${LLM_KEY:+-H "Authorization: Bearer $LLM_KEY"} "http://127.0.0.1:$LLM_PORT/v1/models" 2>/dev/null; }
 
 port_busy() {
   "$PY" - "$1" <<'EOF' 2>/dev/null
@@ -52,10 +57,10 @@ sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
 EOF
 }
 
-wait_for() {  # wait_for NAME URL SECONDS LOGFILE SESSION
+wait_for() {  # wait_for NAME URL|llm_ok SECONDS LOGFILE SESSION
   local name="$1" url="$2" limit="$3" log="$4" session="$5" waited=0
   printf '      waiting for %s' "$name"
-  until http_ok "$url"; do
+  until if [ "$url" = llm_ok ]; then llm_ok; else http_ok "$url"; fi; do
     if ! session_running "$session"; then
       printf '\n'
       say "      $name exited during start-up. Last lines of $log:"
@@ -213,7 +218,14 @@ ingest_materials() {
 
 start_llm() {
   mkdir -p "$LOG_DIR"
-  if session_running "$LLM_SESSION" && http_ok "http://127.0.0.1:$LLM_PORT/v1/models"; then
+  LLM_KEY=""
+  local key_native="" key_python=""
+  if [ "$LLM_HOST" != "127.0.0.1" ]; then
+    LLM_KEY="$(cd "$ROOT/backend" && "$PY" -m app.appliance llm-key)"
+    key_native=" --api-key $(printf %q "$LLM_KEY")"
+    key_python=" --api_key $(printf %q "$LLM_KEY")"
+  fi
+  if session_running "$LLM_SESSION" && llm_ok; then
     say "      LLM server already running on port $LLM_PORT"; return
   fi
   session_running "$LLM_SESSION" && tm kill-session -t "$LLM_SESSION"
@@ -230,13 +242,13 @@ start_llm() {
   if [ "$LLM_SERVER" = "native" ]; then
     # Each slot gets the full context window: -c is the total across slots.
     [ "$layers" = "-1" ] && layers=999  # llama-server's "all layers"
-    cmd="exec $(printf %q "$LLAMA_SERVER_BIN") -m $(printf %q "$MODEL_PATH") --host 0.0.0.0 --port $LLM_PORT -c $((LLM_CONTEXT * LLM_PARALLEL)) -np $LLM_PARALLEL -ngl $layers$threads_native --alias $(printf %q "$alias") >> $(printf %q "$LOG_DIR/llm-server.log") 2>&1"
+    cmd="exec $(printf %q "$LLAMA_SERVER_BIN") -m $(printf %q "$MODEL_PATH") --host $LLM_HOST --port $LLM_PORT -c $((LLM_CONTEXT * LLM_PARALLEL)) -np $LLM_PARALLEL -ngl $layers$threads_native$key_native --alias $(printf %q "$alias") >> $(printf %q "$LOG_DIR/llm-server.log") 2>&1"
   else
-    cmd="cd $(printf %q "$ROOT/backend") && exec $(printf %q "$PY") -m llama_cpp.server --model $(printf %q "$MODEL_PATH") --host 0.0.0.0 --port $LLM_PORT --n_ctx $LLM_CONTEXT --n_gpu_layers $layers$threads_python --interrupt_requests False --model_alias $(printf %q "$alias") >> $(printf %q "$LOG_DIR/llm-server.log") 2>&1"
+    cmd="cd $(printf %q "$ROOT/backend") && exec $(printf %q "$PY") -m llama_cpp.server --model $(printf %q "$MODEL_PATH") --host $LLM_HOST --port $LLM_PORT --n_ctx $LLM_CONTEXT --n_gpu_layers $layers$threads_python$key_python --interrupt_requests False --model_alias $(printf %q "$alias") >> $(printf %q "$LOG_DIR/llm-server.log") 2>&1"
   fi
   echo "=== $(date -Is) starting ($LLM_SERVER server): $MODEL_PATH" >> "$LOG_DIR/llm-server.log"
   tm new-session -d -s "$LLM_SESSION" "$cmd"
-  wait_for "the LLM server" "http://127.0.0.1:$LLM_PORT/v1/models" 600 "$LOG_DIR/llm-server.log" "$LLM_SESSION" \
+  wait_for "the LLM server" llm_ok 600 "$LOG_DIR/llm-server.log" "$LLM_SESSION" \
     || fail "the LLM server did not start (log: $LOG_DIR/llm-server.log)."
 }
 
@@ -275,7 +287,7 @@ start_backend() {
   session_running "$BACKEND_SESSION" && tm kill-session -t "$BACKEND_SESSION"
   port_busy "$BACKEND_PORT" && fail "port $BACKEND_PORT (backend) is already in use by another program. Stop it, or set RAG_BACKEND_PORT to a free port."
   local cmd
-  cmd="cd $(printf %q "$ROOT/backend") && RAG_LLM_BASE_URL=http://127.0.0.1:$LLM_PORT/v1 RAG_LLM_MODEL_PATH=$(printf %q "$MODEL_PATH") RAG_LLM_DEVICE=$(printf %q "$(llm_device_label)") $(device_env) exec $(printf %q "$PY") -m uvicorn app.main:app --host 0.0.0.0 --port $BACKEND_PORT >> $(printf %q "$LOG_DIR/backend.log") 2>&1"
+  cmd="cd $(printf %q "$ROOT/backend") && RAG_LLM_BASE_URL=http://127.0.0.1:$LLM_PORT/v1 RAG_LLM_MODEL_PATH=$(printf %q "$MODEL_PATH") RAG_LLM_DEVICE=$(printf %q "$(llm_device_label)")${LLM_KEY:+ RAG_LLM_API_KEY=$(printf %q "$LLM_KEY")} $(device_env) exec $(printf %q "$PY") -m uvicorn app.main:app --host 0.0.0.0 --port $BACKEND_PORT >> $(printf %q "$LOG_DIR/backend.log") 2>&1"
   echo "=== $(date -Is) starting backend" >> "$LOG_DIR/backend.log"
   tm new-session -d -s "$BACKEND_SESSION" "$cmd"
   wait_for "the backend" "http://127.0.0.1:$BACKEND_PORT/api/ready" 300 "$LOG_DIR/backend.log" "$BACKEND_SESSION" \
@@ -294,17 +306,25 @@ summary() {
   device="$(llm_device_label)"
   local server="llama_cpp.server"
   [ "${LLM_SERVER:-python}" = "native" ] && server="native llama-server, $LLM_PARALLEL parallel slots"
-  "$PY" - "$ready" "$device" "$BACKEND_PORT" "$LLM_PORT" "${RUNPOD_POD_ID:-}" "$TMUX_SOCKET" "$LOG_DIR" "$server" <<'EOF'
+  local access
+  access="$(cd "$ROOT/backend" && "$PY" -m app.appliance admin-key 2>/dev/null || true)"
+  "$PY" - "$ready" "$device" "$BACKEND_PORT" "$LLM_PORT" "${RUNPOD_POD_ID:-}" "$TMUX_SOCKET" "$LOG_DIR" "$server" "$access" "$LLM_HOST" <<'EOF'
 import json, sys
-ready, device, bport, lport, pod, sock, logs, server = sys.argv[1:]
+ready, device, bport, lport, pod, sock, logs, server, access, lhost = sys.argv[1:]
 r = json.loads(ready or "{}")
+lines = dict(line.split(":", 1) for line in access.splitlines() if ":" in line)
+student_url = f"https://{pod}-{bport}.proxy.runpod.net/" if pod else f"http://localhost:{bport}/"
 print()
 print("The appliance is running.")
+print(f"  Students open   : {student_url}")
+if "access code   " in lines:
+    print(f"  Access code     : {lines['access code   '].strip()}   (students type it once)")
+print(f"  Instructor key  : {lines.get('instructor key', ' ?').strip()}   (unlock instructor mode in the page; "
+      "./runpod_simple_startup.sh admin-key [--rotate])")
 print(f"  Chat in browser : http://localhost:{bport}/")
-if pod:
-    print(f"  Runpod proxy    : https://{pod}-{bport}.proxy.runpod.net/")
 print(f"  API             : http://localhost:{bport}/api   (docs: http://localhost:{bport}/docs)")
-print(f"  LLM server      : http://localhost:{lport}/v1  model: {r.get('llm_model', '?')}  on {device}  ({server})")
+where = "127.0.0.1 only" if lhost == "127.0.0.1" else "all interfaces, key required"
+print(f"  LLM server      : http://localhost:{lport}/v1 ({where})  model: {r.get('llm_model', '?')}  on {device}  ({server})")
 print(f"  Indexed         : {r.get('chunks', '?')} chunks, embedder {r.get('embedding_model', '?')} on {r.get('embedding_device', '?')}")
 print(f"  Ask             : curl -s -X POST http://localhost:{bport}/api/chat -H 'Content-Type: application/json' -d '{{\"message\": \"What is a hash table?\"}}'")
 print(f"  Logs            : {logs}/llm-server.log, {logs}/backend.log  (./runpod_simple_startup.sh logs backend)")
@@ -335,7 +355,8 @@ cmd_status() {
   load_config
   local rc=0
   if session_running "$LLM_SESSION"; then
-    if http_ok "http://127.0.0.1:$LLM_PORT/v1/models"; then say "LLM server : running, healthy (port $LLM_PORT)"
+    [ "$LLM_HOST" != "127.0.0.1" ] && LLM_KEY="$(cd "$ROOT/backend" && "$PY" -m app.appliance llm-key)"
+    if llm_ok; then say "LLM server : running, healthy (port $LLM_PORT)"
     else say "LLM server : tmux session up but NOT answering on port $LLM_PORT (see $LOG_DIR/llm-server.log)"; rc=1; fi
   else
     say "LLM server : not running"; rc=1
@@ -387,6 +408,8 @@ case "${1:-start}" in
   stop) cmd_stop ;;
   restart) cmd_stop; cmd_start ;;
   logs) shift; cmd_logs "$@" ;;
-  -h|--help|help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) fail "unknown command '$1' (start, status, stop, restart, logs)" ;;
+  admin-key) shift; [ -x "$PY" ] || fail "not installed yet: run ./runpod_simple_startup.sh first"
+             (cd "$ROOT/backend" && "$PY" -m app.appliance admin-key "$@") ;;
+  -h|--help|help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) fail "unknown command '$1' (start, status, stop, restart, logs, admin-key)" ;;
 esac

@@ -45,7 +45,7 @@ def main() -> None:
     from app.evaluation.__main__ import checked_questions, embedded_share, parse_args
     from app.evaluation.questions import QuestionFileError
     from app.evaluation.runner import run_config
-    from app.retrieval.retriever import Retriever
+    from app.courses.course import read_side_of
 
     try:
         questions = checked_questions(parse_args(["--questions", str(QUESTIONS), "--corpus", str(args.corpus),
@@ -60,10 +60,8 @@ def main() -> None:
         overlap = int(size * args.overlap_share)
         print(f"size {size}: ingesting (first run for a size takes minutes) ...", file=sys.stderr, flush=True)
         settings, ingestor = ingest(size, overlap, args.corpus, embedder)
-        store = ingestor.chunk_store(embedder.dimension)
-        keyword_index = ingestor.keyword_index()
-        keyword_index.ensure_current()
-        retriever = Retriever(settings, store, embedder, keyword_index)
+        read = read_side_of(ingestor, embedder, reranker_model="")
+        store, retriever = read.store, read.retriever
         share = embedded_share(store, embedder.max_tokens - 2)
         for mode in ("dense", "hybrid"):
             result = run_config(retriever, questions, mode, mode, False)

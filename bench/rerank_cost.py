@@ -65,7 +65,7 @@ def main() -> None:
     from app.evaluation.metrics import percentile
     from app.evaluation.questions import QuestionSet
     from app.retrieval.reranker import load_reranker
-    from app.retrieval.retriever import Retriever
+    from app.courses.course import read_side_of
     from app.settings import TOKEN_MATCH, Settings
 
     hf_logging.set_verbosity_error()  # the fresh head's "newly initialized" warning is expected
@@ -77,9 +77,8 @@ def main() -> None:
     embedder = load_embedder(settings.embedding_model, args.device, 64, threads=args.threads)
     embedder.enable_fast_queries(settings.embedding_query_runtime, settings.models_path / "onnx")
     ingestor = prepare_database(eval_args, settings, embedder)
-    store = ingestor.chunk_store(embedder.dimension)
-    keyword_index = ingestor.keyword_index()
-    keyword_index.ensure_current()
+    read = read_side_of(ingestor, embedder, reranker_model="")
+    store, keyword_index, retriever = read.store, read.keyword_index, read.retriever
     if args.rerank_model:
         reranker = load_reranker(args.rerank_model, args.device, settings.models_path, embedder, keyword_index)
         if reranker is None:
@@ -89,7 +88,6 @@ def main() -> None:
     saved: dict[str, list[str]] = {}
     if args.save_candidates:
         reranker.score = keeping_candidates(reranker.score, saved)
-    retriever = Retriever(settings, store, embedder, keyword_index)
     questions = [q.question for q in QuestionSet.load(DEFAULT_QUESTIONS).answerable]
 
     rerankers = [reranker]

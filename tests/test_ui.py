@@ -75,6 +75,7 @@ def ui_settings(tmp_path_factory, llm, embedder):
     settings = Settings(
         _env_file=None, milvus_uri=str(base / "db" / "ui.db"), collection_name="chunks",
         materials_dir=materials, conversations_db=base / "db" / "conversations.sqlite3",
+        access_dir=base / "db" / "access", audit_log=base / "db" / "audit.log",
         llm_base_url=llm.url, llm_max_tokens=160, llm_context_window=4096, condense_mode="concat",
         embedding_device="cpu", torch_threads=2, llm_device="CPU (test)",
     )
@@ -194,7 +195,7 @@ def test_answer_streams_with_sources_and_status(page, backend):
     assert re.fullmatch(r"relevance 0\.\d\d", first.locator(".relevance").inner_text().strip())
     shot(page, "02-answer-with-sources")
     # what the page showed while streaming is what the server stored: reload, compare
-    stored = httpx.get(f"{backend.url}/api/conversations/{conversation_id(page)}").json()
+    stored = page.request.get(f"api/conversations/{conversation_id(page)}").json()  # with its cookies
     assert stored["messages"][1]["content"].strip()
     page.reload()
     page.wait_for_selector("article.msg.assistant .turn-footer .copy")
@@ -226,7 +227,7 @@ def test_citation_opens_the_passage_and_the_page(page, backend):
     with page.expect_popup() as popup_info:
         open_page.click()
     popup = popup_info.value
-    assert popup.url.endswith(f"/api/documents/file/{HASH_PDF}#page={page_number}")
+    assert popup.url.endswith(f"/api/documents/file/{HASH_PDF}?course=main#page={page_number}")
     popup.close()
     response = page.request.get(open_page.get_attribute("href"))
     assert response.status == 200 and response.headers["content-type"] == "application/pdf"
@@ -248,7 +249,7 @@ def test_follow_up_and_reload_keep_the_conversation(page, backend):
     assert page.locator("article.msg").count() == 4
     active = page.locator(".conversation.active .open")
     assert active.inner_text().startswith("What is a hash table")
-    titles = [c["title"] for c in httpx.get(f"{backend.url}/api/conversations").json()]
+    titles = [c["title"] for c in page.request.get("api/conversations").json()]  # with the page's cookies
     assert active.inner_text() in titles
     shot(page, "04-follow-up-after-reload")
 
@@ -263,7 +264,7 @@ def test_rename_switch_and_delete_conversations(page, backend):
     page.fill(".conversation input", "Open addressing notes")
     page.press(".conversation input", "Enter")
     page.wait_for_selector(f'.conversation[data-id="{cid}"] .open:text("Open addressing notes")')
-    assert httpx.get(f"{backend.url}/api/conversations/{cid}").json()["title"] == "Open addressing notes"
+    assert page.request.get(f"api/conversations/{cid}").json()["title"] == "Open addressing notes"
     expect(page.locator("#chat-title")).to_have_text("Open addressing notes")
 
     page.click("#new-chat")
@@ -277,7 +278,7 @@ def test_rename_switch_and_delete_conversations(page, backend):
     row.locator(".delete").click()
     row.locator(".delete.confirm").click()
     page.wait_for_selector(f'.conversation[data-id="{cid}"]', state="detached")
-    assert httpx.get(f"{backend.url}/api/conversations/{cid}").status_code == 404
+    assert page.request.get(f"api/conversations/{cid}").status == 404
     expect(page.locator("article.msg")).to_have_count(0)
 
 
@@ -295,12 +296,12 @@ def test_stop_regenerate_and_copy(page, backend):
     ask(page, "What is a hash table?")
     wait_answer(page)
     cid = conversation_id(page)
-    before = httpx.get(f"{backend.url}/api/conversations/{cid}").json()["messages"]
+    before = page.request.get(f"api/conversations/{cid}").json()["messages"]
     page.locator("article.msg.assistant").last.locator(".regenerate").click()
     page.wait_for_selector("article.msg.assistant:last-of-type .answer.waiting, article.msg.assistant:last-of-type .answer.streaming",
                            timeout=30_000)
     wait_answer(page)
-    after = httpx.get(f"{backend.url}/api/conversations/{cid}").json()["messages"]
+    after = page.request.get(f"api/conversations/{cid}").json()["messages"]
     assert len(after) == len(before)  # replaced, not appended
     assert after[-1]["id"] != before[-1]["id"] and after[-2]["content"] == "What is a hash table?"
 
@@ -309,10 +310,32 @@ def test_stop_regenerate_and_copy(page, backend):
     assert copied == after[-1]["content"]
 
 
-def test_upload_a_document_then_ask_about_it(page, backend):
+def unlock_instructor(page, settings) -> None:
+    page.click("#instructor-button")
+    page.fill("#instructor-key", "not the key")
+    page.click("#instructor-submit")
+    expect(page.locator("#instructor-error")).to_have_text("That key is not right.")
+    shot(page, "09-instructor-key-wrong")
+    page.fill("#instructor-key", (settings.access_path / "instructor.key").read_text().strip())
+    page.click("#instructor-submit")
+    expect(page.locator("#instructor-button")).to_have_text("Instructor mode · Lock")
+    # the proof is an HttpOnly cookie: nothing on the page can read it
+    assert "rag_instructor" not in page.evaluate("document.cookie")
+
+
+def test_upload_a_document_then_ask_about_it(page, backend, ui_settings):
     page.click("#open-materials")
     page.wait_for_selector("#documents-body tr")
     assert page.locator(f'#documents-body tr[data-file="{HASH_PDF}"]').count() == 1
+    # a student sees the materials, but neither the drop zone nor delete buttons
+    assert page.locator("#dropzone").is_hidden() and page.locator("#read-only-note").is_visible()
+    assert page.locator("#documents-body .delete").count() == 0
+    shot(page, "10-materials-as-a-student")
+    page.click("#close-materials")
+    unlock_instructor(page, ui_settings)
+    page.click("#open-materials")
+    page.wait_for_selector("#documents-body .delete")
+    assert page.locator("#dropzone").is_visible() and page.locator("#read-only-note").is_hidden()
     page.set_input_files("#upload-input", files=[{"name": "zorblax notes.md", "mimeType": "text/markdown",
                                                  "buffer": ZORBLAX_MD.encode()}])
     page.wait_for_selector(".upload.done", timeout=120_000)
@@ -333,6 +356,69 @@ def test_upload_a_document_then_ask_about_it(page, backend):
     row.wait_for(state="detached")
     files = [d["file"] for d in httpx.get(f"{backend.url}/api/documents").json()]
     assert "uploads/zorblax notes.md" not in files
+    page.click("#close-materials")
+    page.click("#instructor-button")  # lock again
+    expect(page.locator("#instructor-button")).to_have_text("Instructor")
+
+
+def test_each_student_sees_only_their_own_conversations_and_the_instructor_sees_all(browser, backend, ui_settings):
+    alice_context, bob_context = new_context(browser, backend.url), new_context(browser, backend.url)
+    try:
+        alice, bob = alice_context.new_page(), bob_context.new_page()
+        for who in (alice, bob):
+            who.goto("/")
+            who.wait_for_selector('#status-pill[data-state="ready"]')
+        ask(alice, "What is a hash table?")
+        wait_answer(alice)
+        cid = conversation_id(alice)
+        alice.reload()
+        alice.wait_for_selector(f'.conversation[data-id="{cid}"]')  # kept across a reload
+        bob.reload()
+        bob.wait_for_selector('#status-pill[data-state="ready"]')
+        bob.wait_for_timeout(500)
+        assert bob.locator(f'.conversation[data-id="{cid}"]').count() == 0
+        bob.goto(f"/#c={cid}")  # Alice's link in Bob's browser: a fresh chat, nothing of Alice's
+        bob.wait_for_timeout(1000)
+        assert bob.locator("article.msg").count() == 0 and "#c=" not in bob.url
+        assert bob.locator("#all-toggle").is_hidden()
+        shot(bob, "11-another-student-sees-nothing-of-alice")
+
+        unlock_instructor(bob, ui_settings)
+        bob.check("#show-all")
+        bob.wait_for_selector(f'.conversation[data-id="{cid}"]')
+        shot(bob, "12-instructor-sees-every-conversation")
+        bob.click("#instructor-button")
+        expect(bob.locator("#instructor-button")).to_have_text("Instructor")
+        expect(bob.locator(f'.conversation[data-id="{cid}"]')).to_have_count(0)
+    finally:
+        alice_context.close()
+        bob_context.close()
+
+
+def test_code_mode_asks_for_the_code_once(browser, ui_settings, embedder):
+    settings = ui_settings.model_copy(update={"student_access": "code"})
+    server = BackendServer(settings, embedder)
+    context = new_context(browser, server.url)
+    try:
+        page = context.new_page()
+        page.goto("/")
+        page.wait_for_selector("#code-dialog[open]")
+        shot(page, "13-access-code-asked")
+        page.fill("#access-code", "wrong-code")
+        page.press("#access-code", "Enter")
+        expect(page.locator("#code-error")).to_contain_text("not right")
+        page.fill("#access-code", (settings.access_path / "access.code").read_text().strip())
+        page.press("#access-code", "Enter")
+        page.wait_for_selector("#code-dialog[open]", state="detached")
+        ask(page, "What is a hash table?")
+        wait_answer(page)
+        page.reload()
+        page.wait_for_selector('#status-pill[data-state="ready"]')
+        page.wait_for_timeout(500)
+        assert page.locator("#code-dialog[open]").count() == 0  # once per browser
+    finally:
+        context.close()
+        server.stop()
 
 
 def test_hostile_document_and_answer_render_inert(page, backend):

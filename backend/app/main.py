@@ -13,7 +13,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import chat, conversations, documents, errors, health
+from app.access.control import AccessControl
+from app.access.middleware import AccessMiddleware
+from app.api import access, chat, conversations, courses, documents, errors, health
 from app.frontend import FrontendFiles
 from app.settings import Settings, get_settings
 
@@ -40,11 +42,21 @@ def create_app(settings: Settings | None = None, services=None, embedder=None) -
         description="Answers questions from ingested course materials, with page-level citations.",
         lifespan=lifespan,
     )
+    resolved = settings or get_settings()
+    app.state.access = AccessControl(resolved)
+    app.state.access.prepare()
     errors.install(app)
-    for module in (health, chat, conversations, documents):
+    for module in (health, access, courses, chat, conversations, documents):
         app.include_router(module.router)
+    app.add_middleware(AccessMiddleware, access=app.state.access)
+    if resolved.cors_origins:  # other sites' pages, by name only; same origin needs no CORS
+        from fastapi.middleware.cors import CORSMiddleware
 
-    frontend = (settings or get_settings()).frontend_path
+        app.add_middleware(CORSMiddleware, allow_origins=resolved.cors_origins, allow_credentials=True,
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])
+
+    frontend = resolved.frontend_path
     if (frontend / "index.html").is_file():
         # Mounted last, so every /api route and /docs wins over a file of the same name.
         app.mount("/", FrontendFiles(directory=frontend, html=True), name="frontend")

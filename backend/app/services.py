@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from app.chat.service import ChatService
 from app.conversations.store import ConversationStore
+from app.courses.course import Course, build_read_side
+from app.courses.registry import CourseRegistry
 from app.documents.service import DocumentService
 from app.embedding.encoder import Embedder, load_embedder
 from app.errors import StorageUnavailableError
-from app.ingestion.pipeline import Ingestor
 from app.llm.client import LLMClient
-from app.retrieval.reranker import load_reranker
 from app.retrieval.retriever import Retriever
 from app.settings import Settings
 from app.storage import lite_server
@@ -31,18 +31,42 @@ log = logging.getLogger("app")
 
 @dataclass
 class Services:
+    """What the backend shares across courses (database, embedder, LLM, history) and
+    the courses themselves; `store`, `retriever`, `chat` and `documents` are the default
+    course's."""
+
     settings: Settings
     target: MilvusTarget
     client: object
     embedder: Embedder
-    store: ChunkStore
-    retriever: Retriever
     llm: LLMClient
     conversations: ConversationStore
-    chat: ChatService
-    documents: DocumentService
+    courses: CourseRegistry
     started_lite_server: bool = False
-    ingest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def default(self) -> Course:
+        return self.courses.default
+
+    @property
+    def store(self) -> ChunkStore:
+        return self.default.store
+
+    @property
+    def retriever(self) -> Retriever:
+        return self.default.retriever
+
+    @property
+    def chat(self) -> ChatService:
+        return self.default.chat
+
+    @property
+    def documents(self) -> DocumentService:
+        return self.default.documents
+
+    @property
+    def ingest_lock(self) -> asyncio.Lock:
+        return self.default.ingest_lock
 
     async def aclose(self) -> None:
         await self.llm.aclose()
@@ -87,23 +111,17 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         why_not = embedder.enable_fast_queries(settings.embedding_query_runtime, settings.models_path / "onnx")
         if why_not:
             log.warning("Questions are embedded with PyTorch: %s", why_not)
-    ingestor = Ingestor(settings, client, target.uri, target.token, target.describe(),
-                        embedder_loader=lambda: embedder)
-    # The same checks and the same store as ingestion: one source of truth for both.
-    ingestor.check_dimension(ingestor.check_model(), embedder.dimension)
-    store = ingestor.chunk_store(embedder.dimension)
-    if store.exists():
-        store.ensure_collection()  # loads it: after a restart Milvus reports it "released"
-    keyword_index = ingestor.keyword_index()
-    keyword_index.ensure_current()  # load (or build) it now, not on the first question
-    retriever = Retriever(settings, store, embedder, keyword_index,
-                          load_reranker(settings.reranker_model, settings.embedding_device,
-                                        settings.models_path, embedder, keyword_index))
-    retriever.prepare()
     llm = LLMClient(settings)
     llm.prepare()
-    conversations = ConversationStore(settings.conversations_path)
-    chat = ChatService(settings, retriever, llm, conversations)
-    documents = DocumentService(settings, ingestor, store, target.db_path)
-    return Services(settings, target, client, embedder, store, retriever, llm, conversations, chat,
-                    documents, started_lite_server=started)
+    conversations = ConversationStore(settings.conversations_path, settings.default_course)
+
+    def build_course(name: str, course_settings: Settings) -> Course:
+        read = build_read_side(course_settings, client, target, embedder)
+        read.retriever.prepare()
+        chat = ChatService(course_settings, read.retriever, llm, conversations, course=name)
+        documents = DocumentService(course_settings, read.ingestor, read.store, target.db_path)
+        return Course(name, read, chat, documents)
+
+    courses = CourseRegistry(settings, client, build_course)
+    courses.default  # noqa: B018 (built now: its checks fail the start, not the first question)
+    return Services(settings, target, client, embedder, llm, conversations, courses, started_lite_server=started)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +50,18 @@ class Settings(BaseSettings):
     milvus_token: SecretStr | None = Field(
         default=None, description="Token for Zilliz Cloud or an authenticated Milvus server."
     )
-    collection_name: str = Field(default="course_chunks", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
+    collection_name: str = Field(default="course_chunks", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$",
+                                 description="The default course's collection; another course NAME has "
+                                 "<collection_name>__NAME.")
+    default_course: str = Field(
+        default="main", pattern=r"^[a-z][a-z0-9_]{0,39}$",
+        description="The course served when a request names none: the collection collection_name and "
+        "the folder materials_dir (an appliance of one course is just this one).",
+    )
+    courses_dir: Path = Field(
+        default=Path("courses"),
+        description="Where other courses keep their materials, one folder per course (courses/NAME).",
+    )
     milvus_connect_timeout_s: float = Field(default=10.0, gt=0)
 
     # --- embedding ------------------------------------------------------
@@ -283,9 +294,65 @@ class Settings(BaseSettings):
         )
     )
 
+    # --- class access (app/access/) ------------------------------------------
+    access_dir: Path = Field(
+        default=Path("milvus_data/access"),
+        description="Where the instructor key, the access code and the cookie secret are kept "
+        "(generated on first start, mode 0600; with the data, so a backup keeps them).",
+    )
+    student_access: Literal["open", "code"] = Field(
+        default="open",
+        description="'open': anyone with the URL may chat (instructor actions stay locked); 'code': "
+        "students first enter the course access code (./runpod_simple_startup.sh admin-key shows it).",
+    )
+    access_code: SecretStr | None = Field(
+        default=None, description="The course access code for 'code' mode; unset: one is generated.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Other sites (e.g. https://lms.example.edu) whose pages may call the API; by default "
+        "only the appliance's own page may (JSON list, or comma-separated).",
+    )
+    key_attempts_limit: int = Field(
+        default=10, ge=1, description="Wrong keys or codes one address may send per window before it is "
+        "refused for the rest of the window.",
+    )
+    key_attempts_window_s: float = Field(default=300, gt=0, description="That window, in seconds.")
+    questions_per_minute: int = Field(
+        default=12, ge=1, description="Questions one student (or one address without a cookie) may ask "
+        "per minute; the instructor is not limited.",
+    )
+    new_conversations_per_minute: int = Field(
+        default=6, ge=1, description="New conversations one student may start per minute.",
+    )
+    max_concurrent_answers: int = Field(
+        default=8, ge=1, description="Answers worked on at once (the LLM server queues beyond its own "
+        "parallel slots); more wait their turn.",
+    )
+    max_waiting_answers: int = Field(
+        default=60, ge=0, description="Questions that may wait for a free answer slot (a class of 60 "
+        "asking at once); beyond that a question gets 429 and a sentence to try again shortly.",
+    )
+    conversations_page_size: int = Field(
+        default=50, ge=1, le=500, description="Conversations listed per page when no limit is given.",
+    )
+    audit_log: Path = Field(
+        default=Path("milvus_data/audit.log"),
+        description="Every instructor action, one JSON line each (time, client address, action, target).",
+    )
+    llm_expose: bool = Field(
+        default=False,
+        description="Let the LLM server listen on every interface instead of 127.0.0.1 only; it then "
+        "requires RAG_LLM_API_KEY (generated into the access folder when unset).",
+    )
+
     # --- API ----------------------------------------------------------------
     max_message_chars: int = Field(default=4000, ge=10)
-    max_upload_mb: int = Field(default=100, ge=1)
+    max_upload_mb: int = Field(default=100, ge=1, description="Largest upload; refused before it is stored.")
+    max_document_pages: int = Field(
+        default=3000, ge=1, description="Pages one document may have; a longer one is refused by name "
+        "(the longest of the shared textbooks has 424).",
+    )
     frontend_dir: Path = Field(
         default=Path("frontend"), description="The browser UI's static files, served at /."
     )
@@ -330,6 +397,27 @@ class Settings(BaseSettings):
     @property
     def conversations_path(self) -> Path:
         return resolve_path(self.conversations_db)
+
+    @property
+    def courses_path(self) -> Path:
+        return resolve_path(self.courses_dir)
+
+    @property
+    def access_path(self) -> Path:
+        return resolve_path(self.access_dir)
+
+    @property
+    def audit_log_path(self) -> Path:
+        return resolve_path(self.audit_log)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, v):
+        if isinstance(v, str):
+            import json
+
+            return json.loads(v) if v.strip().startswith("[") else [o.strip() for o in v.split(",") if o.strip()]
+        return v
 
 
 def resolve_path(path: Path) -> Path:

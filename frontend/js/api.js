@@ -1,6 +1,8 @@
 // Talking to the backend: JSON calls, the SSE chat stream, uploads with progress.
 // Paths are relative ("api/..."), so the page also works behind a proxy prefix.
 
+import { withCourse } from "./course.js";
+
 /** An error a person can act on: `title` and `message` are shown as they are. */
 export class ApiError extends Error {
   constructor(title, message, status = 0) {
@@ -17,6 +19,10 @@ const UNREACHABLE = new ApiError(
 );
 
 function errorFor(status, detail) {
+  if (status === 401 || status === 403) {
+    return new ApiError("Not allowed", detail || "You are not allowed to do this.", status);
+  }
+  if (status === 429) return new ApiError("Busy right now", detail || "Too many requests: try again in a moment.", status);
   if (status === 503) return new ApiError("The assistant is not ready", detail || "A service it needs is down.", status);
   if (status === 413 || status === 415 || status === 422 || status === 400 || status === 404 || status === 409) {
     return new ApiError("Request refused", detail || `Refused (${status}).`, status);
@@ -52,12 +58,13 @@ export async function request(method, path, body) {
 
 export const api = {
   ready: () => fetch("api/ready").then(async (r) => ({ ok: r.ok, body: await r.json() })),
-  conversations: () => request("GET", "api/conversations"),
+  conversations: (all = false) => request("GET", withCourse(`api/conversations${all ? "?all=true" : ""}`)),
+  courses: () => request("GET", "api/courses"),
   conversation: (id) => request("GET", `api/conversations/${encodeURIComponent(id)}`),
   rename: (id, title) => request("PATCH", `api/conversations/${encodeURIComponent(id)}`, { title }),
   remove: (id) => request("DELETE", `api/conversations/${encodeURIComponent(id)}`),
-  documents: () => request("GET", "api/documents"),
-  removeDocument: (file) => request("DELETE", `api/documents/${encodePath(file)}`),
+  documents: () => request("GET", withCourse("api/documents")),
+  removeDocument: (file) => request("DELETE", withCourse(`api/documents/${encodePath(file)}`)),
 };
 
 export function encodePath(file) {
@@ -66,7 +73,7 @@ export function encodePath(file) {
 
 /** The URL of a document's original file, at a page where the browser can open one. */
 export function documentUrl(file, page) {
-  const url = `api/documents/file/${encodePath(file)}`;
+  const url = withCourse(`api/documents/file/${encodePath(file)}`);
   return page && /\.pdf$/i.test(file) ? `${url}#page=${page}` : url;
 }
 
@@ -135,7 +142,7 @@ function parseEvent(block) {
 export function uploadDocument(file, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", "api/documents");
+    xhr.open("POST", withCourse("api/documents"));
     xhr.responseType = "json";
     xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
     xhr.upload.onload = () => onProgress(1);

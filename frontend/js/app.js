@@ -1,10 +1,13 @@
 // Wires the page together. The open conversation lives in the URL (#c=<id>), so a
 // reload, a bookmark or the back button returns to it.
 
+import { AccessPanel } from "./access.js";
 import { ChatView } from "./chat.js";
+import { CoursePicker } from "./course.js";
 import { MaterialsDialog } from "./materials.js";
 import { ConversationList } from "./sidebar.js";
 import { StatusPanel, modelName } from "./status.js";
+import { api } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -51,6 +54,7 @@ function start() {
       if (item) $("chat-title").textContent = item.title;
     },
     onError: () => status.poll(),
+    onCourse: (name) => picker.show(name),
   });
 
   const openConversation = async (id) => {
@@ -88,11 +92,40 @@ function start() {
     list.setActive(null);
   });
 
-  new MaterialsDialog({
+  const access = new AccessPanel({
+    button: $("instructor-button"), dialog: $("instructor-dialog"), form: $("instructor-form"),
+    keyInput: $("instructor-key"), error: $("instructor-error"), cancel: $("instructor-cancel"),
+    codeDialog: $("code-dialog"), codeForm: $("code-form"), codeInput: $("access-code"), codeError: $("code-error"),
+    onChange: (role) => {
+      $("all-toggle").hidden = role !== "instructor";
+      if (role !== "instructor") $("show-all").checked = list.showAll = false;
+      loadCourses().then(() => list.refresh());
+      if (materials.dialog.open) materials.refresh();
+    },
+  });
+  const picker = new CoursePicker($("course-picker"), {
+    onChange: (name, { keepConversation } = {}) => {
+      if (!keepConversation) {
+        setHash(null);
+        chat.newChat();
+      }
+      list.refresh();
+      if (materials.dialog.open) materials.refresh();
+    },
+  });
+  const loadCourses = () => api.courses().then((courses) => picker.render(courses)).catch(() => {});
+
+  $("show-all").addEventListener("change", () => {
+    list.showAll = $("show-all").checked;
+    list.refresh();
+  });
+
+  const materials = new MaterialsDialog({
     dialog: $("materials-dialog"), openButton: $("open-materials"), closeButton: $("close-materials"),
-    input: $("upload-input"), dropzone: $("dropzone"), uploads: $("uploads"),
+    input: $("upload-input"), dropzone: $("dropzone"), readOnlyNote: $("read-only-note"), uploads: $("uploads"),
     body: $("documents-body"), summary: $("documents-summary"),
     onChanged: () => status.poll(),
+    isInstructor: () => access.isInstructor,
   });
 
   // Back/forward, a bookmark or an edited URL: show the conversation it names.
@@ -104,7 +137,11 @@ function start() {
   });
 
   status.start();
-  list.refresh().then(() => {
+  access.refresh().then(async (role) => {
+    $("all-toggle").hidden = role !== "instructor";
+    if (role !== "locked") await loadCourses();
+    return list.refresh();
+  }).then(() => {
     const id = currentHashId();
     if (id) openConversation(id);
   });

@@ -1,11 +1,12 @@
 // The conversation on screen: open a stored one, ask, stream, stop, regenerate, retry.
 
 import { api, streamChat } from "./api.js";
+import { currentCourse } from "./course.js";
 import { AssistantTurn, userBubble } from "./turn.js";
 
 export class ChatView {
-  constructor({ messages, empty, form, input, send, stop, title, onStarted, onChanged, onError }) {
-    Object.assign(this, { messages, empty, form, input, send, stop, title, onStarted, onChanged, onError });
+  constructor({ messages, empty, form, input, send, stop, title, onStarted, onChanged, onError, onCourse }) {
+    Object.assign(this, { messages, empty, form, input, send, stop, title, onStarted, onChanged, onError, onCourse });
     this.conversationId = null;
     this.controller = null;
     this.loadToken = 0;
@@ -65,6 +66,7 @@ export class ChatView {
     const token = ++this.loadToken;
     const conversation = await api.conversation(id);
     if (token !== this.loadToken) return;  // another click won
+    this.onCourse?.(conversation.course);
     this.conversationId = conversation.id;
     this.title.textContent = conversation.title || "Conversation";
     this.messages.replaceChildren(this.empty);
@@ -109,6 +111,7 @@ export class ChatView {
     this.setBusy(true);
     const body = { message: question, regenerate: Boolean(replace) };
     if (this.conversationId) body.conversation_id = this.conversationId;
+    else if (currentCourse()) body.course = currentCourse();
     const isNew = !this.conversationId;
     try {
       await streamChat(body, {

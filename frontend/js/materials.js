@@ -4,8 +4,9 @@ import { api, documentUrl, uploadDocument } from "./api.js";
 import { icon } from "./icons.js";
 
 export class MaterialsDialog {
-  constructor({ dialog, openButton, closeButton, input, dropzone, uploads, body, summary, onChanged }) {
-    Object.assign(this, { dialog, input, dropzone, uploads, body, summary, onChanged });
+  constructor({ dialog, openButton, closeButton, input, dropzone, readOnlyNote, uploads, body, summary, onChanged,
+                isInstructor }) {
+    Object.assign(this, { dialog, input, dropzone, readOnlyNote, uploads, body, summary, onChanged, isInstructor });
     openButton.addEventListener("click", () => this.open());
     closeButton.addEventListener("click", () => dialog.close());
     dialog.addEventListener("click", (event) => event.target === dialog && dialog.close());
@@ -31,6 +32,9 @@ export class MaterialsDialog {
   }
 
   async refresh() {
+    const instructor = this.isInstructor();
+    this.dropzone.hidden = !instructor;  // the server refuses students anyway; this says so first
+    this.readOnlyNote.hidden = instructor;
     let documents;
     try {
       documents = await api.documents();
@@ -71,7 +75,7 @@ export class MaterialsDialog {
     remove.append(icon("trash"));
     remove.addEventListener("click", () => this.remove(doc, remove));
     const actions = document.createElement("td");
-    actions.append(remove);
+    if (this.isInstructor()) actions.append(remove);
     // Markdown, HTML and Word files have sections, not pages.
     tr.append(name, cell(doc.pages || "–", "num"), cell(doc.chunks, "num"), cell(added), actions);
     return tr;

@@ -8,11 +8,12 @@ export class ConversationList {
     Object.assign(this, { container, onOpen, onDeleted, onError });
     this.activeId = null;
     this.items = [];
+    this.showAll = false;  // the instructor's view of every student's conversations
   }
 
   async refresh() {
     try {
-      this.items = await api.conversations();
+      this.items = await api.conversations(this.showAll);
     } catch (error) {
       this.onError?.(error);
       return;
@@ -45,8 +46,10 @@ export class ConversationList {
     const row = document.createElement("div");
     row.className = "conversation";
     row.dataset.id = conversation.id;
-    const open = button("open", conversation.title || "Untitled", () => this.onOpen(conversation.id));
-    open.title = conversation.title;
+    const label = conversation.title || "Untitled";
+    const open = button("open", label, () => this.onOpen(conversation.id));
+    open.title = conversation.student && !conversation.mine
+      ? `${label} (student ${conversation.student})` : label;
     const tools = document.createElement("div");
     tools.className = "tools";
     const rename = button("icon-button rename", icon("pencil"), () => this.startRename(row, conversation));

@@ -1,13 +1,20 @@
-"""POST /api/chat (JSON) and POST /api/chat/stream (server-sent events)."""
+"""POST /api/chat (JSON) and POST /api/chat/stream (server-sent events). Students and
+the instructor; each question counts against the asker's per-minute limits and waits
+for one of the answer slots."""
 
 from __future__ import annotations
 
 import json
+import weakref
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, HTTPException
 from sse_starlette.sse import EventSourceResponse
+from starlette.background import BackgroundTask
 
-from app.api.deps import get_services
+from app.access.control import AccessControl, Caller
+from app.access.limits import AnswerTicket
+from app.api.deps import AccessDep, ServicesDep, Student, find_course
+from app.courses.course import Course
 from app.api.schemas import ChatRequest, ChatResponse
 from app.errors import ApplianceError
 from app.services import Services
@@ -15,34 +22,73 @@ from app.services import Services
 router = APIRouter(prefix="/api", tags=["chat"])
 
 
-def _check_length(body: ChatRequest, services: Services) -> None:
+async def admit(body: ChatRequest, caller: Caller, services: Services,
+                access: AccessControl) -> tuple[Course, AnswerTicket]:
+    """Every check a question passes before any work: length, the conversation is the
+    asker's and in the course asked, the asker's limits, a place among the answers
+    (429 when all are taken). Returns the course that answers, and the place."""
     limit = services.settings.max_message_chars
     if len(body.message) > limit:
         raise HTTPException(413, f"message is {len(body.message)} characters; the limit is {limit}.")
+    existing = None
+    if body.conversation_id:
+        existing = await services.conversations.get(body.conversation_id)
+        if existing is not None and not caller.may_open(existing.owner):
+            raise HTTPException(404, f"No conversation '{body.conversation_id}'.")
+    if existing is not None and body.course and body.course != existing.course:
+        raise HTTPException(409, f"Conversation '{body.conversation_id}' belongs to the course "
+                            f"'{existing.course}'; start a new one to ask about '{body.course}'.")
+    course = await find_course(services, body.course or (existing.course if existing else None))
+    ticket = access.answers.admit()  # first: a question refused as busy does not count as asked
+    try:
+        access.count_question(caller, new_conversation=existing is None)
+    except BaseException:
+        ticket.close()
+        raise
+    return course, ticket
 
 
-@router.post("/chat", response_model=ChatResponse, summary="Ask a question, get the whole answer")
-async def chat(body: ChatRequest, services: Services = Depends(get_services)) -> dict:
+def owner_kwargs(caller: Caller) -> dict:
+    return {"owner": caller.student_id, "any_owner": caller.is_instructor}
+
+
+@router.post("/chat", response_model=ChatResponse,
+             summary="Ask a question, get the whole answer (students and the instructor)")
+async def chat(body: ChatRequest, caller: Student, services: ServicesDep, access: AccessDep) -> dict:
     """Answer from the course materials, with sources, timings and the conversation id.
 
-    Reuse `conversation_id` to ask follow-ups; the history is kept on the server.
+    Reuse `conversation_id` to ask follow-ups; the history is kept on the server. A
+    conversation belongs to the browser (student cookie) that started it; one started
+    without a cookie (curl, scripts) is reachable by its id. 429 with Retry-After when
+    the asker's per-minute limit is reached or every answer slot and waiting place is taken.
     """
-    _check_length(body, services)
-    return await services.chat.answer(body.message, body.conversation_id, body.regenerate)
+    course, ticket = await admit(body, caller, services, access)
+    async with ticket:
+        return await course.chat.answer(body.message, body.conversation_id, body.regenerate,
+                                          **owner_kwargs(caller))
 
 
-@router.post("/chat/stream", summary="Ask a question, stream the answer (SSE)")
-async def chat_stream(body: ChatRequest, services: Services = Depends(get_services)) -> EventSourceResponse:
+@router.post("/chat/stream", summary="Ask a question, stream the answer (SSE; students and the instructor)")
+async def chat_stream(body: ChatRequest, caller: Student, services: ServicesDep,
+                      access: AccessDep) -> EventSourceResponse:
     """Events: `sources` (once, before any token), `token` ({"delta"}), `done` (the full
     answer, usage and timings, as POST /api/chat returns) or `error` ({"message", "status"}).
-    Closing the connection stops generation on the LLM server."""
-    _check_length(body, services)
+    Closing the connection stops generation on the LLM server. Limits as POST /api/chat."""
+    course, ticket = await admit(body, caller, services, access)
 
     async def events():
         try:
-            async for kind, data in services.chat.events(body.message, body.conversation_id, body.regenerate):
-                yield {"event": kind, "data": json.dumps(data)}
+            async with ticket:
+                async for kind, data in course.chat.events(body.message, body.conversation_id,
+                                                             body.regenerate, **owner_kwargs(caller)):
+                    yield {"event": kind, "data": json.dumps(data)}
         except ApplianceError as exc:
             yield {"event": "error", "data": json.dumps({"message": str(exc), "status": 503})}
+        finally:
+            ticket.close()
 
-    return EventSourceResponse(events(), ping=15)
+    stream = events()
+    # A client that leaves before the stream starts never runs its `finally`: the place
+    # is given back when the response ends, or at the latest when the stream is collected.
+    weakref.finalize(stream, ticket.close)
+    return EventSourceResponse(stream, ping=15, background=BackgroundTask(ticket.close))

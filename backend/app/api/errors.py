@@ -8,6 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from app.access.limits import TooMany
+from app.conversations.store import NotYours
 from app.errors import ApplianceError, ConfigurationError, StorageUnavailableError
 from app.llm.client import LLMUnavailableError
 
@@ -46,6 +48,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
         return JSONResponse(status_code=422, content={"detail": _describe_validation(exc)})
+
+    @app.exception_handler(TooMany)
+    async def _too_many(request: Request, exc: TooMany):
+        return JSONResponse(status_code=429, content={"detail": str(exc)},
+                            headers={"Retry-After": str(exc.retry_after_s)})
+
+    @app.exception_handler(NotYours)
+    async def _not_yours(request: Request, exc: NotYours):
+        return JSONResponse(status_code=404, content={"detail": f"No conversation '{exc}'."})
 
     # Starlette uses the handler registered for the closest class in the MRO, so the
     # subclasses above win over ApplianceError.

@@ -4,35 +4,46 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.api.deps import get_services
+from app.api.deps import ServicesDep, client_address
 from app.errors import ApplianceError
-from app.services import Services
 
 router = APIRouter(prefix="/api", tags=["health"])
 
 
-@router.get("/health", summary="The backend process is up")
+@router.get("/health", summary="The backend process is up (anyone)")
 async def health() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="LLM reachable, database open, what is loaded")
-async def ready(services: Services = Depends(get_services)) -> JSONResponse:
-    """200 when the LLM answers and the database is open; 503 with the reason otherwise."""
+def _is_instructor(request: Request) -> bool:
+    try:
+        return request.app.state.access.identify(request.headers.get("authorization"), request.cookies,
+                                                 client_address(request)).is_instructor
+    except Exception:  # a wrong key here is simply not the instructor
+        return False
+
+
+@router.get("/ready", summary="LLM reachable, database open, what is loaded (anyone; paths for the instructor)")
+async def ready(request: Request, services: ServicesDep) -> JSONResponse:
+    """200 when the LLM answers and the database is open; 503 with the reason otherwise.
+    Where the database and the LLM server live is shown to the instructor only."""
+    instructor = _is_instructor(request)
     report: dict = {"embedding_model": services.settings.embedding_model,
                     "embedding_device": services.embedder.device,
                     "query_embedding_runtime": services.embedder.query_runtime,
-                    "database": services.target.describe()}
+                    "student_access": services.settings.student_access}
+    if instructor:
+        report["database"] = services.target.describe()
     problems = []
     try:
         report["chunks"] = await asyncio.to_thread(services.store.count)
         report["database_open"] = True
     except Exception as exc:  # any storage failure is "not ready", with its reason
         report["database_open"] = False
-        problems.append(f"database: {exc}")
+        problems.append(f"database: {exc}" if instructor else "database: not reachable")
     try:
         report["llm_models"] = await services.llm.list_models()
         report["llm_model"] = await services.llm.model_name()
@@ -40,7 +51,8 @@ async def ready(services: Services = Depends(get_services)) -> JSONResponse:
     except ApplianceError as exc:
         report["llm_reachable"] = False
         problems.append(str(exc))
-    report["llm_url"] = services.llm.base_url
+    if instructor:
+        report["llm_url"] = services.llm.base_url
     report["llm_device"] = services.settings.llm_device
     reranker = services.retriever.reranker
     report["retrieval"] = services.settings.retrieval_mode

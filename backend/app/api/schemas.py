@@ -11,6 +11,11 @@ class ChatRequest(BaseModel):
         default=None, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
         description="Reuse to continue a conversation; omit to start a new one.",
     )
+    course: str | None = Field(
+        default=None, pattern=r"^[a-z][a-z0-9_]{0,39}$",
+        description="The course to answer from (GET /api/courses); default: the conversation's course, "
+        "else the default course.",
+    )
     regenerate: bool = Field(
         default=False,
         description="Answer again in place of the conversation's last answer (its last turn is "

@@ -7,6 +7,11 @@
                 ingest (another version or chunk size) made, in DIR and elsewhere:
                 "CHUNKS OLDER_IN_DIR OLDER_ELSEWHERE" ("0 0 0" if there is no database)
   gpu-check     exit 0 if llama-cpp-python can offload to the GPU
+  admin-key [--rotate] [--rotate-code]
+                print the instructor key (and the access code in code mode), made on first
+                use; --rotate replaces the key (every unlocked browser is locked again),
+                --rotate-code replaces a generated access code
+  llm-key       print the key the LLM server requires when RAG_LLM_EXPOSE is on
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ def _config() -> int:
         "MATERIALS_DIR": s.materials_path,
         "DB_IS_LOCAL": int(s.milvus_is_local_file),
         "DB_PATH": s.milvus_db_path if s.milvus_is_local_file else "",
+        # Only the backend faces the network; the LLM server only when asked (with a key).
+        "LLM_HOST": "0.0.0.0" if s.llm_expose else "127.0.0.1",
+        "STUDENT_ACCESS": s.student_access,
     }
     for key, value in values.items():
         print(f"{key}={shlex.quote(str(value))}")
@@ -73,6 +81,44 @@ def _chunks(materials: str | None) -> int:
     return 0
 
 
+def _admin_key(args: list[str]) -> int:
+    from app.access.keys import ACCESS_CODE, INSTRUCTOR_KEY, AccessKeys, rotate
+    from app.settings import get_settings
+
+    s = get_settings()
+    unknown = [a for a in args if a not in ("--rotate", "--rotate-code")]
+    if unknown:
+        print(f"admin-key takes --rotate and --rotate-code, not {' '.join(unknown)}", file=sys.stderr)
+        return 2
+    if "--rotate" in args:
+        rotate(s.access_path, INSTRUCTOR_KEY)
+        print("The instructor key was replaced; browsers unlocked with the old one are locked again.",
+              file=sys.stderr)
+    if "--rotate-code" in args:
+        if s.access_code:
+            print("RAG_ACCESS_CODE sets the code: change it there.", file=sys.stderr)
+            return 2
+        rotate(s.access_path, ACCESS_CODE)
+        print("The access code was replaced; students enter the new one.", file=sys.stderr)
+    keys = AccessKeys(s.access_path, s.access_code.get_secret_value() if s.access_code else None)
+    print(f"instructor key: {keys.instructor_key}")
+    if s.student_access == "code":
+        print(f"access code   : {keys.access_code}")
+    else:
+        print("students      : open chat (RAG_STUDENT_ACCESS=code asks them for an access code)")
+    print(f"kept in       : {s.access_path / INSTRUCTOR_KEY} (mode 0600)")
+    return 0
+
+
+def _llm_key() -> int:
+    from app.access.keys import read_or_create
+    from app.settings import get_settings
+
+    s = get_settings()
+    print(s.llm_api_key.get_secret_value() if s.llm_api_key else read_or_create(s.access_path, "llm.key"))
+    return 0
+
+
 def _gpu_check() -> int:
     import llama_cpp
 
@@ -100,6 +146,10 @@ def main(argv: list[str]) -> int:
         return _chunks(rest[0] if rest else None)
     if command == "gpu-check":
         return _gpu_check()
+    if command == "admin-key":
+        return _admin_key(rest)
+    if command == "llm-key":
+        return _llm_key()
     print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
     return 2
 

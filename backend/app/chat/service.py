@@ -86,11 +86,15 @@ class PreparedTurn:
     expanded: bool = False  # searched with the LLM's passage too (settings.query_expansion)
     prompt: BuiltPrompt | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    owner: str | None = None  # who a new conversation belongs to (app/access/)
+    any_owner: bool = False  # the instructor may continue anyone's conversation
 
 
 class ChatService:
-    def __init__(self, settings: Settings, retriever: Retriever, llm: LLMClient, store: ConversationStore):
+    def __init__(self, settings: Settings, retriever: Retriever, llm: LLMClient, store: ConversationStore,
+                 course: str | None = None):
         self.settings = settings
+        self.course = course  # the course this chat answers from; its new conversations belong to it
         self.retriever = retriever
         self.llm = llm
         self.store = store
@@ -270,13 +274,15 @@ class ChatService:
                 "if they should mention it, check that the right documents are ingested.")
 
     # -- the turn as events ---------------------------------------------------
-    async def events(self, question: str, conversation_id: str | None,
-                     regenerate: bool = False) -> AsyncIterator[tuple[str, dict]]:
+    async def events(self, question: str, conversation_id: str | None, regenerate: bool = False,
+                     owner: str | None = None, any_owner: bool = False) -> AsyncIterator[tuple[str, dict]]:
         """Yield ("sources"|"token"|"done", data). Raises LLMUnavailableError before
         any token if the LLM cannot be reached (the caller turns it into 503 or an
-        "error" event)."""
+        "error" event). The caller has checked that the conversation is the asker's;
+        `owner` is who a new one belongs to."""
         started = time.perf_counter()
         turn = await self.prepare(question, conversation_id, regenerate)
+        turn.owner, turn.any_owner = owner, any_owner
         sources = turn.prompt.sources if turn.prompt else []
         yield "sources", {
             "conversation_id": turn.conversation_id,
@@ -333,14 +339,15 @@ class ChatService:
             Message("user", turn.question, await self.count_tokens(turn.question)),
             Message("assistant", result.text, result.completion_tokens or await self.count_tokens(result.text),
                     meta=answer_meta),
-            replaces=turn.replaces,
+            replaces=turn.replaces, owner=turn.owner, any_owner=turn.any_owner, course=self.course,
         )
         return {"conversation_id": turn.conversation_id, "answer": result.text, **answer_meta}
 
-    async def answer(self, question: str, conversation_id: str | None, regenerate: bool = False) -> dict:
+    async def answer(self, question: str, conversation_id: str | None, regenerate: bool = False,
+                     owner: str | None = None, any_owner: bool = False) -> dict:
         """The whole turn as one JSON-able dict (for POST /api/chat)."""
         done: dict = {}
-        async for kind, data in self.events(question, conversation_id, regenerate):
+        async for kind, data in self.events(question, conversation_id, regenerate, owner, any_owner):
             if kind == "done":
                 done = data
         return done

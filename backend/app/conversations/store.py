@@ -4,6 +4,12 @@ Why SQLite: one file, survives restarts, backs up with milvus_data/, and needs n
 server. Calls are short and run in a worker thread so the event loop never blocks.
 Each message stores its token count once, so trimming history to the context
 window does not re-tokenize old turns on every request.
+
+Each conversation has an owner: the student id of the browser that started it, or
+none for one started by a client that keeps no cookie (reachable by its id alone).
+Files from before owners existed gain the column on open; their conversations have
+no owner. A conversation belongs to one course; those from before courses belong to
+the default course.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY,
     title TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    owner TEXT,
+    course TEXT
 );
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -35,6 +43,12 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id, id);
 """
+# Run after _SCHEMA, once the columns exist (they are added to older files first).
+_OWNER_INDEX = "CREATE INDEX IF NOT EXISTS conversations_by_owner ON conversations(owner, course, updated_at)"
+
+
+class NotYours(Exception):
+    """The conversation belongs to someone else (shown to the caller as 'not found')."""
 
 
 @dataclass
@@ -54,18 +68,27 @@ class Conversation:
     created_at: float
     updated_at: float
     message_count: int = 0
+    owner: str | None = None
+    course: str | None = None
 
 
 class ConversationStore:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, default_course: str = "main"):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.default_course = default_course
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(conversations)")}
+        for column in ("owner", "course"):
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE conversations ADD COLUMN {column} TEXT")
+        self._db.execute("UPDATE conversations SET course = ? WHERE course IS NULL", (default_course,))
+        self._db.execute(_OWNER_INDEX)
 
     def close(self) -> None:
         with self._lock:
@@ -80,25 +103,38 @@ class ConversationStore:
 
     # -- conversations --------------------------------------------------------
     async def get(self, conversation_id: str) -> Conversation | None:
-        rows = await self._run(self._list, conversation_id)
+        rows = await self._run(self._select, "WHERE c.id = ?", (conversation_id,), 1, 0)
         return rows[0] if rows else None
 
-    async def list(self) -> list[Conversation]:
-        return await self._run(self._list, None)
+    async def list(self, owner: str | None = None, everyone: bool = False, course: str | None = None,
+                   limit: int = 50, offset: int = 0) -> tuple[list[Conversation], int]:
+        """One page of conversations, newest first, and how many there are in all: the
+        owner's, or with `everyone` all of them; in one course, or in all when `course`
+        is None. No owner and not everyone: none."""
+        conditions, params = [], []
+        if not everyone:
+            if owner is None:
+                return [], 0
+            conditions.append("c.owner = ?")
+            params.append(owner)
+        if course is not None:
+            conditions.append("c.course = ?")
+            params.append(course)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        return await self._run(self._page, where, tuple(params), limit, offset)
 
-    def _list(self, only: str | None) -> list[Conversation]:
+    def _page(self, where: str, params: tuple, limit: int, offset: int) -> tuple[list[Conversation], int]:
+        total = self._db.execute(f"SELECT COUNT(*) FROM conversations c {where}", params).fetchone()[0]
+        return self._select(where, params, limit, offset), total
+
+    def _select(self, where: str, params: tuple, limit: int, offset: int) -> list[Conversation]:
         sql = (
             "SELECT c.*, (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS n "
-            "FROM conversations c"
+            f"FROM conversations c {where} ORDER BY c.updated_at DESC LIMIT ? OFFSET ?"
         )
-        params: tuple = ()
-        if only is not None:
-            sql += " WHERE c.id = ?"
-            params = (only,)
-        sql += " ORDER BY c.updated_at DESC"
         return [
-            Conversation(r["id"], r["title"], r["created_at"], r["updated_at"], r["n"])
-            for r in self._db.execute(sql, params)
+            Conversation(r["id"], r["title"], r["created_at"], r["updated_at"], r["n"], r["owner"], r["course"])
+            for r in self._db.execute(sql, (*params, limit, offset))
         ]
 
     async def rename(self, conversation_id: str, title: str) -> bool:
@@ -129,22 +165,33 @@ class ConversationStore:
         ]
 
     async def add_turn(self, conversation_id: str, user: Message, assistant: Message,
-                       replaces: list[int] | None = None) -> None:
+                       replaces: list[int] | None = None, owner: str | None = None,
+                       any_owner: bool = False, course: str | None = None) -> None:
         """Store a question and its answer together (creating the conversation on its
-        first turn): a failed turn stores nothing and changes nothing. `replaces` names
-        messages (a regenerated turn) deleted in the same transaction."""
-        await self._run(self._add_turn, conversation_id, user, assistant, replaces or [])
+        first turn, owned by `owner`): a failed turn stores nothing and changes nothing.
+        `replaces` names messages (a regenerated turn) deleted in the same transaction.
+        Raises NotYours if the conversation has another owner (unless `any_owner`): two
+        clients that picked the same new id never share one conversation."""
+        await self._run(self._add_turn, conversation_id, user, assistant, replaces or [], owner, any_owner,
+                        course or self.default_course)
 
-    def _add_turn(self, conversation_id: str, user: Message, assistant: Message, replaces: list[int]) -> None:
+    def _add_turn(self, conversation_id: str, user: Message, assistant: Message, replaces: list[int],
+                  owner: str | None, any_owner: bool, course: str) -> None:
         now = time.time()
         with self._db:  # one transaction
             self._db.execute("BEGIN")
+            row = self._db.execute("SELECT owner, course FROM conversations WHERE id = ?",
+                                   (conversation_id,)).fetchone()
+            if row is not None and ((row["owner"] is not None and row["owner"] != owner and not any_owner)
+                                    or row["course"] != course):
+                raise NotYours(conversation_id)
             for message_id in replaces:
                 self._db.execute("DELETE FROM messages WHERE id = ? AND conversation_id = ?",
                                  (message_id, conversation_id))
             self._db.execute(
-                "INSERT OR IGNORE INTO conversations (id, title, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                (conversation_id, " ".join(user.content.split())[:80], now, now),
+                "INSERT OR IGNORE INTO conversations (id, title, created_at, updated_at, owner, course) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation_id, " ".join(user.content.split())[:80], now, now, owner, course),
             )
             for m in (user, assistant):
                 self._db.execute(

@@ -42,6 +42,18 @@ def safe_filename(name: str) -> str:
     return f"{stem[:120]}.{ext}" if ext else stem[:120]
 
 
+def check_document_path(path: str) -> str:
+    """A document path as the manifest keys it (relative, '/'-separated), or 400:
+    nothing absolute, no '..', no NUL or control characters, nothing absurdly long."""
+    if len(path) > 1024:
+        raise UploadRejected("That file name is too long.", 400)
+    parts = path.replace("\\", "/").split("/")
+    if (not path or path.startswith("/") or any(ord(c) < 32 for c in path)
+            or any(p in ("", ".", "..") for p in parts)):
+        raise UploadRejected(f"'{path[:200]}' is not a document path.", 400)
+    return path
+
+
 class DocumentService:
     def __init__(self, settings: Settings, ingestor: Ingestor, store: ChunkStore, db_path: Path | None):
         self.settings = settings
@@ -70,17 +82,17 @@ class DocumentService:
         return self._in_materials(path)
 
     def delete(self, path: str) -> bool:
-        """Remove a document's chunks and manifest row, and its file in the materials folder."""
-        known = path in self.catalog.files()
-        if known:
-            self.store.delete_file(path)
-            self.catalog.remove(path)
-            self.ingestor.keyword_index().sync_saved()
+        """Remove an ingested document: its chunks, its manifest row and its file in the
+        materials folder. Anything never ingested is left alone (False)."""
+        if path not in self.catalog.files():
+            return False
+        self.store.delete_file(path)
+        self.catalog.remove(path)
+        self.ingestor.keyword_index().sync_saved()
         candidate = self._in_materials(path)
-        if candidate is not None:
+        if candidate is not None and not (self.settings.materials_path / path).is_symlink():
             candidate.unlink()
-            known = True
-        return known
+        return True
 
     def check_upload_name(self, filename: str) -> str:
         name = safe_filename(filename or "")

@@ -96,17 +96,14 @@ def embedded_share(store, window: int) -> float:
 def corpus_retriever(args, settings: Settings):
     """The appliance's Retriever over the corpus's database (ingested first where needed):
     what the evaluation asks, and what bench/chatty.py times."""
+    from app.courses.course import read_side_of
     from app.embedding.encoder import load_embedder
-    from app.retrieval.retriever import Retriever
 
     embedder = load_embedder(settings.embedding_model, "cpu", 64, threads=args.threads)
     embedder.enable_fast_queries(settings.embedding_query_runtime, settings.models_path / "onnx")
     ingestor = prepare_database(args, settings, embedder)
-    store = ingestor.chunk_store(embedder.dimension)
-    store.ensure_collection()
-    keyword_index = ingestor.keyword_index()
-    keyword_index.ensure_current()
-    return Retriever(settings, store, embedder, keyword_index)
+    # No reranker inside: the evaluation reranks each configuration itself.
+    return read_side_of(ingestor, embedder, reranker_model="").retriever
 
 
 def _follow_up_cell(result, method: str, total: int) -> str:

@@ -158,8 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--directory", "-d", type=Path, default=None,
-                        help="folder to ingest, searched recursively (default: RAG_MATERIALS_DIR, "
-                             "i.e. course_materials/)")
+                        help="folder to ingest, searched recursively (default: the course's folder: "
+                             "RAG_MATERIALS_DIR, i.e. course_materials/, for the default course, "
+                             "courses/NAME for another)")
+    parser.add_argument("--course", "-c", default=None,
+                        help="the course to ingest into (default: RAG_DEFAULT_COURSE, 'main'); each course has "
+                             "its own documents, so two courses may both have a syllabus.pdf, and --prune "
+                             "never leaves the course")
     parser.add_argument("--prune", action="store_true",
                         help="also delete chunks of files that are no longer in the folder")
     parser.add_argument("--reset", action="store_true",
@@ -178,6 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = get_settings()
     except Exception as exc:  # pydantic ValidationError: a bad .env or RAG_* value
         print(f"error: invalid configuration: {' '.join(str(exc).split())[:400]}", file=sys.stderr)
+        return 2
+    from app.courses.course import course_settings
+
+    try:
+        settings = course_settings(settings, args.course)
+    except ApplianceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     directory = (args.directory or settings.materials_path).expanduser().resolve()
     if not directory.is_dir():

@@ -230,6 +230,10 @@ class Ingestor:
         path = source.rel_path
         listener.file_started(path, expected_pages)
         try:
+            limit = self.settings.max_document_pages
+            if expected_pages > limit:
+                raise UnreadableFileError(f"it has {expected_pages} pages; the limit is {limit} "
+                                          "(RAG_MAX_DOCUMENT_PAGES)")
             document = read_document(source.abs_path)
         except UnreadableFileError as exc:
             report.failed[path] = str(exc)

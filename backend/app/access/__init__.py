@@ -1,0 +1,1 @@
+"""Who may do what: the instructor key, the students' identity, access codes, limits."""

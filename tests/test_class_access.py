@@ -1,0 +1,457 @@
+"""Sharing the appliance with a class, end to end: the real backend under uvicorn, a real
+llama.cpp server (SmolLM2), real Milvus Lite and the real embedder. Each student is an
+httpx client with its own cookie jar, as a browser would be."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend_fixtures import BackendServer, LlamaServer, copy_sample_course
+from conftest import BACKEND, IngestHarness
+
+HASH_PDF = "data-structures-101/lecture-04-hash-tables.pdf"
+
+
+@pytest.fixture(scope="module")
+def llm():
+    server = LlamaServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def class_settings(tmp_path_factory, llm, embedder):
+    from app.settings import Settings
+
+    base = tmp_path_factory.mktemp("class")
+    materials = copy_sample_course(base / "materials")
+    settings = Settings(
+        _env_file=None, milvus_uri=str(base / "db" / "class.db"), collection_name="chunks",
+        materials_dir=materials, conversations_db=base / "db" / "conversations.sqlite3",
+        access_dir=base / "db" / "access", audit_log=base / "db" / "audit.log",
+        llm_base_url=llm.url, llm_max_tokens=24, llm_context_window=4096, condense_mode="concat",
+        embedding_device="cpu", torch_threads=2,
+    )
+    harness = IngestHarness(settings, embedder)
+    harness.run(materials)
+    harness.close()
+    return settings
+
+
+@pytest.fixture(scope="module")
+def backend(class_settings, embedder):
+    server = BackendServer(class_settings, embedder)
+    yield server
+    server.stop()
+
+
+def key_of(settings) -> str:
+    return (settings.access_path / "instructor.key").read_text().strip()
+
+
+def browser(backend) -> httpx.Client:
+    """A client that keeps cookies, and has loaded the page once (which gives it its
+    student cookie), like a student's browser."""
+    client = httpx.Client(base_url=backend.url, timeout=120)
+    assert client.get("/").status_code == 200
+    assert "rag_student" in client.cookies
+    return client
+
+
+def instructor(backend, settings) -> httpx.Client:
+    client = browser(backend)
+    assert client.post("/api/access/instructor", json={"key": key_of(settings)}).status_code == 204
+    return client
+
+
+def folder_state(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*"))}
+
+
+def test_anonymous_clients_cannot_change_the_materials_and_the_instructor_can(backend, class_settings):
+    notes = {"file": ("tries.md", b"# Tries\nA trie stores strings by their prefixes.\n", "text/markdown")}
+    before = folder_state(class_settings.materials_path)
+    anonymous = httpx.post(f"{backend.url}/api/documents", files=notes)
+    assert anonymous.status_code == 401 and "instructor" in anonymous.json()["detail"]
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert httpx.delete(f"{backend.url}/api/documents/{HASH_PDF}").status_code == 401
+    student = browser(backend)
+    assert student.post("/api/documents", files=notes).status_code == 401
+    assert student.delete(f"/api/documents/{HASH_PDF}").status_code == 401
+    wrong = httpx.delete(f"{backend.url}/api/documents/{HASH_PDF}", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.json() == {"detail": "That key or access code is not valid."}
+    assert folder_state(class_settings.materials_path) == before
+    assert HASH_PDF in {d["file"] for d in student.get("/api/documents").json()}  # students may read the list
+    assert student.get(f"/api/documents/file/{HASH_PDF}").status_code == 200  # and open cited files
+
+    # The instructor: by header (curl) ...
+    key = {"Authorization": f"Bearer {key_of(class_settings)}"}
+    uploaded = httpx.post(f"{backend.url}/api/documents", files=notes, headers=key, timeout=120)
+    assert uploaded.status_code == 201, uploaded.text
+    assert httpx.delete(f"{backend.url}/api/documents/uploads/tries.md", headers=key).status_code == 204
+    # ... or by the page's unlocked cookie, which is HttpOnly and SameSite
+    teacher = browser(backend)
+    unlocked = teacher.post("/api/access/instructor", json={"key": key_of(class_settings)})
+    assert unlocked.status_code == 204
+    cookie = unlocked.headers["set-cookie"]
+    assert "rag_instructor=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # plain http here; over Runpod's HTTPS proxy it is Secure
+    assert teacher.get("/api/access").json()["role"] == "instructor"
+    assert teacher.post("/api/documents", files=notes).status_code == 201
+    assert teacher.delete("/api/documents/uploads/tries.md").status_code == 204
+    teacher.delete("/api/access/instructor")
+    assert teacher.post("/api/documents", files=notes).status_code == 401  # locked again
+
+    actions = [(e["action"], e["target"]) for e in httpx.get(f"{backend.url}/api/access/audit", headers=key).json()]
+    assert ("upload", "main:uploads/tries.md") in actions and ("delete document", "main:uploads/tries.md") in actions
+    assert ("unlock instructor mode", "") in actions and ("key rejected", "") in actions
+    assert httpx.get(f"{backend.url}/api/access/audit").status_code == 401
+    https = httpx.post(f"{backend.url}/api/access/instructor", json={"key": key_of(class_settings)},
+                       headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" in https.headers["set-cookie"]
+
+
+def test_students_see_and_manage_only_their_own_conversations(backend, class_settings):
+    alice, bob = browser(backend), browser(backend)
+    asked = alice.post("/api/chat", json={"message": "What is a hash table?"})
+    assert asked.status_code == 200, asked.text
+    cid = asked.json()["conversation_id"]
+    listed = alice.get("/api/conversations")
+    assert [c["id"] for c in listed.json()] == [cid] and listed.json()[0]["mine"] is True
+    assert listed.headers["x-total-count"] == "1"
+
+    assert bob.get("/api/conversations").json() == []
+    assert bob.get(f"/api/conversations/{cid}").status_code == 404
+    assert bob.patch(f"/api/conversations/{cid}", json={"title": "mine now"}).status_code == 404
+    assert bob.delete(f"/api/conversations/{cid}").status_code == 404
+    hijack = bob.post("/api/chat", json={"message": "And how big is it?", "conversation_id": cid})
+    assert hijack.status_code == 404
+    assert bob.post("/api/chat/stream", json={"message": "more?", "conversation_id": cid}).status_code == 404
+    assert bob.get("/api/conversations?all=true").status_code == 403
+    assert len(alice.get(f"/api/conversations/{cid}").json()["messages"]) == 2  # untouched
+
+    teacher = instructor(backend, class_settings)
+    everyone = teacher.get("/api/conversations?all=true").json()
+    seen = next(c for c in everyone if c["id"] == cid)
+    assert seen["student"] and seen["mine"] is False  # a pseudonym, never the cookie
+    assert teacher.get(f"/api/conversations/{cid}").status_code == 200
+    assert teacher.get("/api/conversations").json() == []  # the default view is one's own
+
+    # A client without cookies (curl): its conversation is reachable by its id, and listed to nobody but
+    # the instructor.
+    api = httpx.post(f"{backend.url}/api/chat", json={"message": "What is a hash table?"}, timeout=120).json()
+    assert httpx.get(f"{backend.url}/api/conversations/{api['conversation_id']}").status_code == 200
+    assert httpx.get(f"{backend.url}/api/conversations").json() == []
+    assert bob.get(f"/api/conversations/{api['conversation_id']}").status_code == 200
+    assert alice.delete(f"/api/conversations/{cid}").status_code == 204
+    actions = [e["action"] for e in teacher.get("/api/access/audit").json()]
+    assert "list all conversations" in actions and "read conversation" in actions
+
+
+def test_the_conversation_list_is_paginated(backend, class_settings):
+    from app.conversations.store import Message
+
+    student = browser(backend)
+    owner = backend.services.conversations  # store turns directly: the limit is on the list, not on chat
+    sid = student.cookies["rag_student"].rpartition(".")[0]
+    import asyncio
+
+    for n in range(7):
+        asyncio.run(owner.add_turn(f"page-{n}-{sid[:6]}", Message("user", f"q{n}", 1),
+                                   Message("assistant", "a", 1), owner=sid))
+        time.sleep(0.01)
+    first = student.get("/api/conversations?limit=3")
+    assert first.headers["x-total-count"] == "7" and len(first.json()) == 3
+    rest = student.get("/api/conversations?limit=3&offset=6").json()
+    assert len(rest) == 1 and rest[0]["title"] == "q0"  # newest first
+    assert student.get("/api/conversations?limit=0").status_code == 422
+    assert student.get("/api/conversations?limit=100000").status_code == 422
+
+
+def test_the_key_survives_a_restart_and_rotates(backend, class_settings, embedder):
+    key = key_of(class_settings)
+    teacher = instructor(backend, class_settings)
+    backend_again = BackendServer(class_settings, embedder)
+    try:
+        assert key_of(class_settings) == key  # kept with the data, not made anew
+        again = httpx.Client(base_url=backend_again.url, cookies=teacher.cookies)
+        assert again.get("/api/access").json()["role"] == "instructor"  # cookies outlive a restart
+    finally:
+        backend_again.stop()
+    env = dict(os.environ, RAG_ACCESS_DIR=str(class_settings.access_path))
+    shown = subprocess.run([sys.executable, "-m", "app.appliance", "admin-key"], cwd=BACKEND, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and f"instructor key: {key}" in shown.stdout
+    rotated = subprocess.run([sys.executable, "-m", "app.appliance", "admin-key", "--rotate"], cwd=BACKEND,
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert rotated.returncode == 0 and "replaced" in rotated.stderr
+    new_key = key_of(class_settings)
+    assert new_key != key and f"instructor key: {new_key}" in rotated.stdout
+    assert teacher.get("/api/access").json()["role"] == "student"  # the old unlock is void
+    assert httpx.get(f"{backend.url}/api/access/audit", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    assert httpx.get(f"{backend.url}/api/access/audit",
+                     headers={"Authorization": f"Bearer {new_key}"}).status_code == 200
+
+
+def test_cross_site_writes_are_refused_and_no_cors_is_granted(backend, class_settings):
+    teacher = instructor(backend, class_settings)
+    evil = {"Origin": "https://evil.example"}
+    # a form on another site, posting with the instructor's cookies
+    forged = teacher.post("/api/documents", headers=evil,
+                          files={"file": ("x.md", b"# X\nforged\n", "text/markdown")})
+    assert forged.status_code == 403 and "evil.example" in forged.json()["detail"]
+    assert teacher.delete(f"/api/documents/{HASH_PDF}", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert teacher.post("/api/chat", headers=evil, json={"message": "hi"}).status_code == 403
+    assert HASH_PDF in {d["file"] for d in teacher.get("/api/documents").json()}
+    read = teacher.get("/api/documents", headers=evil)
+    assert "access-control-allow-origin" not in read.headers
+    preflight = httpx.options(f"{backend.url}/api/chat", headers={**evil, "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in preflight.headers
+    same = teacher.post("/api/chat", headers={"Origin": backend.url}, json={"message": "Hi!"})
+    assert same.status_code == 200
+
+
+def test_an_allow_listed_site_gets_cors(class_settings, embedder):
+    server = BackendServer(class_settings.model_copy(update={"cors_origins": ["https://lms.example.edu"]}), embedder)
+    try:
+        lms = {"Origin": "https://lms.example.edu"}
+        response = httpx.get(f"{server.url}/api/documents", headers=lms)
+        assert response.headers["access-control-allow-origin"] == "https://lms.example.edu"
+        assert "access-control-allow-origin" not in httpx.get(
+            f"{server.url}/api/documents", headers={"Origin": "https://evil.example"}).headers
+        assert httpx.post(f"{server.url}/api/chat", headers=lms, json={"message": "Hi!"}, timeout=120).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_an_oversized_upload_is_refused_before_anything_is_stored(class_settings, embedder):
+    server = BackendServer(class_settings.model_copy(update={"max_upload_mb": 1}), embedder)
+    key = {"Authorization": f"Bearer {key_of(class_settings)}"}
+    materials = class_settings.materials_path
+    before = folder_state(materials)
+    big = b"# Big\n" + b"lorem ipsum dolor " * 120_000  # about 2 MB
+    try:
+        declared = httpx.post(f"{server.url}/api/documents", headers=key, timeout=60,
+                              files={"file": ("big.md", big, "text/markdown")})
+        assert declared.status_code == 413 and "1 MB" in declared.json()["detail"]
+
+        def chunked():  # no Content-Length: counted while it streams
+            boundary = b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big2.md\"\r\n" \
+                       b"Content-Type: text/markdown\r\n\r\n"
+            yield boundary
+            for start in range(0, len(big), 64 * 1024):
+                yield big[start:start + 64 * 1024]
+            yield b"\r\n--xyz--\r\n"
+
+        streamed = httpx.post(f"{server.url}/api/documents", timeout=60, content=chunked(),
+                              headers={**key, "Content-Type": "multipart/form-data; boundary=xyz"})
+        assert streamed.status_code == 413, streamed.text
+        anonymous = httpx.post(f"{server.url}/api/documents", timeout=60,
+                               files={"file": ("big3.md", big[:500_000], "text/markdown")})
+        assert anonymous.status_code == 401
+        assert folder_state(materials) == before
+    finally:
+        server.stop()
+
+
+def test_a_burst_of_questions_gets_429_with_a_time_to_retry(class_settings, embedder):
+    settings = class_settings.model_copy(update={"questions_per_minute": 2, "max_concurrent_answers": 1,
+                                                 "max_waiting_answers": 0, "new_conversations_per_minute": 5})
+    server = BackendServer(settings, embedder)
+    try:
+        student = browser(server)
+        for _ in range(2):
+            assert student.post("/api/chat", json={"message": "Hi!"}).status_code == 200
+        refused = student.post("/api/chat", json={"message": "Hi again!"})
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert "questions in the last minute" in refused.json()["detail"]
+        teacher = instructor(server, settings)
+        assert teacher.post("/api/chat", json={"message": "Hi!"}).status_code == 200  # not limited
+
+        # One answer slot, no waiting place: while one answer streams, another question is refused at once.
+        other = browser(server)
+        with httpx.stream("POST", f"{server.url}/api/chat/stream", timeout=120,
+                          json={"message": "Explain hash tables in detail."}) as streaming:
+            next(streaming.iter_lines())  # the answer has started
+            busy = other.post("/api/chat", json={"message": "What is a hash table?"})
+            assert busy.status_code == 429 and "try again" in busy.json()["detail"]
+            assert int(busy.headers["retry-after"]) >= 1
+        deadline = time.monotonic() + 30
+        while other.post("/api/chat", json={"message": "Hi!"}).status_code == 429:  # the slot comes back
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        server.stop()
+
+
+def test_wrong_keys_from_one_address_are_rate_limited(class_settings, embedder):
+    settings = class_settings.model_copy(update={"key_attempts_limit": 3})
+    server = BackendServer(settings, embedder)
+    try:
+        for _ in range(3):
+            assert httpx.post(f"{server.url}/api/access/instructor", json={"key": "guess"}).status_code == 401
+        locked = httpx.post(f"{server.url}/api/access/instructor", json={"key": key_of(settings)})
+        assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 1
+        assert httpx.get(f"{server.url}/api/documents",
+                         headers={"Authorization": f"Bearer {key_of(settings)}"}).status_code == 429
+    finally:
+        server.stop()
+
+
+def test_code_mode_asks_students_for_the_code(class_settings, embedder):
+    settings = class_settings.model_copy(update={"student_access": "code"})
+    server = BackendServer(settings, embedder)
+    code = (settings.access_path / "access.code").read_text().strip()
+    try:
+        student = browser(server)
+        assert student.get("/api/access").json() == {"role": "locked", "student_access": "code", "identified": True}
+        refused = student.post("/api/chat", json={"message": "What is a hash table?"})
+        assert refused.status_code == 401 and "access code" in refused.json()["detail"]
+        assert student.get("/api/conversations").status_code == 401
+        assert student.get("/api/documents").status_code == 401
+        assert student.post("/api/access/code", json={"code": "wrong"}).status_code == 401
+        assert student.post("/api/access/code", json={"code": code.upper()}).status_code == 204
+        assert student.get("/api/access").json()["role"] == "student"
+        assert student.post("/api/chat", json={"message": "What is a hash table?"}).status_code == 200
+        by_header = httpx.post(f"{server.url}/api/chat", json={"message": "Hi!"}, timeout=120,
+                               headers={"Authorization": f"Bearer {code}"})
+        assert by_header.status_code == 200
+        assert httpx.post(f"{server.url}/api/chat", json={"message": "Hi!"}).status_code == 401
+        # the code gives no instructor rights
+        assert httpx.delete(f"{server.url}/api/documents/{HASH_PDF}",
+                            headers={"Authorization": f"Bearer {code}"}).status_code == 403
+        assert httpx.get(f"{server.url}/api/health").status_code == 200  # health stays open
+    finally:
+        server.stop()
+
+
+def test_file_tricks_never_touch_anything_outside_and_unknown_files_stay(backend, class_settings, tmp_path):
+    key = {"Authorization": f"Bearer {key_of(class_settings)}"}
+    outside = tmp_path / "outside.md"
+    outside.write_text("# Outside\nsecret\n")
+    never = class_settings.materials_path / "never-ingested.md"
+    never.write_text("# Never ingested\n")
+    link = class_settings.materials_path / "link-out.md"
+    link.symlink_to(outside)
+    tricks = ["../../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", "..%2f..%2fetc%2fpasswd",
+              f"{outside}", "a%00b.md", "x" * 1100 + ".md", "link-out.md", "never-ingested.md"]
+    try:
+        for path in tricks:
+            deleted = httpx.delete(f"{backend.url}/api/documents/{path}", headers=key)
+            # 405: the client itself resolved '..' out of the URL, which then names no API route
+            assert deleted.status_code in (400, 404, 405), (path, deleted.status_code)
+            opened = httpx.get(f"{backend.url}/api/documents/file/{path}")
+            assert opened.status_code in (400, 404) and b"secret" not in opened.content, path
+        assert outside.read_text() == "# Outside\nsecret\n" and never.exists() and link.is_symlink()
+    finally:
+        never.unlink()
+        link.unlink()
+
+
+def test_a_document_over_the_page_limit_is_refused_by_name(settings, embedder, tmp_path):
+    from conftest import make_pdf
+
+    folder = tmp_path / "course"
+    make_pdf(folder / "long.pdf", ["page one about heaps", "page two about heaps", "page three"])
+    (folder / "short.md").write_text("# Short\nA short note about stacks.\n")
+    harness = IngestHarness(settings.model_copy(update={"max_document_pages": 2}), embedder)
+    try:
+        report = harness.run(folder)
+    finally:
+        harness.close()
+    assert "3 pages; the limit is 2" in report.failed["long.pdf"]
+    assert report.ingested == ["short.md"]
+
+
+def test_every_api_route_says_who_may_call_it(backend):
+    from fastapi.routing import APIRoute
+
+    from app.api.deps import identify, require_instructor, require_student
+
+    guards = {identify, require_student, require_instructor}
+    open_on_purpose = {"/api/health", "/api/ready", "/api/access/instructor", "/api/access/code"}
+
+    def calls(dependant) -> set:
+        found = {dependant.call}
+        for sub in dependant.dependencies:
+            found |= calls(sub)
+        return found
+
+    for route in backend.app.routes:
+        if isinstance(route, APIRoute) and route.path.startswith("/api"):
+            summary = route.summary or ""
+            assert any(who in summary for who in ("anyone", "students", "instructor", "owner")), route.path
+            if route.path not in open_on_purpose:
+                assert calls(route.dependant) & guards, f"{route.methods} {route.path} has no access check"
+
+
+def test_a_conversation_file_from_before_owners_opens(tmp_path):
+    import asyncio
+
+    from app.conversations.store import ConversationStore
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE conversations (id TEXT PRIMARY KEY, title TEXT NOT NULL DEFAULT '',
+                                    created_at REAL NOT NULL, updated_at REAL NOT NULL);
+        CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL
+            REFERENCES conversations(id) ON DELETE CASCADE, role TEXT NOT NULL, content TEXT NOT NULL,
+            token_count INTEGER, meta TEXT NOT NULL DEFAULT '{}', created_at REAL NOT NULL);
+        INSERT INTO conversations VALUES ('old-1', 'Hash tables', 1, 2);
+        INSERT INTO messages (conversation_id, role, content, created_at) VALUES ('old-1', 'user', 'q', 1);
+    """)
+    db.commit()
+    db.close()
+    store = ConversationStore(path)
+    try:
+        old = asyncio.run(store.get("old-1"))
+        assert old.title == "Hash tables" and old.owner is None and old.message_count == 1
+        assert asyncio.run(store.list(owner="someone")) == ([], 0)
+        page, total = asyncio.run(store.list(everyone=True))
+        assert total == 1 and page[0].id == "old-1"
+    finally:
+        store.close()
+
+
+def test_only_the_backend_listens_beyond_this_machine(tmp_path):
+    env = dict(os.environ)
+    env.pop("RAG_LLM_EXPOSE", None)
+    config = subprocess.run([sys.executable, "-m", "app.appliance", "config"], cwd=BACKEND, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert "LLM_HOST=127.0.0.1" in config.stdout
+    exposed = subprocess.run([sys.executable, "-m", "app.appliance", "config"], cwd=BACKEND, timeout=60,
+                             env={**env, "RAG_LLM_EXPOSE": "true"}, capture_output=True, text=True)
+    assert "LLM_HOST=0.0.0.0" in exposed.stdout
+    script = (BACKEND.parent / "runpod_simple_startup.sh").read_text()
+    llm_lines = [line for line in script.splitlines() if "llama_cpp.server --model" in line or "-np $LLM_PARALLEL" in line]
+    assert llm_lines and all("--host $LLM_HOST" in line for line in llm_lines)
+    assert all("$key_native" in line or "$key_python" in line for line in llm_lines)  # a key when exposed
+
+
+def test_concurrent_first_turns_with_one_new_id_never_share_a_conversation(backend):
+    """Two students who send the same new conversation id at once: one owns it, the
+    other is refused, never let into the first one's conversation."""
+    alice, bob = browser(backend), browser(backend)
+    results = {}
+
+    def ask(name, client):
+        results[name] = client.post("/api/chat", json={"message": "Hi!", "conversation_id": "same-new-id"}).status_code
+
+    threads = [threading.Thread(target=ask, args=(n, c)) for n, c in (("a", alice), ("b", bob))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results.values()) == [200, 404], results
+    owners = [c.get("/api/conversations/same-new-id").status_code for c in (alice, bob)]
+    assert sorted(owners) == [200, 404]
