@@ -165,3 +165,44 @@ def test_prune_never_leaves_its_course(two_courses, embedder, tmp_path):
         geo.close()
     bad = run_cli(["--course", "../etc"], env)
     assert bad.returncode == 2 and "not a course name" in bad.stderr
+
+
+def test_the_page_offers_a_course_picker(backend, two_courses):
+    from test_ui import ask, chromium_path, new_context, shot, wait_answer
+
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=chromium_path(), headless=True,
+                                     args=["--no-sandbox", "--disable-gpu"])
+        context = new_context(chromium, backend.url)
+        try:
+            page = context.new_page()
+            page.goto("/")
+            page.wait_for_selector('#status-pill[data-state="ready"]')
+            picker = page.locator("#course-picker")
+            expect(picker).to_be_visible()
+            assert "main" in picker.input_value()
+            names = page.locator("#course-picker option").all_inner_texts()
+            assert any(n.startswith("bio (") for n in names) and any(n.startswith("main (") for n in names)
+            picker.select_option("bio")
+            page.click("#open-materials")
+            page.wait_for_selector('#documents-body tr[data-file="cells.md"]')
+            assert page.locator('#documents-body tr[data-file="data-structures-101/00-syllabus.md"]').count() == 0
+            shot(page, "14-course-picker-materials")
+            page.click("#close-materials")
+            ask(page, "Where does the Krebs cycle happen?")
+            answer = wait_answer(page)
+            answer.locator(".sources summary").click()
+            where = answer.locator(".source .where").first.inner_text()
+            assert where.startswith(("syllabus.md", "cells.md")), where
+            shot(page, "15-answer-from-the-chosen-course")
+            page.reload()  # the choice is kept in this browser
+            page.wait_for_selector('#status-pill[data-state="ready"]')
+            expect(page.locator("#course-picker")).to_have_value("bio")
+            assert page.locator(".conversation").count() == 1  # this course's conversation only
+            page.locator("#course-picker").select_option("main")
+            expect(page.locator(".conversation")).to_have_count(0)
+        finally:
+            context.close()
+            chromium.close()
