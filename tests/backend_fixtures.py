@@ -113,3 +113,28 @@ class BackendServer:
 def copy_sample_course(dest: Path) -> Path:
     shutil.copytree(ROOT / "course_materials", dest)
     return dest
+
+
+def sample_course_settings(base: Path, llm_url: str, **extra):
+    """Settings for a backend over a copy of the sample course in `base`, everything it
+    writes (database, history, keys, audit log) under `base/db`."""
+    from app.settings import Settings
+
+    values = dict(
+        _env_file=None, milvus_uri=str(base / "db" / "test.db"), collection_name="chunks",
+        materials_dir=copy_sample_course(base / "materials"), conversations_db=base / "db" / "conversations.sqlite3",
+        access_dir=base / "db" / "access", audit_log=base / "db" / "audit.log",
+        llm_base_url=llm_url, llm_context_window=4096, condense_mode="concat",
+        embedding_device="cpu", torch_threads=2,
+    )
+    values.update(extra)
+    return Settings(**values)
+
+
+def instructor_key(settings) -> str:
+    """The key the backend made on its first start (kept with the data)."""
+    return (settings.access_path / "instructor.key").read_text().strip()
+
+
+def as_instructor(settings) -> dict:
+    return {"Authorization": f"Bearer {instructor_key(settings)}"}

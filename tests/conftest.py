@@ -59,6 +59,16 @@ def embedder():
     return load_embedder("all-MiniLM-L6-v2", "cpu", 32, threads=2)
 
 
+@pytest.fixture(scope="module")
+def llm():
+    """A llama.cpp server with the packaged SmolLM2, shared by a test module."""
+    from backend_fixtures import LlamaServer
+
+    server = LlamaServer()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def settings(tmp_path):
     from app.settings import Settings

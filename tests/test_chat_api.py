@@ -12,17 +12,10 @@ import time
 import httpx
 import pytest
 
-from backend_fixtures import BackendServer, LlamaServer, copy_sample_course, free_port
+from backend_fixtures import BackendServer, as_instructor, copy_sample_course, free_port
 from conftest import IngestHarness, cli_env, run_cli
 
 HASH_PDF = "data-structures-101/lecture-04-hash-tables.pdf"
-
-
-@pytest.fixture(scope="module")
-def llm():
-    server = LlamaServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -48,11 +41,6 @@ def backend(backend_settings, embedder):
     server = BackendServer(backend_settings, embedder)
     yield server
     server.stop()
-
-
-def instructor_key(settings) -> str:
-    """The key the backend made on its first start (kept with the data)."""
-    return (settings.access_path / "instructor.key").read_text().strip()
 
 
 def sse_events(response: httpx.Response):
@@ -181,8 +169,7 @@ def test_conversations_survive_a_restart(backend_settings, embedder):
     server = BackendServer(backend_settings, embedder)
     try:
         # started by curl (no cookie): listed to the instructor, reachable by its id
-        key = {"Authorization": f"Bearer {instructor_key(backend_settings)}"}
-        listed = httpx.get(f"{server.url}/api/conversations?all=true", headers=key).json()
+        listed = httpx.get(f"{server.url}/api/conversations?all=true", headers=as_instructor(backend_settings)).json()
         assert [c["id"] for c in listed] == ["dave-1"] and listed[0]["title"] == "What is a stack?"
         messages = httpx.get(f"{server.url}/api/conversations/dave-1").json()["messages"]
         assert messages[1]["content"] == answer
@@ -314,7 +301,7 @@ def test_document_ingested_by_the_cli_while_running_is_found(backend, backend_se
 def test_upload_list_and_delete_documents(backend, backend_settings):
     files = {"file": ("../../Tries notes?.md", b"# Tries\nA trie stores strings by their prefixes; "
                       b"each edge is labelled with one character.\n", "text/markdown")}
-    key = {"Authorization": f"Bearer {instructor_key(backend_settings)}"}
+    key = as_instructor(backend_settings)
     response = httpx.post(f"{backend.url}/api/documents", files=files, timeout=120, headers=key)
     assert response.status_code == 201, response.text
     assert response.json()["file"] == "uploads/Tries notes.md"

@@ -15,34 +15,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend_fixtures import BackendServer, LlamaServer, copy_sample_course
+from backend_fixtures import BackendServer, instructor_key, sample_course_settings
 from conftest import BACKEND, IngestHarness
 
 HASH_PDF = "data-structures-101/lecture-04-hash-tables.pdf"
 
 
 @pytest.fixture(scope="module")
-def llm():
-    server = LlamaServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def class_settings(tmp_path_factory, llm, embedder):
-    from app.settings import Settings
-
-    base = tmp_path_factory.mktemp("class")
-    materials = copy_sample_course(base / "materials")
-    settings = Settings(
-        _env_file=None, milvus_uri=str(base / "db" / "class.db"), collection_name="chunks",
-        materials_dir=materials, conversations_db=base / "db" / "conversations.sqlite3",
-        access_dir=base / "db" / "access", audit_log=base / "db" / "audit.log",
-        llm_base_url=llm.url, llm_max_tokens=24, llm_context_window=4096, condense_mode="concat",
-        embedding_device="cpu", torch_threads=2,
-    )
+    settings = sample_course_settings(tmp_path_factory.mktemp("class"), llm.url, llm_max_tokens=24)
     harness = IngestHarness(settings, embedder)
-    harness.run(materials)
+    harness.run(settings.materials_path)
     harness.close()
     return settings
 
@@ -52,10 +35,6 @@ def backend(class_settings, embedder):
     server = BackendServer(class_settings, embedder)
     yield server
     server.stop()
-
-
-def key_of(settings) -> str:
-    return (settings.access_path / "instructor.key").read_text().strip()
 
 
 def browser(backend) -> httpx.Client:
@@ -69,7 +48,7 @@ def browser(backend) -> httpx.Client:
 
 def instructor(backend, settings) -> httpx.Client:
     client = browser(backend)
-    assert client.post("/api/access/instructor", json={"key": key_of(settings)}).status_code == 204
+    assert client.post("/api/access/instructor", json={"key": instructor_key(settings)}).status_code == 204
     return client
 
 
@@ -94,13 +73,13 @@ def test_anonymous_clients_cannot_change_the_materials_and_the_instructor_can(ba
     assert student.get(f"/api/documents/file/{HASH_PDF}").status_code == 200  # and open cited files
 
     # The instructor: by header (curl) ...
-    key = {"Authorization": f"Bearer {key_of(class_settings)}"}
+    key = {"Authorization": f"Bearer {instructor_key(class_settings)}"}
     uploaded = httpx.post(f"{backend.url}/api/documents", files=notes, headers=key, timeout=120)
     assert uploaded.status_code == 201, uploaded.text
     assert httpx.delete(f"{backend.url}/api/documents/uploads/tries.md", headers=key).status_code == 204
     # ... or by the page's unlocked cookie, which is HttpOnly and SameSite
     teacher = browser(backend)
-    unlocked = teacher.post("/api/access/instructor", json={"key": key_of(class_settings)})
+    unlocked = teacher.post("/api/access/instructor", json={"key": instructor_key(class_settings)})
     assert unlocked.status_code == 204
     cookie = unlocked.headers["set-cookie"]
     assert "rag_instructor=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
@@ -115,7 +94,7 @@ def test_anonymous_clients_cannot_change_the_materials_and_the_instructor_can(ba
     assert ("upload", "main:uploads/tries.md") in actions and ("delete document", "main:uploads/tries.md") in actions
     assert ("unlock instructor mode", "") in actions and ("key rejected", "") in actions
     assert httpx.get(f"{backend.url}/api/access/audit").status_code == 401
-    https = httpx.post(f"{backend.url}/api/access/instructor", json={"key": key_of(class_settings)},
+    https = httpx.post(f"{backend.url}/api/access/instructor", json={"key": instructor_key(class_settings)},
                        headers={"X-Forwarded-Proto": "https"})
     assert "Secure" in https.headers["set-cookie"]
 
@@ -178,11 +157,11 @@ def test_the_conversation_list_is_paginated(backend, class_settings):
 
 
 def test_the_key_survives_a_restart_and_rotates(backend, class_settings, embedder):
-    key = key_of(class_settings)
+    key = instructor_key(class_settings)
     teacher = instructor(backend, class_settings)
     backend_again = BackendServer(class_settings, embedder)
     try:
-        assert key_of(class_settings) == key  # kept with the data, not made anew
+        assert instructor_key(class_settings) == key  # kept with the data, not made anew
         again = httpx.Client(base_url=backend_again.url, cookies=teacher.cookies)
         assert again.get("/api/access").json()["role"] == "instructor"  # cookies outlive a restart
     finally:
@@ -194,7 +173,7 @@ def test_the_key_survives_a_restart_and_rotates(backend, class_settings, embedde
     rotated = subprocess.run([sys.executable, "-m", "app.appliance", "admin-key", "--rotate"], cwd=BACKEND,
                              env=env, capture_output=True, text=True, timeout=60)
     assert rotated.returncode == 0 and "replaced" in rotated.stderr
-    new_key = key_of(class_settings)
+    new_key = instructor_key(class_settings)
     assert new_key != key and f"instructor key: {new_key}" in rotated.stdout
     assert teacher.get("/api/access").json()["role"] == "student"  # the old unlock is void
     assert httpx.get(f"{backend.url}/api/access/audit", headers={"Authorization": f"Bearer {key}"}).status_code == 401
@@ -235,7 +214,7 @@ def test_an_allow_listed_site_gets_cors(class_settings, embedder):
 
 def test_an_oversized_upload_is_refused_before_anything_is_stored(class_settings, embedder):
     server = BackendServer(class_settings.model_copy(update={"max_upload_mb": 1}), embedder)
-    key = {"Authorization": f"Bearer {key_of(class_settings)}"}
+    key = {"Authorization": f"Bearer {instructor_key(class_settings)}"}
     materials = class_settings.materials_path
     before = folder_state(materials)
     big = b"# Big\n" + b"lorem ipsum dolor " * 120_000  # about 2 MB
@@ -265,7 +244,8 @@ def test_an_oversized_upload_is_refused_before_anything_is_stored(class_settings
 
 def test_a_burst_of_questions_gets_429_with_a_time_to_retry(class_settings, embedder):
     settings = class_settings.model_copy(update={"questions_per_minute": 2, "max_concurrent_answers": 1,
-                                                 "max_waiting_answers": 0, "new_conversations_per_minute": 5})
+                                                 "max_waiting_answers": 0, "new_conversations_per_minute": 5,
+                                                 "llm_max_tokens": 400})  # an answer long enough to overlap
     server = BackendServer(settings, embedder)
     try:
         student = browser(server)
@@ -279,9 +259,12 @@ def test_a_burst_of_questions_gets_429_with_a_time_to_retry(class_settings, embe
 
         # One answer slot, no waiting place: while one answer streams, another question is refused at once.
         other = browser(server)
+        essay = ("Write a long, detailed essay about hash tables: chaining, open addressing, load factor "
+                 "and resizing, in many paragraphs.")
         with httpx.stream("POST", f"{server.url}/api/chat/stream", timeout=120,
-                          json={"message": "Explain hash tables in detail."}) as streaming:
-            next(streaming.iter_lines())  # the answer has started
+                          json={"message": essay}) as streaming:
+            lines = streaming.iter_lines()  # kept: a dropped iterator closes the stream
+            assert next(lines) == "event: sources"  # the answer has started
             busy = other.post("/api/chat", json={"message": "What is a hash table?"})
             assert busy.status_code == 429 and "try again" in busy.json()["detail"]
             assert int(busy.headers["retry-after"]) >= 1
@@ -299,10 +282,10 @@ def test_wrong_keys_from_one_address_are_rate_limited(class_settings, embedder):
     try:
         for _ in range(3):
             assert httpx.post(f"{server.url}/api/access/instructor", json={"key": "guess"}).status_code == 401
-        locked = httpx.post(f"{server.url}/api/access/instructor", json={"key": key_of(settings)})
+        locked = httpx.post(f"{server.url}/api/access/instructor", json={"key": instructor_key(settings)})
         assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 1
         assert httpx.get(f"{server.url}/api/documents",
-                         headers={"Authorization": f"Bearer {key_of(settings)}"}).status_code == 429
+                         headers={"Authorization": f"Bearer {instructor_key(settings)}"}).status_code == 429
     finally:
         server.stop()
 
@@ -335,7 +318,7 @@ def test_code_mode_asks_students_for_the_code(class_settings, embedder):
 
 
 def test_file_tricks_never_touch_anything_outside_and_unknown_files_stay(backend, class_settings, tmp_path):
-    key = {"Authorization": f"Bearer {key_of(class_settings)}"}
+    key = {"Authorization": f"Bearer {instructor_key(class_settings)}"}
     outside = tmp_path / "outside.md"
     outside.write_text("# Outside\nsecret\n")
     never = class_settings.materials_path / "never-ingested.md"

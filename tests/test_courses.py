@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from backend_fixtures import BackendServer, LlamaServer, copy_sample_course
+from backend_fixtures import BackendServer, as_instructor, sample_course_settings
 from conftest import IngestHarness, cli_env, run_cli
 
 BIO_SYLLABUS = ("# Biology 101 syllabus\nThe Krebs cycle, also called the citric acid cycle, releases energy "
@@ -16,28 +16,15 @@ CHEM_SYLLABUS = ("# Chemistry 101 syllabus\nA covalent bond shares electron pair
 
 
 @pytest.fixture(scope="module")
-def llm():
-    server = LlamaServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def two_courses(tmp_path_factory, llm, embedder):
     """The sample course as the default course (ingested the way it always was, with no
     course named), and a course 'bio' with a file of the same name as one in 'chem'."""
     from app.courses.course import course_settings
-    from app.settings import Settings
 
     base = tmp_path_factory.mktemp("courses")
-    materials = copy_sample_course(base / "materials")
+    settings = sample_course_settings(base, llm.url, llm_max_tokens=24, courses_dir=base / "courses")
+    materials = settings.materials_path
     (materials / "syllabus.md").write_text(CHEM_SYLLABUS)
-    settings = Settings(
-        _env_file=None, milvus_uri=str(base / "db" / "courses.db"), collection_name="chunks",
-        materials_dir=materials, courses_dir=base / "courses", conversations_db=base / "db" / "conv.sqlite3",
-        access_dir=base / "db" / "access", audit_log=base / "db" / "audit.log",
-        llm_base_url=llm.url, llm_max_tokens=24, condense_mode="concat", embedding_device="cpu", torch_threads=2,
-    )
     harness = IngestHarness(settings, embedder)
     harness.run(materials)
     harness.close()
@@ -58,10 +45,6 @@ def backend(two_courses, embedder):
     server = BackendServer(two_courses, embedder)
     yield server
     server.stop()
-
-
-def key(settings) -> dict:
-    return {"Authorization": f"Bearer {(settings.access_path / 'instructor.key').read_text().strip()}"}
 
 
 def test_the_default_course_is_the_database_as_it_was(backend, two_courses):
@@ -107,21 +90,21 @@ def test_course_names_are_checked_and_unknown_courses_named(backend, two_courses
     assert missing.status_code == 404 and "bio" in missing.json()["detail"] and "main" in missing.json()["detail"]
     assert httpx.post(f"{backend.url}/api/chat", json={"message": "hi", "course": "physics"}).status_code == 404
     assert httpx.post(f"{backend.url}/api/courses", json={"name": "physics"}).status_code == 401
-    assert httpx.post(f"{backend.url}/api/courses", json={"name": "Physics!"}, headers=key(two_courses)).status_code == 422
+    assert httpx.post(f"{backend.url}/api/courses", json={"name": "Physics!"}, headers=as_instructor(two_courses)).status_code == 422
 
 
 def test_the_instructor_creates_a_course_and_uploads_into_it(backend, two_courses):
-    created = httpx.post(f"{backend.url}/api/courses", json={"name": "physics"}, headers=key(two_courses))
+    created = httpx.post(f"{backend.url}/api/courses", json={"name": "physics"}, headers=as_instructor(two_courses))
     assert created.status_code == 201 and created.json() == {"name": "physics", "default": False,
                                                               "documents": 0, "chunks": 0}
     assert httpx.post(f"{backend.url}/api/courses", json={"name": "physics"},
-                      headers=key(two_courses)).status_code == 200
+                      headers=as_instructor(two_courses)).status_code == 200
     empty = httpx.post(f"{backend.url}/api/chat", timeout=120, json={"message": "What is inertia?",
                                                                       "course": "physics"}).json()
     assert "Nothing has been ingested yet" in empty["answer"]
     notes = {"file": ("syllabus.md", b"# Physics syllabus\nInertia is the resistance of a body to any change "
                       b"in its velocity; Newton's first law states it.\n", "text/markdown")}
-    uploaded = httpx.post(f"{backend.url}/api/documents?course=physics", files=notes, headers=key(two_courses),
+    uploaded = httpx.post(f"{backend.url}/api/documents?course=physics", files=notes, headers=as_instructor(two_courses),
                           timeout=120)
     assert uploaded.status_code == 201, uploaded.text
     assert (two_courses.courses_path / "physics" / "uploads" / "syllabus.md").exists()
@@ -131,19 +114,18 @@ def test_the_instructor_creates_a_course_and_uploads_into_it(backend, two_course
     assert httpx.get(f"{backend.url}/api/documents/file/uploads/syllabus.md?course=physics").status_code == 200
     assert httpx.get(f"{backend.url}/api/documents/file/uploads/syllabus.md").status_code == 404  # not main's
     # deleting in one course leaves the same name in another alone
-    assert httpx.delete(f"{backend.url}/api/documents/syllabus.md?course=bio", headers=key(two_courses)).status_code == 204
+    assert httpx.delete(f"{backend.url}/api/documents/syllabus.md?course=bio", headers=as_instructor(two_courses)).status_code == 204
     assert "syllabus.md" in {d["file"] for d in httpx.get(f"{backend.url}/api/documents").json()}
     assert (two_courses.materials_path / "syllabus.md").exists()
-    entries = httpx.get(f"{backend.url}/api/access/audit", headers=key(two_courses)).json()
+    entries = httpx.get(f"{backend.url}/api/access/audit", headers=as_instructor(two_courses)).json()
     assert {(e["action"], e["target"]) for e in entries} >= {("create course", "physics"),
                                                             ("upload", "physics:uploads/syllabus.md"),
                                                             ("delete document", "bio:syllabus.md")}
 
 
-def test_prune_never_leaves_its_course(two_courses, embedder, tmp_path):
-    """`--prune` on one course with a folder that lacks the other course's files."""
-    from app.courses.course import course_settings
-
+def test_prune_never_leaves_its_course(backend, two_courses, tmp_path):
+    """`--prune` on one course with a folder that lacks the other course's files; the
+    course, made from the shell while the backend runs, is served without a restart."""
     other = tmp_path / "other"
     other.mkdir()
     (other / "syllabus.md").write_text("# Another syllabus\nGeology: rocks and minerals.\n")
@@ -155,14 +137,12 @@ def test_prune_never_leaves_its_course(two_courses, embedder, tmp_path):
     pruned = run_cli(["--course", "geo", "--directory", str(other), "--prune"], env)
     assert pruned.returncode == 0, pruned.stderr
     assert "Removed from the database: syllabus.md" in pruned.stdout
-    main = IngestHarness(two_courses, embedder)
-    geo = IngestHarness(course_settings(two_courses, "geo"), embedder)
-    try:
-        assert "syllabus.md" in {r["doc_id"] for r in main.rows()}  # the default course keeps its own
-        assert {r["doc_id"] for r in geo.rows()} == {"rocks.md"}
-    finally:
-        main.close()
-        geo.close()
+
+    def files(course: str) -> set[str]:
+        return {d["file"] for d in httpx.get(f"{backend.url}/api/documents?course={course}").json()}
+
+    assert "syllabus.md" in files("main")  # the default course keeps its own
+    assert files("geo") == {"rocks.md"}
     bad = run_cli(["--course", "../etc"], env)
     assert bad.returncode == 2 and "not a course name" in bad.stderr
 

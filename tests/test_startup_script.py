@@ -71,8 +71,21 @@ def test_start_chat_rerun_status_and_stop(appliance):
     threads = config_of()["LLM_THREADS"]
     assert f"--n_threads {threads} --n_threads_batch {threads}" in server
     assert f"on CPU, {threads} threads" in first.stdout and ready["llm_device"].startswith(f"CPU, {threads} threads")
+    assert "--host 127.0.0.1" in server  # only the backend listens beyond this machine
+    # the summary hands out the students' URL and the instructor key, made on first start and private
+    key_file = copy / "milvus_data" / "access" / "instructor.key"
+    key = key_file.read_text().strip()
+    assert (key_file.stat().st_mode & 0o777) == 0o600
+    assert f"Instructor key  : {key}" in first.stdout and "Students open   : http" in first.stdout
+    shown = run(copy, env, "admin-key")
+    assert shown.returncode == 0 and f"instructor key: {key}" in shown.stdout
+    assert httpx.post(f"{backend}/api/documents", files={"file": ("x.md", b"# X\n", "text/markdown")}).status_code == 401
     answer = httpx.post(f"{backend}/api/chat", json={"message": "What is a hash table?"}, timeout=300).json()
     assert answer["answer"] and answer["sources"][0]["file"].endswith("lecture-04-hash-tables.pdf")
+    rotated = run(copy, env, "admin-key", "--rotate")
+    assert rotated.returncode == 0 and key not in rotated.stdout and key_file.read_text().strip() != key
+    assert httpx.get(f"{backend}/api/access/audit",
+                     headers={"Authorization": f"Bearer {key_file.read_text().strip()}"}).status_code == 200
     assert (copy / "logs" / "backend.log").is_file() and (copy / "logs" / "llm-server.log").is_file()
 
     started = time.monotonic()
@@ -108,6 +121,25 @@ def test_start_chat_rerun_status_and_stop(appliance):
     warm = run(copy, upgraded)  # course_materials done: nothing redone, the hint stays
     assert warm.returncode == 0 and "redoing" not in warm.stdout and "chunks indexed" in warm.stdout
     assert "1 file(s) from other folders" in warm.stdout
+
+
+def test_an_exposed_llm_server_requires_its_key(appliance):
+    copy, env = appliance
+    env["RAG_LLM_EXPOSE"] = "true"
+    started = run(copy, env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "(all interfaces, key required)" in started.stdout
+    [server] = [p for p in processes_mentioning("-m llama_cpp.server") if f"--port {env['RAG_LLM_PORT']}" in p
+                and p.split()[1].endswith("python")]
+    key = (copy / "milvus_data" / "access" / "llm.key").read_text().strip()
+    assert "--host 0.0.0.0" in server and f"--api_key {key}" in server
+    llm = f"http://127.0.0.1:{env['RAG_LLM_PORT']}/v1/models"
+    assert httpx.get(llm).status_code == 401
+    assert httpx.get(llm, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    backend = f"http://127.0.0.1:{env['RAG_BACKEND_PORT']}"
+    answer = httpx.post(f"{backend}/api/chat", json={"message": "What is a hash table?"}, timeout=300)
+    assert answer.status_code == 200 and answer.json()["answer"]  # the backend sends the key
+    assert run(copy, env, "status").returncode == 0
 
 
 def test_port_already_in_use_is_reported(appliance):

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend_fixtures import ROOT, BackendServer, LlamaServer, copy_sample_course, free_port
+from backend_fixtures import ROOT, BackendServer, copy_sample_course, free_port, instructor_key
 from conftest import IngestHarness
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements-dev.txt)")
@@ -55,13 +55,6 @@ def chromium_path() -> str:
     if not path:
         pytest.fail("Chromium is needed for the UI tests: apt-get install chromium (or set CHROMIUM_PATH).")
     return path
-
-
-@pytest.fixture(scope="module")
-def llm():
-    server = LlamaServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -316,7 +309,7 @@ def unlock_instructor(page, settings) -> None:
     page.click("#instructor-submit")
     expect(page.locator("#instructor-error")).to_have_text("That key is not right.")
     shot(page, "09-instructor-key-wrong")
-    page.fill("#instructor-key", (settings.access_path / "instructor.key").read_text().strip())
+    page.fill("#instructor-key", instructor_key(settings))
     page.click("#instructor-submit")
     expect(page.locator("#instructor-button")).to_have_text("Instructor mode · Lock")
     # the proof is an HttpOnly cookie: nothing on the page can read it

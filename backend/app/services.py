@@ -114,13 +114,15 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     llm = LLMClient(settings)
     llm.prepare()
     conversations = ConversationStore(settings.conversations_path, settings.default_course)
+    # One ingest at a time across courses: they share the database, and its ingest lock.
+    ingest_lock = asyncio.Lock()
 
     def build_course(name: str, course_settings: Settings) -> Course:
         read = build_read_side(course_settings, client, target, embedder)
         read.retriever.prepare()
         chat = ChatService(course_settings, read.retriever, llm, conversations, course=name)
         documents = DocumentService(course_settings, read.ingestor, read.store, target.db_path)
-        return Course(name, read, chat, documents)
+        return Course(name, read, chat, documents, ingest_lock)
 
     courses = CourseRegistry(settings, client, build_course)
     courses.default  # noqa: B018 (built now: its checks fail the start, not the first question)

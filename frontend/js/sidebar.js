@@ -48,8 +48,15 @@ export class ConversationList {
     row.dataset.id = conversation.id;
     const label = conversation.title || "Untitled";
     const open = button("open", label, () => this.onOpen(conversation.id));
-    open.title = conversation.student && !conversation.mine
-      ? `${label} (student ${conversation.student})` : label;
+    open.title = label;
+    if (conversation.student && !conversation.mine) {
+      // The instructor's view of everyone's: a pseudonym, never who the student is.
+      const who = document.createElement("span");
+      who.className = "who";
+      who.textContent = `student ${conversation.student}`;
+      open.append(who);
+      open.title = `${label} (student ${conversation.student})`;
+    }
     const tools = document.createElement("div");
     tools.className = "tools";
     const rename = button("icon-button rename", icon("pencil"), () => this.startRename(row, conversation));

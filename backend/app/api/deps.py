@@ -14,6 +14,7 @@ import asyncio
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.access.control import AccessControl, AccessDenied, Caller
 from app.courses.course import COURSE_NAME, Course
@@ -33,9 +34,17 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+# Declared so that /docs shows the key field ("Authorize"); the header itself is read below,
+# so that a malformed one gets a sentence rather than a bare 403.
+_bearer = HTTPBearer(auto_error=False, scheme_name="Instructor key or access code",
+                     description="The instructor key, or in code mode the course access code. "
+                     "Students in open mode need none.")
+
+
 # The access checks are `async def` on purpose: FastAPI runs a plain `def` dependency in a
 # worker thread, and that hop alone cost ~0.3 ms a request (bench/access_cost.py).
-async def identify(request: Request) -> Caller:
+async def identify(request: Request,
+                   _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None) -> Caller:
     access: AccessControl = request.app.state.access
     try:
         return access.identify(request.headers.get("authorization"), request.cookies, client_address(request))

@@ -1,0 +1,1 @@
+"""Several courses on one appliance: each with its own materials, collection and index."""
