@@ -171,11 +171,11 @@ def test_the_page_offers_a_course_picker(backend, two_courses):
             assert page.locator('#documents-body tr[data-file="data-structures-101/00-syllabus.md"]').count() == 0
             shot(page, "14-course-picker-materials")
             page.click("#close-materials")
-            ask(page, "Where does the Krebs cycle happen?")
+            ask(page, "What does a cell membrane control?")
             answer = wait_answer(page)
             answer.locator(".sources summary").click()
             where = answer.locator(".source .where").first.inner_text()
-            assert where.startswith(("syllabus.md", "cells.md")), where
+            assert where.startswith("cells.md"), where
             shot(page, "15-answer-from-the-chosen-course")
             page.reload()  # the choice is kept in this browser
             page.wait_for_selector('#status-pill[data-state="ready"]')
