@@ -178,3 +178,23 @@ def test_document_paths_with_tricks_are_refused(path):
 @pytest.mark.parametrize("path", ["uploads/notes.md", "data-structures-101/lecture 04.pdf", "a..b.md"])
 def test_plain_document_paths_pass(path):
     assert check_document_path(path) == path
+
+
+def test_students_are_limited_per_cookie_and_scripts_per_address(tmp_path):
+    control = AccessControl(access_settings(tmp_path, questions_per_minute=3, new_conversations_per_minute=2,
+                                            address_questions_per_minute=5))
+    student = Caller("student", "s1", "10.0.0.1")
+    control.count_question(student, new_conversation=True)
+    control.count_question(student, new_conversation=True)
+    with pytest.raises(TooMany, match="started 2 conversations"):
+        control.count_question(student, new_conversation=True)
+    control.count_question(student, new_conversation=False)  # the refused one did not count as asked
+    with pytest.raises(TooMany, match="asked 3 questions"):
+        control.count_question(student, new_conversation=False)
+    # a harness without the cookie starts a conversation per question: only the address budget counts
+    script = Caller("student", None, "10.0.0.1")
+    for _ in range(5):
+        control.count_question(script, new_conversation=True)
+    with pytest.raises(TooMany, match="This address has asked 5"):
+        control.count_question(script, new_conversation=True)
+    control.count_question(Caller("instructor", None, "10.0.0.1"), new_conversation=True)  # never limited

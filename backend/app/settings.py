@@ -319,11 +319,16 @@ class Settings(BaseSettings):
     )
     key_attempts_window_s: float = Field(default=300, gt=0, description="That window, in seconds.")
     questions_per_minute: int = Field(
-        default=12, ge=1, description="Questions one student (or one address without a cookie) may ask "
-        "per minute; the instructor is not limited.",
+        default=12, ge=1, description="Questions one student (the browser's student cookie) may ask per "
+        "minute; the instructor is not limited.",
     )
     new_conversations_per_minute: int = Field(
         default=6, ge=1, description="New conversations one student may start per minute.",
+    )
+    address_questions_per_minute: int = Field(
+        default=120, ge=1, description="Questions per minute from one address for clients without the "
+        "student cookie (scripts, API clients, evaluation harnesses); behind a proxy they all share its "
+        "address, so this is the budget of all of them together.",
     )
     max_concurrent_answers: int = Field(
         default=8, ge=1, description="Answers worked on at once (the LLM server queues beyond its own "

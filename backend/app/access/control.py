@@ -68,6 +68,7 @@ class AccessControl:
         self.failures = SlidingWindow(settings.key_attempts_limit, settings.key_attempts_window_s)
         self.questions = SlidingWindow(settings.questions_per_minute, 60)
         self.new_conversations = SlidingWindow(settings.new_conversations_per_minute, 60)
+        self.address_questions = SlidingWindow(settings.address_questions_per_minute, 60)
         self.answers = AnswerGate(settings.max_concurrent_answers, settings.max_waiting_answers)
         self.audit = AuditLog(settings.audit_log_path)
 
@@ -126,8 +127,17 @@ class AccessControl:
 
     # -- limits ----------------------------------------------------------------------
     def count_question(self, caller: Caller, new_conversation: bool) -> None:
-        """Per person: questions and new conversations per minute (raises TooMany)."""
+        """Per person: questions and new conversations per minute (raises TooMany). A
+        client without the student cookie is counted by its address, under one larger
+        budget of questions: scripts and harnesses start a conversation per question, and
+        behind a proxy they all share one address."""
         if caller.is_instructor:
+            return
+        if caller.student_id is None:
+            wait = self.address_questions.take(caller.rate_key)
+            if wait > 0:
+                raise TooMany(f"This address has asked {self.address_questions.limit} questions in the last "
+                              "minute. Please wait a moment before the next one.", wait)
             return
         if new_conversation:
             wait = self.new_conversations.wait_s(caller.rate_key)
