@@ -15,6 +15,7 @@ every attempt from that address is refused for a while (429), right or wrong.
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Literal
@@ -29,6 +30,11 @@ INSTRUCTOR_COOKIE = "rag_instructor"
 ACCESS_COOKIE = "rag_access"
 
 Role = Literal["instructor", "student", "locked"]
+
+
+def _same(given: str | None, expected: str) -> bool:
+    """Constant-time equality that also takes whatever bytes a client put in a cookie."""
+    return given is not None and hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
 class AccessDenied(Exception):
@@ -104,11 +110,12 @@ class AccessControl:
             if scheme.lower() != "bearer" or not token:
                 raise AccessDenied("Send the key as 'Authorization: Bearer <key>'.")
             return Caller(self.check_secret(token, address), student_id, address)
-        if self.keys.unsign(cookies.get(INSTRUCTOR_COOKIE)) == "i:" + fingerprint(self.keys.instructor_key):
+        # The unlock cookies are deterministic signatures: a valid one equals the one we would set.
+        if _same(cookies.get(INSTRUCTOR_COOKIE), self.instructor_cookie()):
             return Caller("instructor", student_id, address)
         if not self.code_required:
             return Caller("student", student_id, address)
-        if self.keys.unsign(cookies.get(ACCESS_COOKIE)) == "c:" + fingerprint(self.keys.access_code):
+        if _same(cookies.get(ACCESS_COOKIE), self.access_cookie()):
             return Caller("student", student_id, address)
         return Caller("locked", student_id, address)
 
