@@ -358,6 +358,23 @@ class Settings(BaseSettings):
         default=3000, ge=1, description="Pages one document may have; a longer one is refused by name "
         "(the longest of the shared textbooks has 424).",
     )
+    max_read_seconds: float = Field(
+        default=300.0, gt=0, description="Wall time to read one document; a parser still busy then is "
+        "stopped and the file named as failed (the slowest shared textbook reads in under 10 s on 2 CPU cores).",
+    )
+    max_read_memory_mb: int = Field(
+        default=4096, ge=256, description="Address space the reading process may use for one document; "
+        "a file that needs more is named as failed.",
+    )
+    max_read_characters: int = Field(
+        default=6_000_000, ge=1000, description="Characters of text one document may hold (about 2,500 "
+        "dense pages; the longest shared textbook holds 0.6 million); a longer one is refused by name, "
+        "before it is chunked and embedded.",
+    )
+    max_read_office_unzipped_mb: int = Field(
+        default=500, ge=1, description="What a DOCX or PPTX may unzip to; a larger one (a decompression "
+        "bomb) is refused from its archive directory, before it is parsed.",
+    )
     frontend_dir: Path = Field(
         default=Path("frontend"), description="The browser UI's static files, served at /."
     )

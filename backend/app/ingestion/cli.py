@@ -121,7 +121,9 @@ def format_summary(report: IngestReport) -> str:
     lines.append(f"  {report.chunks_in_database} chunks in the database: {report.database}")
     if report.failed:
         lines.append("Failed (the other files were ingested):")
-        lines.extend(f"  {path}: {reason}" for path, reason in sorted(report.failed.items()))
+        lines.extend(f"  {path}: {reason}" + (" (unchanged since an earlier run; not read again until it "
+                                              "changes)" if path in report.failed_before else "")
+                     for path, reason in sorted(report.failed.items()))
     if report.warnings:
         lines.append("Warnings:")
         lines.extend(f"  {path}: {'; '.join(w)}" for path, w in sorted(report.warnings.items()))

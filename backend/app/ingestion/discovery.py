@@ -2,13 +2,17 @@
 
 Hidden files and folders (".git", ".DS_Store"), editor lock files ("~$notes.docx")
 and unsupported extensions are skipped and counted, so the summary can say what
-was left out. Folder symlinks are not followed (no loops); file symlinks are.
+was left out. Only regular files are read: a FIFO, socket or device would block or
+never end, so it is named as skipped instead. Folder symlinks are not followed (no
+loops); a file symlink is followed only when its target is inside the folder, so a
+link to /etc/passwd can never put a system file's text into answers.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +43,7 @@ class Discovery:
 
 def discover(root: Path) -> Discovery:
     found = Discovery()
+    inside = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         hidden_dirs = [d for d in dirnames if d.startswith(".")]
         found.hidden_skipped += len(hidden_dirs)
@@ -54,15 +59,31 @@ def discover(root: Path) -> Discovery:
                 found.unsupported_skipped[suffix or "(no extension)"] += 1
                 continue
             try:
-                size = path.stat().st_size
+                info = path.stat()  # follows a link: what would be read
+                leaves = path.is_symlink() and not path.resolve().is_relative_to(inside)
             except FileNotFoundError:
                 found.unreadable[rel] = "broken link or file vanished"
                 continue
             except OSError as exc:
                 found.unreadable[rel] = f"cannot read: {exc.strerror or exc}"
                 continue
-            found.files.append(SourceFile(rel_path=rel, abs_path=path, size_bytes=size))
+            if leaves:
+                found.unreadable[rel] = "a link to a file outside the materials folder (not followed)"
+            elif not stat.S_ISREG(info.st_mode):
+                found.unreadable[rel] = f"not a regular file ({_file_type(info.st_mode)}); only files are read"
+            else:
+                found.files.append(SourceFile(rel_path=rel, abs_path=path, size_bytes=info.st_size))
     return found
+
+
+def _file_type(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a plain file"
 
 
 def content_hash(path: Path) -> str:

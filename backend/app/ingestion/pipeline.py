@@ -9,6 +9,10 @@ A run killed anywhere leaves the file unrecorded (or recorded at its old version
 so the next run simply does it again; stable chunk ids and step 1 prevent
 duplicates. A consistency check at the start repairs anything a crash of the
 database itself might have left behind.
+
+Files are read in a child process under limits (reader_process.py), so one hostile
+or broken file is named as failed while the others are ingested. A failed file is
+remembered with its content hash and not read again until it changes.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ from app.errors import ConfigurationError, EmbeddingModelMismatchError
 from app.ingestion.chunking import Chunk, Chunker
 from app.ingestion.discovery import SourceFile, content_hash, discover
 from app.ingestion.progress import IngestReport, Plan, ProgressListener
-from app.ingestion.readers import UnreadableFileError, count_pdf_pages, read_document
+from app.ingestion.reader_process import ReaderProcess, ReadLimits
+from app.ingestion.readers import UnreadableFileError
 from app.retrieval.keyword_index import KeywordIndex
 from app.settings import Settings
-from app.storage.catalog import Catalog, CollectionMeta, FileRecord
+from app.storage.catalog import Catalog, CollectionMeta, FailedFile, FileRecord
 from app.storage.chunk_store import ChunkStore
 
 # Bump when reading, cleaning or chunking changes, so existing files are redone.
@@ -50,6 +55,12 @@ ENCODE_BATCH = 128  # chunks per encode call between progress updates
 def pipeline_fingerprint(settings: Settings) -> str:
     key = f"{PIPELINE_VERSION}|{settings.chunk_size_tokens}|{settings.chunk_overlap_tokens}"
     return hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
+def read_limits(settings: Settings) -> ReadLimits:
+    return ReadLimits(seconds=settings.max_read_seconds, memory_mb=settings.max_read_memory_mb,
+                      characters=settings.max_read_characters,
+                      office_unzipped_mb=settings.max_read_office_unzipped_mb)
 
 
 def embedding_text(chunk: Chunk) -> str:
@@ -170,6 +181,9 @@ class Ingestor:
         report.failed.update(found.unreadable)
 
         fingerprint = pipeline_fingerprint(self.settings)
+        limits = read_limits(self.settings)
+        attempt = f"{fingerprint}|{limits.describe()}"
+        failures = self.catalog.failures()
         work: list[tuple[SourceFile, str, bool]] = []  # (file, hash, is_update)
         for source in found.files:
             try:
@@ -181,14 +195,33 @@ class Ingestor:
             if old and old.content_hash == digest and old.pipeline == fingerprint:
                 report.unchanged += 1
                 continue
+            failed = failures.get(source.rel_path)
+            if failed and failed.content_hash == digest and failed.attempt == attempt:
+                report.failed[source.rel_path] = failed.reason
+                report.failed_before.append(source.rel_path)
+                continue
             work.append((source, digest, old is not None))
 
         on_disk = {f.rel_path for f in found.files} | set(found.unreadable)
+        for path in failures.keys() - on_disk:
+            self.catalog.forget_failure(path)
         gone = sorted(path for path in records if path not in on_disk)
         if not prune:
             report.stale_on_disk = gone
             gone = []
-        pages = {s.rel_path: (count_pdf_pages(s.abs_path) if s.kind == "pdf" else 1) for s, _, _ in work}
+        with ReaderProcess(limits) as reader:
+            self._ingest_all(work, gone, meta, reader, attempt, fingerprint, report, listener)
+
+        # Keep the keyword index in step: rebuilt when this run (or an earlier, interrupted
+        # one) changed the collection, a no-op otherwise.
+        self.keyword_index().sync_saved()
+        report.chunks_in_database = self.chunk_store().count()
+        report.elapsed_s = time.perf_counter() - started
+        return report
+
+    def _ingest_all(self, work, gone, meta, reader: ReaderProcess, attempt: str, fingerprint: str,
+                    report: IngestReport, listener: ProgressListener) -> None:
+        pages = {s.rel_path: (reader.count_pages(s.abs_path) if s.kind == "pdf" else 1) for s, _, _ in work}
         if work:
             listener.loading_model(self.settings.embedding_model)
             embedder = self.embedder
@@ -210,7 +243,7 @@ class Ingestor:
             window = embedder.max_tokens - 2  # [CLS] and [SEP]
             for source, digest, is_update in work:
                 self._ingest_file(source, digest, is_update, pages[source.rel_path], fingerprint,
-                                  store, chunker, window, report, listener)
+                                  store, chunker, window, report, listener, reader, attempt)
 
         for path in gone:
             self.chunk_store().delete_file(path)
@@ -218,15 +251,8 @@ class Ingestor:
             report.removed.append(path)
             listener.file_finished(path, "removed")
 
-        # Keep the keyword index in step: rebuilt when this run (or an earlier, interrupted
-        # one) changed the collection, a no-op otherwise.
-        self.keyword_index().sync_saved()
-        report.chunks_in_database = self.chunk_store().count()
-        report.elapsed_s = time.perf_counter() - started
-        return report
-
     def _ingest_file(self, source, digest, is_update, expected_pages, fingerprint,
-                     store, chunker, window, report, listener) -> None:
+                     store, chunker, window, report, listener, reader: ReaderProcess, attempt: str) -> None:
         path = source.rel_path
         listener.file_started(path, expected_pages)
         try:
@@ -234,9 +260,10 @@ class Ingestor:
             if expected_pages > limit:
                 raise UnreadableFileError(f"it has {expected_pages} pages; the limit is {limit} "
                                           "(RAG_MAX_DOCUMENT_PAGES)")
-            document = read_document(source.abs_path)
+            document = reader.read(source.abs_path)
         except UnreadableFileError as exc:
             report.failed[path] = str(exc)
+            self.catalog.put_failure(FailedFile(path, digest, attempt, str(exc)))
             listener.advanced(expected_pages, 0)
             listener.file_finished(path, "failed", str(exc))
             return
@@ -259,6 +286,7 @@ class Ingestor:
             page_count=document.page_count, size_bytes=source.size_bytes, kind=source.kind,
             warnings=document.warnings,
         ))
+        self.catalog.forget_failure(path)
         listener.advanced(max(0, expected_pages - pages_done), 0)
         (report.updated if is_update else report.ingested).append(path)
         if document.warnings:

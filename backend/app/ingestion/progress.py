@@ -42,6 +42,7 @@ class IngestReport:
     unchanged: int = 0
     removed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    failed_before: list[str] = field(default_factory=list)  # failed on an earlier run, unchanged since
     warnings: dict[str, list[str]] = field(default_factory=dict)
     left_out_pages: dict[str, list[int]] = field(default_factory=dict)  # contents / index pages
     repaired: list[str] = field(default_factory=list)

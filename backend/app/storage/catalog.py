@@ -4,8 +4,10 @@ Why in Milvus and not a side file: the manifest must travel with the data. Backi
 up `milvus_data/`, or pointing RAG_MILVUS_URI at a Milvus server, carries it along,
 and it can never disagree with the chunks because one database holds both.
 
-One row per ingested file (keyed by its path relative to the ingested folder) and
-one metadata row recording the embedding model and dimension of the collection.
+One row per ingested file (keyed by its path relative to the ingested folder), one
+row per file that failed (keyed "/failed/" + its path, so an unchanged bad file is
+not read again on every run) and one metadata row recording the embedding model and
+dimension of the collection.
 A file's row is written only after all its chunks are stored; that ordering is
 what makes a killed ingest safe to re-run.
 """
@@ -20,6 +22,7 @@ from typing import Any
 from app.storage.chunk_store import quote
 
 _META_KEY = "/collection-meta"  # relative file paths never start with "/"
+_FAILED = "/failed/"
 _VECTOR = [0.0, 0.0]  # Milvus requires a vector field; the manifest has no use for it
 
 
@@ -34,6 +37,18 @@ class FileRecord:
     kind: str
     ingested_at: float = field(default_factory=time.time)
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FailedFile:
+    """A file version that could not be ingested, and why; `attempt` is the pipeline and the
+    read limits it failed under (either changing tries it again)."""
+
+    path: str
+    content_hash: str
+    attempt: str
+    reason: str
+    failed_at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -83,20 +98,34 @@ class Catalog:
 
     # -- files --------------------------------------------------------------
     def files(self) -> dict[str, FileRecord]:
+        return {key: FileRecord(**record) for key, record in self._rows().items() if not key.startswith("/")}
+
+    def failures(self) -> dict[str, FailedFile]:
+        return {key[len(_FAILED):]: FailedFile(**record) for key, record in self._rows().items()
+                if key.startswith(_FAILED)}
+
+    def put_failure(self, failure: FailedFile) -> None:
+        self._upsert(_FAILED + failure.path, asdict(failure))
+
+    def forget_failure(self, path: str) -> None:
+        self.client.delete(self.collection, filter=f"path == {quote(_FAILED + path)}")
+
+    def _rows(self) -> dict[str, dict]:
+        """Every row but the metadata, by key."""
         if not self.exists():
             return {}
-        records: dict[str, FileRecord] = {}
+        rows_by_key: dict[str, dict] = {}
         iterator = self.client.query_iterator(
-            self.collection, batch_size=1000, filter=f"path != {quote(_META_KEY)}", output_fields=["record"]
+            self.collection, batch_size=1000, filter=f"path != {quote(_META_KEY)}",
+            output_fields=["path", "record"],
         )
         try:
             while rows := iterator.next():
                 for row in rows:
-                    record = FileRecord(**json.loads(row["record"]))
-                    records[record.path] = record
+                    rows_by_key[row["path"]] = json.loads(row["record"])
         finally:
             iterator.close()
-        return records
+        return rows_by_key
 
     def put(self, record: FileRecord) -> None:
         self._upsert(record.path, asdict(record))
