@@ -302,7 +302,8 @@ def test_upload_list_and_delete_documents(backend, backend_settings):
     files = {"file": ("../../Tries notes?.md", b"# Tries\nA trie stores strings by their prefixes; "
                       b"each edge is labelled with one character.\n", "text/markdown")}
     key = as_instructor(backend_settings)
-    response = httpx.post(f"{backend.url}/api/documents", files=files, timeout=120, headers=key)
+    response = httpx.post(f"{backend.url}/api/documents", files=files, timeout=120, headers=key,
+                          params={"wait": 110})
     assert response.status_code == 201, response.text
     assert response.json()["file"] == "uploads/Tries notes.md"
     listed = {d["file"]: d for d in httpx.get(f"{backend.url}/api/documents").json()}

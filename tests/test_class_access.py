@@ -74,7 +74,8 @@ def test_anonymous_clients_cannot_change_the_materials_and_the_instructor_can(ba
 
     # The instructor: by header (curl) ...
     key = {"Authorization": f"Bearer {instructor_key(class_settings)}"}
-    uploaded = httpx.post(f"{backend.url}/api/documents", files=notes, headers=key, timeout=120)
+    uploaded = httpx.post(f"{backend.url}/api/documents", files=notes, headers=key, timeout=120,
+                          params={"wait": 110})
     assert uploaded.status_code == 201, uploaded.text
     assert httpx.delete(f"{backend.url}/api/documents/uploads/tries.md", headers=key).status_code == 204
     # ... or by the page's unlocked cookie, which is HttpOnly and SameSite
@@ -85,7 +86,7 @@ def test_anonymous_clients_cannot_change_the_materials_and_the_instructor_can(ba
     assert "rag_instructor=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Secure" not in cookie  # plain http here; over Runpod's HTTPS proxy it is Secure
     assert teacher.get("/api/access").json()["role"] == "instructor"
-    assert teacher.post("/api/documents", files=notes).status_code == 201
+    assert teacher.post("/api/documents", files=notes, params={"wait": 110}).status_code == 201
     assert teacher.delete("/api/documents/uploads/tries.md").status_code == 204
     teacher.delete("/api/access/instructor")
     assert teacher.post("/api/documents", files=notes).status_code == 401  # locked again

@@ -104,8 +104,8 @@ def test_the_instructor_creates_a_course_and_uploads_into_it(backend, two_course
     assert "Nothing has been ingested yet" in empty["answer"]
     notes = {"file": ("syllabus.md", b"# Physics syllabus\nInertia is the resistance of a body to any change "
                       b"in its velocity; Newton's first law states it.\n", "text/markdown")}
-    uploaded = httpx.post(f"{backend.url}/api/documents?course=physics", files=notes, headers=as_instructor(two_courses),
-                          timeout=120)
+    uploaded = httpx.post(f"{backend.url}/api/documents?course=physics&wait=110", files=notes,
+                          headers=as_instructor(two_courses), timeout=120)
     assert uploaded.status_code == 201, uploaded.text
     assert (two_courses.courses_path / "physics" / "uploads" / "syllabus.md").exists()
     answer = httpx.post(f"{backend.url}/api/chat", timeout=120, json={"message": "What is inertia?",

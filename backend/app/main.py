@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, services=None, embedder=None) -
 
         built = services or build_services(settings or get_settings(), embedder=embedder)
         app.state.services = built
+        built.start()
         try:
             yield
         finally:

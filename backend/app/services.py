@@ -8,7 +8,6 @@ services that use them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from app.chat.service import ChatService
 from app.conversations.store import ConversationStore
 from app.courses.course import Course, build_read_side
 from app.courses.registry import CourseRegistry
+from app.documents.jobs import IngestJobs, Job
 from app.documents.service import DocumentService
 from app.embedding.encoder import Embedder, load_embedder
 from app.errors import StorageUnavailableError
@@ -42,6 +42,7 @@ class Services:
     llm: LLMClient
     conversations: ConversationStore
     courses: CourseRegistry
+    jobs: IngestJobs
     started_lite_server: bool = False
 
     @property
@@ -64,11 +65,17 @@ class Services:
     def documents(self) -> DocumentService:
         return self.default.documents
 
-    @property
-    def ingest_lock(self) -> asyncio.Lock:
-        return self.default.ingest_lock
+    def start(self) -> None:
+        """Start the ingest queue, with a check of every course first: what a killed
+        backend or ingest left half done (orphan chunks, a half-received upload, a file
+        stored but not ingested) is repaired and ingested, in the background."""
+        self.jobs.start()
+        if self.settings.check_on_start:
+            for name in self.courses.names():
+                self.jobs.submit(Job(name, "check"))
 
     async def aclose(self) -> None:
+        await self.jobs.stop()
         await self.llm.aclose()
         self.conversations.close()
         try:
@@ -114,16 +121,16 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     llm = LLMClient(settings)
     llm.prepare()
     conversations = ConversationStore(settings.conversations_path, settings.default_course)
-    # One ingest at a time across courses: they share the database, and its ingest lock.
-    ingest_lock = asyncio.Lock()
-
     def build_course(name: str, course_settings: Settings) -> Course:
         read = build_read_side(course_settings, client, target, embedder)
         read.retriever.prepare()
         chat = ChatService(course_settings, read.retriever, llm, conversations, course=name)
         documents = DocumentService(course_settings, read.ingestor, read.store, target.db_path)
-        return Course(name, read, chat, documents, ingest_lock)
+        return Course(name, read, chat, documents)
 
     courses = CourseRegistry(settings, client, build_course)
     courses.default  # noqa: B018 (built now: its checks fail the start, not the first question)
-    return Services(settings, target, client, embedder, llm, conversations, courses, started_lite_server=started)
+    # One queue for every course: they share the database, and its ingest lock.
+    jobs = IngestJobs(courses)
+    return Services(settings, target, client, embedder, llm, conversations, courses, jobs,
+                    started_lite_server=started)

@@ -358,6 +358,10 @@ class Settings(BaseSettings):
         default=3000, ge=1, description="Pages one document may have; a longer one is refused by name "
         "(the longest of the shared textbooks has 424).",
     )
+    check_on_start: bool = Field(
+        default=True, description="At start, check every course in the background: repair what a killed "
+        "backend or ingest left half done, and ingest files that are stored but not yet ingested.",
+    )
     max_read_seconds: float = Field(
         default=300.0, gt=0, description="Wall time to read one document; a parser still busy then is "
         "stopped and the file named as failed (the slowest shared textbook reads in under 10 s on 2 CPU cores).",

@@ -138,11 +138,12 @@ function parseEvent(block) {
   return { name, data: JSON.parse(data.join("\n")) };
 }
 
-/** Upload one file with progress (fetch cannot report upload progress; XHR can). */
-export function uploadDocument(file, onProgress) {
+/** Upload one file with progress (fetch cannot report upload progress; XHR can). Resolves
+ * with the server's answer: 202 and a queued ingest job, or 201 and the document. */
+export function uploadDocument(file, onProgress, { replace = false } = {}) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", withCourse("api/documents"));
+    xhr.open("POST", withCourse(`api/documents${replace ? "?replace=true" : ""}`));
     xhr.responseType = "json";
     xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
     xhr.upload.onload = () => onProgress(1);
@@ -155,4 +156,16 @@ export function uploadDocument(file, onProgress) {
     form.append("file", file);
     xhr.send(form);
   });
+}
+
+/** Follow an ingest job until it is over, calling onUpdate with each state; resolves
+ * with the finished job (state "done" or "failed"). */
+export async function followJob(job, onUpdate, intervalMs = 1000) {
+  while (job.state === "queued" || job.state === "running") {
+    onUpdate(job);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    job = await request("GET", withCourse(`api/documents/jobs/${encodeURIComponent(job.id)}`));
+  }
+  onUpdate(job);
+  return job;
 }

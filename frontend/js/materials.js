@@ -1,6 +1,6 @@
 // Course materials: what is ingested (pages, chunks), upload with progress, delete.
 
-import { api, documentUrl, uploadDocument } from "./api.js";
+import { api, documentUrl, followJob, uploadDocument } from "./api.js";
 import { icon } from "./icons.js";
 
 export class MaterialsDialog {
@@ -90,9 +90,14 @@ export class MaterialsDialog {
     }
     button.disabled = true;
     try {
-      await api.removeDocument(doc.file);
+      const queued = await api.removeDocument(doc.file);  // null (204): done; a job (202): queued
+      if (queued && queued.state) {
+        this.summary.textContent = `Deleting ${doc.file} once the ingest in progress is done…`;
+        const job = await followJob(queued, () => {});
+        if (job.state === "failed") throw new Error(job.message);
+      }
     } catch (error) {
-      this.summary.textContent = `${error.title}: ${error.message}`;
+      this.summary.textContent = `${error.title || "Not deleted"}: ${error.message}`;
     }
     await this.refresh();
     this.onChanged?.();
@@ -104,7 +109,7 @@ export class MaterialsDialog {
     this.onChanged?.();
   }
 
-  async upload(file) {
+  async upload(file, { replace = false } = {}) {
     const item = document.createElement("li");
     item.className = "upload";
     const name = document.createElement("span");
@@ -120,10 +125,13 @@ export class MaterialsDialog {
     try {
       const result = await uploadDocument(file, (fraction) => {
         bar.value = fraction;
-        state.textContent = fraction < 1 ? `Uploading… ${Math.round(fraction * 100)}%` : "Reading and indexing…";
-        if (fraction >= 1) bar.removeAttribute("value");  // indeterminate while ingesting
-      });
-      const doc = result.document || {};
+        state.textContent = fraction < 1 ? `Uploading… ${Math.round(fraction * 100)}%` : "Queued for reading…";
+        if (fraction >= 1) bar.removeAttribute("value");  // indeterminate until the ingest reports
+      }, { replace });
+      // 202: stored and queued; the ingest runs in the background and reports its progress.
+      const job = result.state ? await followJob(result, (j) => this.showJob(j, state, bar)) : result.job;
+      if (job && job.state === "failed") throw new Error(job.message);
+      const doc = (job && job.document) || result.document || {};
       item.classList.add("done");
       bar.value = 1;
       const pages = doc.pages ? ` from ${plural(doc.pages, "page")}` : "";
@@ -132,6 +140,33 @@ export class MaterialsDialog {
       item.classList.add("failed");
       bar.remove();
       state.textContent = error.message;
+      if (error.status === 409 && /already exists/.test(error.message)) {
+        const again = document.createElement("button");
+        again.type = "button";
+        again.className = "button small";
+        again.textContent = "Replace it";
+        again.addEventListener("click", async () => {
+          item.remove();
+          await this.upload(file, { replace: true });
+          await this.refresh();
+          this.onChanged?.();
+        });
+        item.append(again);
+      }
+    }
+  }
+
+  /** A queued or running ingest, in words and on the bar. */
+  showJob(job, state, bar) {
+    const p = job.progress || {};
+    if (job.state === "queued") {
+      state.textContent = job.position > 1 ? `Queued: ${job.position - 1} ahead of it…` : job.message;
+      bar.removeAttribute("value");
+    } else if (job.state === "running" && p.pages_total) {
+      bar.value = Math.min(1, p.pages_done / p.pages_total);
+      state.textContent = `${job.message} ${p.pages_done} of ${plural(p.pages_total, "page")}`;
+    } else {
+      state.textContent = job.message;
     }
   }
 }

@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.access.control import AccessControl, AccessDenied, Caller
 from app.courses.course import COURSE_NAME, Course
 from app.courses.registry import UnknownCourse
+from app.documents.jobs import IngestJobs
 from app.services import Services
 
 
@@ -68,7 +69,12 @@ async def require_instructor(request: Request, caller: Annotated[Caller, Depends
                         "(API: Authorization: Bearer <key>).", headers={"WWW-Authenticate": "Bearer"})
 
 
+def get_jobs(request: Request) -> IngestJobs:
+    return request.app.state.services.jobs
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
+JobsDep = Annotated[IngestJobs, Depends(get_jobs)]
 AccessDep = Annotated[AccessControl, Depends(get_access)]
 Anyone = Annotated[Caller, Depends(identify)]
 Student = Annotated[Caller, Depends(require_student)]

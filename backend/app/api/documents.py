@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import UploadFile
 
-from app.api.deps import AccessDep, CourseDep, Instructor, Student
+from app.api.deps import AccessDep, CourseDep, Instructor, JobsDep, Student
+from app.documents.jobs import IngestJobs, Job
 from app.documents.service import UploadRejected, check_document_path
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
@@ -51,10 +53,28 @@ async def original_file(path: str, caller: Student, course: CourseDep) -> FileRe
                         headers={"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"})
 
 
-@router.post("", status_code=201, summary="Upload a document and ingest it (instructor)", openapi_extra=_UPLOAD_BODY)
-async def upload_document(request: Request, caller: Instructor, course: CourseDep, access: AccessDep) -> dict:
-    """Multipart form with one field, `file`. Saved under the materials folder's `uploads/`,
-    then ingested like the CLI does. Returns the ingest summary; 413 if too large (refused
+async def _answer(job: Job, jobs: IngestJobs, wait: float, response: Response) -> dict | None:
+    """Wait up to `wait` s for the job; the job as JSON with 202 and its address if not over."""
+    if await jobs.wait(job, wait):
+        return None
+    response.status_code = 202
+    response.headers["Location"] = f"/api/documents/jobs/{job.id}"
+    return {**job.to_dict(), "position": jobs.position(job)}
+
+
+@router.post("", status_code=201, summary="Upload a document and queue its ingest (instructor)",
+             openapi_extra=_UPLOAD_BODY, responses={202: {"description": "Stored and queued: follow the job"}})
+async def upload_document(request: Request, response: Response, caller: Instructor, course: CourseDep,
+                          access: AccessDep, jobs: JobsDep,
+                          replace: bool = Query(False, description="Replace a document of the same name."),
+                          wait: float = Query(0, ge=0, le=600, description="Seconds to wait for the ingest: "
+                                              "201 with the document if it is done by then, else 202.")) -> dict:
+    """Multipart form with one field, `file`. The file is stored under the materials folder's
+    `uploads/` and its ingest queued; the answer comes at once: 202 with a job to follow
+    (GET /api/documents/jobs/{id}), or, with `wait`, 201 with the document once ingested
+    (422 if it could not be). 409 if a document of that name exists (names are compared
+    after cleaning and without case; `replace=true` replaces it) or is being uploaded, or
+    if the same content is already ingested under another name. 413 if too large (refused
     before anything is stored), 415 if the type is not supported. The body is read only
     after the caller is known to be the instructor."""
     documents = course.documents
@@ -66,44 +86,73 @@ async def upload_document(request: Request, caller: Instructor, course: CourseDe
             raise HTTPException(422, "file is required (a multipart form field named 'file').")
         try:
             name = documents.check_upload_name(file.filename or "")
+            taken = await asyncio.to_thread(documents.names_taken)
+            pending = documents.reserve(name, taken, replace)
         except UploadRejected as exc:
             raise HTTPException(exc.status, str(exc)) from None
-        limit = settings.max_upload_mb * 1024 * 1024
-        target = documents.upload_path(name)
-        partial = target.with_name(f".{target.name}.part")
-        size = 0
         try:
-            with open(partial, "wb") as out:
+            limit = settings.max_upload_mb * 1024 * 1024
+            with open(pending.temporary, "xb") as out:
                 while block := await file.read(1 << 20):
-                    size += len(block)
-                    if size > limit:
-                        raise HTTPException(413, f"The file is larger than the {settings.max_upload_mb} "
-                                            "MB limit.")
-                    out.write(block)
-            partial.replace(target)
+                    if pending.size + len(block) > limit:
+                        raise HTTPException(413, f"The file is larger than the {settings.max_upload_mb} MB limit.")
+                    pending.write(out, block)
+                out.flush()
+                os.fsync(out.fileno())
+            duplicate = await asyncio.to_thread(documents.duplicate_of, pending)
+            if duplicate:
+                raise HTTPException(409, f"The same content is already ingested as '{duplicate}'; it was not "
+                                    "stored again.")
+            kept = await asyncio.to_thread(documents.put_in_place, pending)
+        except UploadRejected as exc:
+            raise HTTPException(exc.status, str(exc)) from None
         finally:
-            partial.unlink(missing_ok=True)
+            documents.release(pending)
     finally:
         await form.close()
-    rel = target.relative_to(settings.materials_path).as_posix()
-    access.audit.record(caller.address, "upload", f"{course.name}:{rel}")
-    async with course.ingest_lock:
-        report = await asyncio.to_thread(documents.ingest_materials)
-    if rel in report.failed:
-        target.unlink(missing_ok=True)
-        raise HTTPException(422, f"'{file.filename}' could not be ingested: {report.failed[rel]}")
-    listed = await asyncio.to_thread(documents.list)
-    document = next((d for d in listed if d["file"] == rel), None)
-    return {"file": rel, "size_bytes": size, "document": document, "ingest": report.to_dict()}
+    rel = pending.rel_path
+    access.audit.record(caller.address, "replace" if kept else "upload", f"{course.name}:{rel}")
+    job = jobs.submit(Job(course.name, "upload", rel, size_bytes=pending.size, replaced=kept,
+                          stored=pending.target))
+    queued = await _answer(job, jobs, wait, response)
+    if queued is not None:
+        return queued
+    if job.state == "failed":
+        raise HTTPException(422, job.message)
+    return {"file": rel, "size_bytes": pending.size, "document": job.document, "job": job.to_dict()}
 
 
-@router.delete("/{path:path}", status_code=204, summary="Delete a document, its chunks and its file (instructor)")
-async def delete_document(path: str, caller: Instructor, course: CourseDep, access: AccessDep) -> None:
+@router.delete("/{path:path}", status_code=204, summary="Delete a document, its chunks and its file (instructor)",
+               responses={202: {"description": "Queued behind a running ingest: follow the job"}})
+async def delete_document(path: str, response: Response, caller: Instructor, course: CourseDep,
+                          access: AccessDep, jobs: JobsDep,
+                          wait: float = Query(5, ge=0, le=600, description="Seconds to wait for the delete: "
+                                              "204 if done by then, else 202 with the job.")) -> Response:
     """Only an ingested document of this course: 404 for anything else (its file, if any,
-    is left alone)."""
+    is left alone). Queued behind any running ingest: 204 once done, or 202 with the job
+    when it is still waiting after `wait` seconds."""
     path = _checked(path)
-    async with course.ingest_lock:
-        found = await asyncio.to_thread(course.documents.delete, path)
-    access.audit.record(caller.address, "delete document", f"{course.name}:{path}", "ok" if found else "not found")
-    if not found:
+    if path not in await asyncio.to_thread(course.documents.catalog.files):
+        access.audit.record(caller.address, "delete document", f"{course.name}:{path}", "not found")
         raise HTTPException(404, f"No document '{path}'.")
+    job = jobs.submit(Job(course.name, "delete", path))
+    access.audit.record(caller.address, "delete document", f"{course.name}:{path}", "queued")
+    queued = await _answer(job, jobs, wait, response)
+    if queued is not None:
+        return JSONResponse(queued, status_code=202, headers={"Location": response.headers["Location"]})
+    if job.state == "failed":
+        raise HTTPException(404, job.message)
+    return Response(status_code=204)
+
+
+@router.get("/jobs", summary="The course's recent uploads, deletes and checks, newest first (instructor)")
+async def list_jobs(caller: Instructor, course: CourseDep, jobs: JobsDep) -> list[dict]:
+    return [{**job.to_dict(), "position": jobs.position(job)} for job in jobs.of_course(course.name)]
+
+
+@router.get("/jobs/{job_id}", summary="One upload's, delete's or check's state and progress (instructor)")
+async def get_job(job_id: str, caller: Instructor, jobs: JobsDep) -> dict:
+    job = jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"No job '{job_id[:40]}' (jobs are kept until the backend restarts).")
+    return {**job.to_dict(), "position": jobs.position(job)}

@@ -13,9 +13,8 @@ opens as that course with no re-ingest. Any other course NAME lives in the colle
 
 from __future__ import annotations
 
-import asyncio
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from app.embedding.encoder import Embedder
 from app.errors import ConfigurationError
@@ -102,7 +101,6 @@ class Course:
     read: ReadSide
     chat: object  # app.chat.service.ChatService
     documents: object  # app.documents.service.DocumentService
-    ingest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # the backend shares one across courses
 
     @property
     def settings(self) -> Settings:

@@ -4,12 +4,22 @@ Uploads are saved under the materials folder (`uploads/`), then the same ingest
 pipeline as the CLI runs on that folder (unchanged files are skipped in
 milliseconds), so a document uploaded in the browser and one ingested from the
 shell end up identical.
+
+An upload never replaces a file by accident: its name is reserved first (compared
+after cleaning and without case, so "a?b.md" and "a_b.md", "x.PDF" and "x.pdf" are
+one name), its bytes go to a hidden temporary file, and it is put in place with a
+hard link, which fails if the name appeared meanwhile. Replacing is asked for
+explicitly, and the earlier version is kept until the new one is ingested.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import time
 import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.ingestion.locking import exclusive_ingest
@@ -21,6 +31,7 @@ from app.storage.catalog import Catalog
 from app.storage.chunk_store import ChunkStore
 
 UPLOAD_SUBDIR = "uploads"
+_TEMPORARY = re.compile(r"^\.(.+)\.([0-9a-f]{12})\.(part|previous)$")  # a pending upload's files
 
 
 class UploadRejected(ValueError):
@@ -54,6 +65,23 @@ def check_document_path(path: str) -> str:
     return path
 
 
+@dataclass
+class PendingUpload:
+    """A reserved name and its hidden temporary file, while the bytes arrive."""
+
+    rel_path: str  # in the course: uploads/NAME
+    target: Path
+    temporary: Path
+    replace: bool
+    digest: "hashlib._Hash" = field(default_factory=hashlib.sha256)
+    size: int = 0
+
+    def write(self, out, block: bytes) -> None:
+        out.write(block)
+        self.digest.update(block)
+        self.size += len(block)
+
+
 class DocumentService:
     def __init__(self, settings: Settings, ingestor: Ingestor, store: ChunkStore, db_path: Path | None):
         self.settings = settings
@@ -61,6 +89,7 @@ class DocumentService:
         self.store = store
         self.catalog: Catalog = ingestor.catalog
         self.db_path = db_path
+        self._reserved: set[str] = set()  # lower-cased names of uploads being received
 
     def list(self) -> list[dict]:
         return [
@@ -107,7 +136,90 @@ class DocumentService:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / name
 
-    def ingest_materials(self) -> IngestReport:
+    def ingest_materials(self, listener=None) -> IngestReport:
         """Blocking: run the ingest pipeline on the materials folder (call in a thread)."""
         with exclusive_ingest(self.db_path):
-            return self.ingestor.run(self.settings.materials_path)
+            return self.ingestor.run(self.settings.materials_path, listener=listener)
+
+    # -- uploads, step by step (the route streams the bytes between them) ---------
+    def names_taken(self) -> dict[str, str]:
+        """Lower-cased document paths in the course -> the path as stored: ingested ones
+        and files already in the uploads folder (blocking; call in a thread)."""
+        taken = {path.lower(): path for path in self.catalog.files()}
+        folder = self.settings.materials_path / UPLOAD_SUBDIR
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if not entry.name.startswith("."):
+                    rel = f"{UPLOAD_SUBDIR}/{entry.name}"
+                    taken.setdefault(rel.lower(), rel)
+        return taken
+
+    def reserve(self, name: str, taken: dict[str, str], replace: bool) -> PendingUpload:
+        """The name for an upload, held until `release`; 409 (UploadRejected) if another
+        upload holds it, or a document has it and `replace` is not asked for. Runs on the
+        event loop without awaiting, so two requests can never both reserve a name."""
+        rel = f"{UPLOAD_SUBDIR}/{name}"
+        key = rel.lower()
+        if key in self._reserved:
+            raise UploadRejected(f"'{rel}' is being uploaded right now; wait for that upload to finish.", 409)
+        existing = taken.get(key)
+        if existing is not None and not replace:
+            raise UploadRejected(f"A document named '{existing}' already exists. Upload with replace=true to "
+                                 "replace it, or rename the file.", 409)
+        if existing is not None:
+            rel = existing  # replacing keeps the stored name (its case too): one document, updated
+        self._reserved.add(key)
+        target = self.settings.materials_path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.urandom(6).hex()}.part")
+        return PendingUpload(rel, target, temporary, replace)
+
+    def release(self, upload: PendingUpload) -> None:
+        self._reserved.discard(upload.rel_path.lower())
+        upload.temporary.unlink(missing_ok=True)
+
+    def duplicate_of(self, upload: PendingUpload) -> str | None:
+        """The ingested document with exactly this content, if any other (blocking)."""
+        digest = upload.digest.hexdigest()
+        for path, record in self.catalog.files().items():
+            if record.content_hash == digest and path.lower() != upload.rel_path.lower():
+                return path
+        return None
+
+    def put_in_place(self, upload: PendingUpload) -> Path | None:
+        """Move the received file to its name (blocking). A hard link cannot overwrite, so
+        a file that appeared meanwhile (copied in by hand) is a 409, not lost. Replacing
+        keeps the earlier version under a hidden name, returned, until the new one is in."""
+        kept = None
+        if upload.replace and upload.target.exists():
+            kept = upload.target.with_name(f".{upload.target.name}.{os.urandom(6).hex()}.previous")
+            os.link(upload.target, kept)
+            os.replace(upload.temporary, upload.target)
+            return kept
+        try:
+            os.link(upload.temporary, upload.target)
+        except FileExistsError:
+            raise UploadRejected(f"A file named '{upload.rel_path}' appeared while this one was uploaded. Upload "
+                                 "with replace=true to replace it, or rename the file.", 409) from None
+        upload.temporary.unlink()
+        return kept
+
+    def clean_upload_folder(self, older_than_s: float = 0.0) -> list[str]:
+        """What a killed backend left of uploads in progress: temporary files go; an earlier
+        version kept for a replacement goes too once the replacement is in place (the
+        start-up check then ingests the new one). Returns the names removed."""
+        folder = self.settings.materials_path / UPLOAD_SUBDIR
+        removed: list[str] = []
+        if not folder.is_dir():
+            return removed
+        cutoff = time.time() - older_than_s
+        for entry in folder.iterdir():
+            match = _TEMPORARY.match(entry.name)
+            if not match or entry.stat().st_mtime > cutoff:
+                continue
+            if match.group(3) == "previous" and not (folder / match.group(1)).exists():
+                entry.replace(folder / match.group(1))  # the replacement never arrived: keep the old one
+                continue
+            entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+        return removed
