@@ -242,10 +242,12 @@ start_llm() {
   if [ "$LLM_SERVER" = "native" ]; then
     # Each slot gets the full context window: -c is the total across slots.
     [ "$layers" = "-1" ] && layers=999  # llama-server's "all layers"
-    cmd="exec $(printf %q "$LLAMA_SERVER_BIN") -m $(printf %q "$MODEL_PATH") --host $LLM_HOST --port $LLM_PORT -c $((LLM_CONTEXT * LLM_PARALLEL)) -np $LLM_PARALLEL -ngl $layers$threads_native$key_native --alias $(printf %q "$alias") >> $(printf %q "$LOG_DIR/llm-server.log") 2>&1"
+    cmd="$(printf %q "$LLAMA_SERVER_BIN") -m $(printf %q "$MODEL_PATH") --host $LLM_HOST --port $LLM_PORT -c $((LLM_CONTEXT * LLM_PARALLEL)) -np $LLM_PARALLEL -ngl $layers$threads_native$key_native --alias $(printf %q "$alias")"
   else
-    cmd="cd $(printf %q "$ROOT/backend") && exec $(printf %q "$PY") -m llama_cpp.server --model $(printf %q "$MODEL_PATH") --host $LLM_HOST --port $LLM_PORT --n_ctx $LLM_CONTEXT --n_gpu_layers $layers$threads_python$key_python --interrupt_requests False --model_alias $(printf %q "$alias") >> $(printf %q "$LOG_DIR/llm-server.log") 2>&1"
+    cmd="$(printf %q "$PY") -m llama_cpp.server --model $(printf %q "$MODEL_PATH") --host $LLM_HOST --port $LLM_PORT --n_ctx $LLM_CONTEXT --n_gpu_layers $layers$threads_python$key_python --interrupt_requests False --model_alias $(printf %q "$alias")"
   fi
+  # Supervised: a server that dies is started again, with a growing wait (scripts/supervise.sh).
+  cmd="cd $(printf %q "$ROOT/backend") && exec $(printf %q "$ROOT/scripts/supervise.sh") 'LLM server' $(printf %q "$LOG_DIR/llm-server.log") -- $cmd"
   echo "=== $(date -Is) starting ($LLM_SERVER server): $MODEL_PATH" >> "$LOG_DIR/llm-server.log"
   tm new-session -d -s "$LLM_SESSION" "$cmd"
   wait_for "the LLM server" llm_ok 600 "$LOG_DIR/llm-server.log" "$LLM_SESSION" \
@@ -271,6 +273,12 @@ llm_device_label() {
 #   instead of asking the LLM (measured: finds 6 of 6 follow-ups vs 5 of 6 for
 #   SmolLM2's rewrite, and saves a second or two per follow-up).
 device_env() {
+  # Answers worked on at once = the LLM server's slots, so a waiting student is told their
+  # place in the queue rather than waiting, silent, inside the LLM server.
+  if [ "$ANSWERS_SET" = "0" ]; then
+    if [ "$LLM_SERVER" = "native" ]; then echo "RAG_MAX_CONCURRENT_ANSWERS=$LLM_PARALLEL"
+    else echo "RAG_MAX_CONCURRENT_ANSWERS=1"; fi
+  fi
   if has_gpu; then
     [ "$RERANKER_SET" = "0" ] && [ -n "$RERANKER" ] && echo "RAG_RERANKER_MODEL=$(printf %q "$RERANKER")"
     [ "$TOP_K_SET" = "0" ] && echo "RAG_TOP_K=$GPU_TOP_K"

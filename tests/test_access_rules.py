@@ -145,6 +145,37 @@ def test_answer_gate_queues_then_refuses():
     asyncio.run(scenario())
 
 
+def test_a_waiting_question_learns_its_place_and_gives_up_at_the_bound():
+    async def scenario():
+        gate = AnswerGate(running=1, waiting=5)
+        holder, second, third = gate.admit(), gate.admit(), gate.admit()
+        assert [p async for p in holder.turn(1)] == []  # a free slot: no wait, no queued event
+        places: dict[str, list[int]] = {"second": [], "third": []}
+
+        async def wait(ticket, name, bound):
+            async for place in ticket.turn(bound):
+                places[name].append(place)
+
+        waiting = asyncio.gather(wait(second, "second", 5), wait(third, "third", 5))
+        await asyncio.sleep(0.05)
+        assert places == {"second": [1], "third": [2]}
+        holder.close()  # the answer ends: the next one runs, the one behind it moves up
+        await asyncio.sleep(0.05)
+        assert places == {"second": [1], "third": [2, 1]} and gate.busy == 1
+        second.close()
+        await waiting  # the third has the slot now
+        assert gate.busy == 1 and not gate._queue
+        late = gate.admit()
+        with pytest.raises(TooMany, match="busy with other questions for 0.1 seconds"):
+            async for _ in late.turn(0.1):
+                pass
+        late.close()
+        third.close()
+        assert gate.admitted == 0 and gate.busy == 0 and not gate._queue
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("method, headers, refused", [
     ("GET", {"origin": "https://evil.example", "host": "pod:8000"}, False),  # reads are not writes
     ("POST", {"host": "pod:8000"}, False),  # curl, SDKs: no browser, no ambient cookies

@@ -3,6 +3,7 @@ embedded defaults (packaged SmolLM2 on CPU, MiniLM, Milvus Lite), on its own tmu
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -160,17 +161,60 @@ def test_missing_model_path_is_reported(appliance):
     assert "does not exist" in result.stderr and "no model to serve" in result.stderr
 
 
-def test_status_reports_an_llm_server_that_died(appliance):
-    copy, env = appliance
-    assert run(copy, env).returncode == 0
+def llm_server_pid(env) -> int:
     [line] = [p for p in processes_mentioning("llama_cpp.server")
               if f"--port {env['RAG_LLM_PORT']}" in p and p.split()[1].endswith("python")]
-    os.kill(int(line.split()[0]), signal.SIGKILL)
-    time.sleep(1)
+    return int(line.split()[0])
+
+
+def test_an_llm_server_killed_mid_answer_is_back_by_itself(appliance):
+    """The student whose answer it cut gets an error event and the part they saw is kept as
+    `interrupted` (not `stopped`, the word for their own Stop); status tells the outage;
+    the supervisor starts the server again, and the next question is answered."""
+    copy, env = appliance
+    env["RAG_LLM_MAX_TOKENS"] = "400"  # long enough to be killed in the middle
+    assert run(copy, env).returncode == 0
+    backend = f"http://127.0.0.1:{env['RAG_BACKEND_PORT']}"
+    first_pid = llm_server_pid(env)
+    events: list[tuple[str, dict]] = []
+    with httpx.stream("POST", f"{backend}/api/chat/stream", timeout=300,
+                      json={"message": "Explain in detail how a hash table resolves collisions."}) as response:
+        name = None
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                events.append((name, json.loads(line[5:])))
+                if sum(1 for kind, _ in events if kind == "token") == 5:
+                    os.kill(first_pid, signal.SIGKILL)
+    kinds = [kind for kind, _ in events]
+    assert kinds[-1] == "error" and "done" not in kinds, kinds
+    assert events[-1][1]["status"] == 503 and "stopped in the middle of the answer" in events[-1][1]["message"]
+    cid = next(data["conversation_id"] for kind, data in events if kind == "sources")
+    stored = httpx.get(f"{backend}/api/conversations/{cid}").json()["messages"][-1]
+    assert stored["meta"]["interrupted"] is True and stored["meta"]["stopped"] is False
+    assert stored["content"] == "".join(data["delta"] for kind, data in events if kind == "token")
     status = run(copy, env, "status")
-    assert status.returncode == 1
-    assert "LLM server : not running" in status.stdout or "NOT answering" in status.stdout
-    assert "backend    : running but NOT ready" in status.stdout and "not reachable" in status.stdout
+    assert status.returncode == 1 and "NOT answering" in status.stdout
+
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        try:
+            if llm_server_pid(env) != first_pid and httpx.get(
+                    f"http://127.0.0.1:{env['RAG_LLM_PORT']}/v1/models", timeout=2).status_code == 200:
+                break
+        except (ValueError, httpx.HTTPError):
+            pass
+        time.sleep(1)
+    else:
+        raise AssertionError("the LLM server did not come back")
+    assert "LLM server exited (code 137" in (copy / "logs" / "llm-server.log").read_text()
+    answer = httpx.post(f"{backend}/api/chat", json={"message": "What is a hash table?"}, timeout=300)
+    assert answer.status_code == 200 and answer.json()["answer"]
+    assert run(copy, env, "status").returncode == 0
+    assert run(copy, env, "stop").returncode == 0
+    time.sleep(1)
+    assert processes_mentioning(str(copy)) == [] and processes_mentioning(f"--port {env['RAG_LLM_PORT']}") == []
 
 
 @pytest.mark.skipif(not os.environ.get("LLAMA_SERVER_BIN"),
@@ -209,12 +253,15 @@ def machine_defaults(gpu: bool, **config: str) -> list[str]:
 
 
 def test_machine_dependent_defaults_give_way_to_the_users_choice():
-    chosen = {"RERANKER": "cross-encoder/x", "GPU_TOP_K": "10"}
-    assert machine_defaults(True, RERANKER_SET="0", TOP_K_SET="0", CONDENSE_MODE_SET="0", **chosen) == [
-        "RAG_RERANKER_MODEL=cross-encoder/x", "RAG_TOP_K=10"]
-    assert machine_defaults(True, RERANKER_SET="1", TOP_K_SET="1", CONDENSE_MODE_SET="0", **chosen) == []
-    assert machine_defaults(False, RERANKER_SET="0", TOP_K_SET="0", CONDENSE_MODE_SET="0", **chosen) == [
-        "RAG_CONDENSE_MODE=concat"]
+    chosen = {"RERANKER": "cross-encoder/x", "GPU_TOP_K": "10", "LLM_SERVER": "native", "LLM_PARALLEL": "4"}
+    assert machine_defaults(True, RERANKER_SET="0", TOP_K_SET="0", CONDENSE_MODE_SET="0", ANSWERS_SET="0",
+                            **chosen) == ["RAG_MAX_CONCURRENT_ANSWERS=4", "RAG_RERANKER_MODEL=cross-encoder/x",
+                                          "RAG_TOP_K=10"]
+    assert machine_defaults(True, RERANKER_SET="1", TOP_K_SET="1", CONDENSE_MODE_SET="0", ANSWERS_SET="1",
+                            **chosen) == []
+    assert machine_defaults(False, RERANKER_SET="0", TOP_K_SET="0", CONDENSE_MODE_SET="0", ANSWERS_SET="0",
+                            **dict(chosen, LLM_SERVER="python")) == [
+        "RAG_MAX_CONCURRENT_ANSWERS=1", "RAG_CONDENSE_MODE=concat"]
 
 
 def config_of(**chosen: str) -> dict[str, str]:

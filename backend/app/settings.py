@@ -47,6 +47,10 @@ class Settings(BaseSettings):
             "or a Milvus server / Zilliz Cloud URI such as http://host:19530."
         ),
     )
+    logs_dir: Path = Field(
+        default=Path("logs"), description="Log files: the LLM server's and the backend's (written by the "
+        "startup script) and the Milvus Lite engine's, rotated.",
+    )
     milvus_token: SecretStr | None = Field(
         default=None, description="Token for Zilliz Cloud or an authenticated Milvus server."
     )
@@ -331,12 +335,18 @@ class Settings(BaseSettings):
         "address, so this is the budget of all of them together.",
     )
     max_concurrent_answers: int = Field(
-        default=8, ge=1, description="Answers worked on at once (the LLM server queues beyond its own "
-        "parallel slots); more wait their turn.",
+        default=8, ge=1, description="Answers worked on at once; more wait their turn, told their place. "
+        "The startup script sets it to the LLM server's parallel slots (1 for llama_cpp.server), so a "
+        "waiting student sees the real queue instead of waiting silently inside the LLM server.",
     )
     max_waiting_answers: int = Field(
         default=60, ge=0, description="Questions that may wait for a free answer slot (a class of 60 "
         "asking at once); beyond that a question gets 429 and a sentence to try again shortly.",
+    )
+    max_answer_wait_s: float = Field(
+        default=120.0, gt=0, description="How long a question may wait for an answer slot; then the "
+        "student is told the assistant is busy (429) instead of waiting on in silence. While it waits, "
+        "the chat stream says its place in the queue.",
     )
     conversations_page_size: int = Field(
         default=50, ge=1, le=500, description="Conversations listed per page when no limit is given.",
@@ -397,6 +407,10 @@ class Settings(BaseSettings):
     def milvus_db_path(self) -> Path:
         """Absolute path of the Milvus Lite database file (local mode only)."""
         return resolve_path(Path(self.milvus_uri))
+
+    @property
+    def logs_path(self) -> Path:
+        return resolve_path(self.logs_dir)
 
     @property
     def materials_path(self) -> Path:

@@ -115,6 +115,7 @@ export class ChatView {
     const isNew = !this.conversationId;
     try {
       await streamChat(body, {
+        queued: (data) => turn.setWaiting(data.message),
         sources: (data) => {
           this.conversationId = data.conversation_id;
           if (isNew) this.onStarted?.(data.conversation_id);  // in the URL at once: a reload finds it

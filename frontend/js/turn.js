@@ -38,6 +38,12 @@ export class AssistantTurn {
     this.pending = false;
   }
 
+  /** Every answer slot is taken: say where this question stands instead of a silent wait. */
+  setWaiting(message) {
+    const thinking = this.answer.querySelector(".thinking");
+    if (thinking) thinking.textContent = message;
+  }
+
   setSources(sources) {
     this.sources = sources || [];
     this.sourcesBox.replaceChildren();
@@ -94,6 +100,7 @@ export class AssistantTurn {
     regenerate.addEventListener("click", () => this.onRegenerate(this));
     this.footer.append(copy, regenerate);
     if (result.stopped) this.footer.append(el("span", "badge stopped", "Stopped"));
+    if (result.interrupted) this.footer.append(el("span", "badge stopped", "Cut off by a server fault: regenerate it"));
     if (result.finish_reason === "no_relevant_sources") this.footer.append(el("span", "badge", "Not in the materials"));
     if (result.finish_reason === "length") this.footer.append(el("span", "badge stopped", "Cut at the length limit"));
     const meta = describeTimings(result);

@@ -70,16 +70,24 @@ class SlidingWindow:
 
 class AnswerGate:
     """At most `running` answers at once; up to `waiting` more wait their turn in order;
-    beyond that a question is refused at once, so nobody waits without knowing."""
+    beyond that a question is refused at once, so nobody waits without knowing. A waiting
+    question learns its place as it changes (the chat stream's `queued` events)."""
 
     def __init__(self, running: int, waiting: int):
         self.running, self.waiting = running, waiting
-        self._slots = asyncio.Semaphore(running)
+        self._free = running
+        self._queue: deque[AnswerTicket] = deque()  # waiting, in order
+        self._changed = asyncio.Event()
         self._admitted = 0  # running + waiting
 
     @property
     def admitted(self) -> int:
         return self._admitted
+
+    @property
+    def busy(self) -> int:
+        """Answers being worked on now."""
+        return self.running - self._free
 
     def admit(self) -> "AnswerTicket":
         if self._admitted >= self.running + self.waiting:
@@ -89,22 +97,69 @@ class AnswerGate:
         self._admitted += 1
         return AnswerTicket(self)
 
+    def _moved(self) -> None:
+        """Wake every waiter to look at its place again."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _release(self) -> None:
+        self._free += 1
+        self._moved()
+
 
 class AnswerTicket:
-    """A place in the gate: `async with ticket:` waits for a slot, then holds it."""
+    """A place in the gate: `async for place in ticket.turn(wait_s)` yields the place in the
+    queue (1 = next) each time it changes, and ends holding a slot; `async with ticket:`
+    simply waits. `close()` gives the place back."""
 
     def __init__(self, gate: AnswerGate):
         self.gate = gate
         self._holding = False
         self._done = False
 
+    async def turn(self, wait_s: float | None = None):
+        gate = self.gate
+        if gate._free > 0 and not gate._queue:  # a free slot and nobody ahead: no wait at all
+            gate._free -= 1
+            self._holding = True
+            return
+        gate._queue.append(self)
+        loop = asyncio.get_running_loop()
+        deadline = None if wait_s is None else loop.time() + wait_s
+        shown = None
+        try:
+            while True:
+                if gate._queue[0] is self and gate._free > 0:
+                    gate._queue.popleft()
+                    gate._free -= 1
+                    self._holding = True
+                    gate._moved()  # everyone behind moves up
+                    return
+                place = gate._queue.index(self) + 1
+                if place != shown:
+                    shown = place
+                    yield place
+                changed = gate._changed
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    raise TooMany(f"The assistant has been busy with other questions for {wait_s:g} seconds. "
+                                  "Please ask again in a moment.", retry_after_s=15)
+                try:
+                    await asyncio.wait_for(changed.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            if not self._holding and self in gate._queue:
+                gate._queue.remove(self)
+                gate._moved()
+
     async def __aenter__(self) -> "AnswerTicket":
         try:
-            await self.gate._slots.acquire()
+            async for _ in self.turn():
+                pass
         except BaseException:
             self.close()
             raise
-        self._holding = True
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -115,6 +170,10 @@ class AnswerTicket:
         if self._done:
             return
         self._done = True
+        if self in self.gate._queue:
+            self.gate._queue.remove(self)
+            self.gate._moved()
         if self._holding:
-            self.gate._slots.release()
+            self.gate._release()
         self.gate._admitted -= 1
+

@@ -12,7 +12,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.background import BackgroundTask
 
 from app.access.control import AccessControl, Caller
-from app.access.limits import AnswerTicket
+from app.access.limits import AnswerTicket, TooMany
 from app.api.deps import AccessDep, ServicesDep, Student, find_course
 from app.courses.course import Course
 from app.api.schemas import ChatRequest, ChatResponse
@@ -63,25 +63,43 @@ async def chat(body: ChatRequest, caller: Student, services: ServicesDep, access
     the asker's per-minute limit is reached or every answer slot and waiting place is taken.
     """
     course, ticket = await admit(body, caller, services, access)
-    async with ticket:
+    try:
+        async for _ in ticket.turn(services.settings.max_answer_wait_s):
+            pass
         return await course.chat.answer(body.message, body.conversation_id, body.regenerate,
-                                          **owner_kwargs(caller))
+                                         **owner_kwargs(caller))
+    finally:
+        ticket.close()
 
 
 @router.post("/chat/stream", summary="Ask a question, stream the answer (SSE; students and the instructor)")
 async def chat_stream(body: ChatRequest, caller: Student, services: ServicesDep,
                       access: AccessDep) -> EventSourceResponse:
-    """Events: `sources` (once, before any token), `token` ({"delta"}), `done` (the full
-    answer, usage and timings, as POST /api/chat returns) or `error` ({"message", "status"}).
-    Closing the connection stops generation on the LLM server. Limits as POST /api/chat."""
+    """Events: `queued` ({"position", "message"}: at once, and again as the place changes,
+    when every answer slot is taken), `sources` (once, before any token), `token`
+    ({"delta"}), `done` (the full answer, usage and timings, as POST /api/chat returns) or
+    `error` ({"message", "status"}: 429 when the wait for a slot passed
+    RAG_MAX_ANSWER_WAIT_S, 503 when the LLM server is down or failed mid-answer). Closing
+    the connection stops generation on the LLM server. Limits as POST /api/chat."""
     course, ticket = await admit(body, caller, services, access)
+    wait_s = services.settings.max_answer_wait_s
 
     async def events():
         try:
-            async with ticket:
-                async for kind, data in course.chat.events(body.message, body.conversation_id,
-                                                             body.regenerate, **owner_kwargs(caller)):
-                    yield {"event": kind, "data": json.dumps(data)}
+            async for place in ticket.turn(wait_s):
+                ahead = place - 1
+                yield {"event": "queued", "data": json.dumps({
+                    "position": place,
+                    "message": ("Your question is next; the assistant is finishing another answer."
+                                if ahead == 0 else f"Waiting for the assistant: {ahead} question"
+                                f"{'s' if ahead > 1 else ''} ahead of yours."),
+                })}
+            async for kind, data in course.chat.events(body.message, body.conversation_id,
+                                                         body.regenerate, **owner_kwargs(caller)):
+                yield {"event": kind, "data": json.dumps(data)}
+        except TooMany as exc:
+            yield {"event": "error", "data": json.dumps({"message": str(exc), "status": 429,
+                                                         "retry_after_s": exc.retry_after_s})}
         except ApplianceError as exc:
             yield {"event": "error", "data": json.dumps({"message": str(exc), "status": 503})}
         finally:

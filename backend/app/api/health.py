@@ -28,8 +28,10 @@ def _is_instructor(request: Request) -> bool:
 
 @router.get("/ready", summary="LLM reachable, database open, what is loaded (anyone; paths for the instructor)")
 async def ready(request: Request, services: ServicesDep) -> JSONResponse:
-    """200 when the LLM answers and the database is open; 503 with the reason otherwise.
-    Where the database and the LLM server live is shown to the instructor only."""
+    """200 when the LLM server is up or busy answering and the database is open; 503 with
+    the reason otherwise. `llm` says "up", "busy" (answering students: questions wait
+    their turn) or "down". Where the database and the LLM server live is shown to the
+    instructor only."""
     instructor = _is_instructor(request)
     report: dict = {"embedding_model": services.settings.embedding_model,
                     "embedding_device": services.embedder.device,
@@ -44,13 +46,20 @@ async def ready(request: Request, services: ServicesDep) -> JSONResponse:
     except Exception as exc:  # any storage failure is "not ready", with its reason
         report["database_open"] = False
         problems.append(f"database: {exc}" if instructor else "database: not reachable")
-    try:
-        report["llm_models"] = await services.llm.list_models()
-        report["llm_model"] = await services.llm.model_name()
-        report["llm_reachable"] = True
-    except ApplianceError as exc:
-        report["llm_reachable"] = False
-        problems.append(str(exc))
+    answering = request.app.state.access.answers.busy
+    state, why = await services.llm.probe(busy=answering > 0)
+    report["llm"] = state  # "busy": answering students, not down
+    report["llm_reachable"] = state != "down"
+    report["answers_in_progress"] = answering
+    if why:
+        problems.append(why)
+    elif state == "busy":
+        report["llm_model"] = services.llm.known_model
+    else:
+        try:
+            report["llm_model"] = await services.llm.model_name()
+        except ApplianceError as exc:
+            problems.append(str(exc))
     if instructor:
         report["llm_url"] = services.llm.base_url
     report["llm_device"] = services.settings.llm_device

@@ -57,6 +57,7 @@ class ChatResponse(BaseModel):
     timings: dict[str, float | None]
     usage: dict[str, int | None]
     stopped: bool
+    interrupted: bool = False  # cut by an LLM server fault (stopped: by the student)
     finish_reason: str | None
 
 

@@ -37,6 +37,7 @@ def _config() -> int:
         "CONDENSE_MODE_SET": int("condense_mode" in s.model_fields_set),
         "RERANKER_SET": int("reranker_model" in s.model_fields_set),
         "TOP_K_SET": int("top_k" in s.model_fields_set),
+        "ANSWERS_SET": int("max_concurrent_answers" in s.model_fields_set),
         "GPU_TOP_K": s.gpu_top_k,
         "LLM_PARALLEL": s.llm_parallel,
         "LLM_THREADS": s.llm_threads or usable_cores(),

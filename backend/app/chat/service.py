@@ -304,24 +304,29 @@ class ChatService:
             yield "token", {"delta": result.text}
         else:
             stream = self.llm.stream(turn.prompt.messages, self.settings.llm_max_tokens, result)
-            completed = False
+            completed = faulted = False
             try:
                 async for delta in stream:
                     yield "token", {"delta": delta}
                 completed = True
+            except LLMUnavailableError:
+                faulted = True
+                raise
             finally:
                 # Shielded: when the client disconnects, the server cancels this task, and
                 # closing the LLM stream (which stops generation there) must still happen.
                 with anyio.CancelScope(shield=True):
                     await stream.aclose()
                     if not completed and result.text:
-                        # The client went away mid-answer: keep what it saw, marked as stopped.
-                        await self._remember(turn, result, sources, started, stopped=True)
+                        # Keep what the student saw: "stopped" when they left or pressed Stop,
+                        # "interrupted" when the LLM server failed under the answer.
+                        await self._remember(turn, result, sources, started, stopped=not faulted,
+                                             interrupted=faulted)
         done = await self._remember(turn, result, sources, started, stopped=False)
         yield "done", done
 
     async def _remember(self, turn: PreparedTurn, result: StreamResult, sources, started: float,
-                        stopped: bool) -> dict:
+                        stopped: bool, interrupted: bool = False) -> dict:
         total_ms = (time.perf_counter() - started) * 1000
         timings = dict(turn.timings)
         timings["first_token_ms"] = round(result.first_token_s * 1000, 1) if result.first_token_s else None
@@ -333,7 +338,8 @@ class ChatService:
         answer_meta = {"sources": [s.to_dict() for s in sources], "cited": cited, "timings": timings,
                        "usage": usage, "retrieval_query": turn.retrieval_query,
                        "condensed_by": turn.condensed_by, "expanded": turn.expanded, "stopped": stopped,
-                       "finish_reason": result.finish_reason}
+                       "interrupted": interrupted,
+                       "finish_reason": "interrupted" if interrupted else result.finish_reason}
         await self.store.add_turn(
             turn.conversation_id,
             Message("user", turn.question, await self.count_tokens(turn.question)),

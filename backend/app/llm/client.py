@@ -24,6 +24,10 @@ class LLMUnavailableError(ApplianceError):
     """The LLM server cannot be reached, is failing, or timed out (HTTP 503)."""
 
 
+class LLMInterruptedError(LLMUnavailableError):
+    """The LLM server failed in the middle of an answer; what came before is incomplete."""
+
+
 @dataclass
 class StreamResult:
     """Filled in while a stream runs; complete once the stream ends."""
@@ -52,6 +56,7 @@ class LLMClient:
         self._model: str | None = settings.llm_model
         self._tokenize_style: str | None = None  # "llama-server" | "llama-cpp-python" | "none"
         self._vocab = None  # a vocabulary-only llama_cpp.Llama, False if unavailable
+        self.last_token_at: float | None = None  # when a streamed token last arrived (readiness)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -61,6 +66,11 @@ class LLMClient:
         data = await self._request("GET", f"{self.base_url}/models", timeout=5.0)
         return [m.get("id", "") for m in data.get("data", [])]
 
+    @property
+    def known_model(self) -> str | None:
+        """The model's name if already known (no request)."""
+        return self._model
+
     async def model_name(self) -> str:
         if self._model is None:
             models = await self.list_models()
@@ -68,6 +78,27 @@ class LLMClient:
                 raise LLMUnavailableError(f"The LLM server at {self.base_url} lists no model yet; wait for it to load.")
             self._model = models[0]
         return self._model
+
+    async def probe(self, busy: bool, timeout_s: float = 2.0) -> tuple[str, str | None]:
+        """The LLM server's state for readiness: ("up" | "busy" | "down", why not up).
+
+        Never waits behind a generation: while answers are in flight and a token arrived
+        in the last half minute, the server is busy and that is the answer, at once. A
+        check that connects but gets no answer in time is "busy" while answers are in
+        flight (llama_cpp.server answers one request at a time), "down" otherwise."""
+        if busy and self.last_token_at and time.monotonic() - self.last_token_at < 30:
+            return "busy", None
+        try:
+            response = await self.http.get(f"{self.base_url}/models", timeout=httpx.Timeout(timeout_s))
+        except httpx.TimeoutException as exc:
+            if busy and not isinstance(exc, httpx.ConnectTimeout):
+                return "busy", None
+            return "down", str(self._unavailable(exc))
+        except httpx.HTTPError as exc:
+            return "down", str(self._unavailable(exc))
+        if response.status_code != 200:
+            return "down", str(self._http_error(response.status_code, response.text[:300]))
+        return "up", None
 
     # -- tokens --------------------------------------------------------------
     def _local_tokenizer(self):
@@ -132,20 +163,34 @@ class LLMClient:
         return (data["choices"][0]["message"].get("content") or "").strip()
 
     async def stream(self, messages: list[dict], max_tokens: int, result: StreamResult) -> AsyncIterator[str]:
-        """Yield text deltas; fill `result`. Closing the iterator closes the connection."""
+        """Yield text deltas; fill `result`. Closing the iterator closes the connection.
+
+        An answer is complete only when the server says why it ended (a finish reason)
+        or sends [DONE]. An `error:` line (llama-server's way to report a failure mid-
+        stream), an error object, or a stream that simply stops raises LLMInterruptedError:
+        a cut answer must never be taken, and stored, as a whole one."""
         body = await self._body(messages, max_tokens, stream=True)
+        ended = False
         try:
             async with self.http.stream("POST", f"{self.base_url}/chat/completions", json=body) as response:
                 if response.status_code != 200:
                     detail = (await response.aread()).decode(errors="replace")[:300]
                     raise self._http_error(response.status_code, detail)
                 async for line in response.aiter_lines():
+                    if line.startswith("error:"):
+                        raise self._interrupted(line[6:].strip())
                     if not line.startswith("data:"):
                         continue
                     payload = line[5:].strip()
                     if payload == "[DONE]":
+                        ended = True
                         break
-                    event = json.loads(payload)
+                    try:
+                        event = json.loads(payload)
+                    except json.JSONDecodeError:
+                        raise self._interrupted(f"an unreadable line: {payload[:100]}") from None
+                    if event.get("error"):
+                        raise self._interrupted(json.dumps(event["error"])[:300])
                     if event.get("usage"):
                         result.prompt_tokens = event["usage"].get("prompt_tokens")
                         result.completion_tokens = event["usage"].get("completion_tokens") or result.completion_tokens
@@ -154,6 +199,7 @@ class LLMClient:
                         if choice.get("finish_reason"):
                             result.finish_reason = choice["finish_reason"]
                         if delta:
+                            self.last_token_at = time.monotonic()
                             if result.first_token_s is None:
                                 result.first_token_s = time.perf_counter() - result.started
                             result.text += delta
@@ -161,7 +207,11 @@ class LLMClient:
                                 result.completion_tokens += 1
                             yield delta
         except httpx.HTTPError as exc:
+            if result.text:
+                raise self._interrupted(f"the connection broke ({type(exc).__name__})") from exc
             raise self._unavailable(exc) from exc
+        if not ended and result.finish_reason is None:
+            raise self._interrupted("the stream ended without a finish reason")
 
     # -- helpers -------------------------------------------------------------
     async def _body(self, messages: list[dict], max_tokens: int, stream: bool) -> dict[str, Any]:
@@ -194,6 +244,12 @@ class LLMClient:
         return LLMUnavailableError(
             f"The LLM server at {self.base_url} is not reachable. Start it (./runpod_simple_startup.sh "
             "starts everything) or set RAG_LLM_BASE_URL to a running OpenAI-compatible server."
+        )
+
+    def _interrupted(self, why: str) -> LLMInterruptedError:
+        return LLMInterruptedError(
+            f"The LLM server at {self.base_url} stopped in the middle of the answer ({' '.join(why.split())[:200]}). "
+            "Ask again in a moment."
         )
 
     def _http_error(self, status: int, detail: str) -> LLMUnavailableError:

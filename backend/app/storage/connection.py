@@ -17,7 +17,7 @@ from typing import Literal
 
 from app.errors import ConfigurationError, DatabaseBusyError, StorageUnavailableError
 from app.settings import Settings
-from app.storage import lite_server
+from app.storage import engine_logs, lite_server
 
 Mode = Literal["remote", "shared", "embedded"]
 
@@ -30,6 +30,7 @@ class MilvusTarget:
     token: str
     mode: Mode
     db_path: Path | None = None
+    logs_dir: Path | None = None  # where an embedded engine started here logs
 
     def describe(self) -> str:
         if self.mode == "remote":
@@ -47,7 +48,7 @@ def resolve_target(settings: Settings) -> MilvusTarget:
     server = lite_server.running_server(db_path)
     if server:
         return MilvusTarget(uri=server.uri, token="", mode="shared", db_path=db_path)
-    return MilvusTarget(uri=str(db_path), token="", mode="embedded", db_path=db_path)
+    return MilvusTarget(uri=str(db_path), token="", mode="embedded", db_path=db_path, logs_dir=settings.logs_path)
 
 
 def _check_lite_file_name(db_path: Path) -> None:
@@ -83,6 +84,8 @@ def connect(target: MilvusTarget, timeout_s: float):
     if target.mode == "embedded":
         assert target.db_path is not None
         target.db_path.parent.mkdir(parents=True, exist_ok=True)
+        if target.logs_dir is not None:
+            engine_logs.use_for_this_process(target.logs_dir)
         if lite_server.lock_is_held(target.db_path):
             raise DatabaseBusyError(
                 f"The database {target.db_path} is open in another process that does not share it "

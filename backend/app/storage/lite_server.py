@@ -30,6 +30,8 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.storage import engine_logs
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -155,8 +157,10 @@ def _die_with_parent() -> None:
         pass
 
 
-def serve(db_path: Path, host: str = LOOPBACK, port: int = 0, log_level: str = "ERROR") -> int:
-    """Hold the lock, run the engine on host:port until SIGTERM/SIGINT, then clean up."""
+def serve(db_path: Path, host: str = LOOPBACK, port: int = 0, log_level: str = "ERROR",
+          logs_dir: Path | None = None) -> int:
+    """Hold the lock, run the engine on host:port until SIGTERM/SIGINT, then clean up.
+    The engine logs under `logs_dir` (engine_logs.py), old files pruned as it runs."""
     db_path = db_path.resolve()
     db_path.parent.mkdir(parents=True, exist_ok=True)
     lock_fh = open(lock_path(db_path), "a")
@@ -169,6 +173,9 @@ def serve(db_path: Path, host: str = LOOPBACK, port: int = 0, log_level: str = "
     binary = _milvus_binary()
     env = dict(os.environ)
     env["LD_LIBRARY_PATH"] = f"{binary.parent}:{env.get('LD_LIBRARY_PATH', '')}"
+    if logs_dir is not None:
+        env.update(engine_logs.engine_log_env(logs_dir))
+        engine_logs.prune(logs_dir)
     engine = subprocess.Popen(
         [str(binary), str(db_path), f"{host}:{port}", log_level],
         cwd=str(db_path.parent),
@@ -195,8 +202,12 @@ def serve(db_path: Path, host: str = LOOPBACK, port: int = 0, log_level: str = "
         tmp.write_text(json.dumps({"pid": os.getpid(), "host": host, "port": port, "db": str(db_path)}))
         tmp.replace(state_file)
         print(f"Milvus Lite server for {db_path} listening on {host}:{port}", flush=True)
+        pruned_at = time.monotonic()
         while not stopping and engine.poll() is None:
             time.sleep(0.2)
+            if logs_dir is not None and time.monotonic() - pruned_at > 60:
+                engine_logs.prune(logs_dir)
+                pruned_at = time.monotonic()
         return 0 if stopping else 1
     finally:
         state_file.unlink(missing_ok=True)
@@ -262,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         state = running_server(db)
         print(f"running (pid {state.pid}) at {state.uri}" if state else "not running")
         return 0 if state else 1
-    return serve(db, port=args.port)
+    return serve(db, port=args.port, logs_dir=settings.logs_path)
 
 
 if __name__ == "__main__":
