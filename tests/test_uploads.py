@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 
+from app.errors import DatabaseBusyError
 from backend_fixtures import BackendServer, as_instructor, free_port, sample_course_settings
 from conftest import topic_text
 from test_hostile_files import docx_bomb
@@ -144,3 +145,22 @@ def test_jobs_are_the_instructors_only(backend, upload_settings):
     assert httpx.get(f"{backend.url}/api/documents/jobs").status_code == 401
     assert httpx.get(f"{backend.url}/api/documents/jobs/abc").status_code == 401
     assert httpx.get(f"{backend.url}/api/documents/jobs/abc", headers=as_instructor(upload_settings)).status_code == 404
+
+
+def test_one_passage_in_two_files_is_one_source(backend, upload_settings):
+    """A copy that reached the folder by hand (not an upload, which is refused as a
+    duplicate) must not fill the sources with one passage."""
+    import shutil
+
+    materials = upload_settings.materials_path
+    original = materials / "data-structures-101" / "02-stacks-and-queues.md"
+    shutil.copy(original, materials / "copy of stacks.md")
+    for _ in range(120):  # after the start-up check, which may still hold the ingest lock
+        try:
+            backend.services.documents.ingest_materials()
+            break
+        except DatabaseBusyError:
+            time.sleep(0.5)
+    found = backend.services.retriever.search("What is a stack and what is it used for?")
+    texts = [" ".join(s.text.split()) for s in found.sources]
+    assert found.sources and len(texts) == len(set(texts))

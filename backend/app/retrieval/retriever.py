@@ -320,9 +320,11 @@ class Retriever:
 
     def _one_per_page(self, ranked: list[_Candidate], keep: int, vector) -> list[_Candidate]:
         """The best chunk of each page only: overlapping neighbours from one page say the
-        same thing, and five different places are more useful to cite (and to check)."""
+        same thing, and five different places are more useful to cite (and to check). The
+        same passage in two files (a book copied into two folders) counts once too."""
         chosen: list[_Candidate] = []
         seen: set[tuple] = set()
+        said: set[str] = set()
         start = 0
         while len(chosen) < keep and start < len(ranked):
             batch = ranked[start:start + 2 * keep]
@@ -330,9 +332,11 @@ class Retriever:
             self._fill_rows(batch, vector)
             for c in batch:
                 key = (c.row.get("file_path"), c.row.get("page_start"), c.row.get("heading"))
-                if key in seen:
+                text = " ".join((c.row.get("text") or "").split())
+                if key in seen or text in said:
                     continue
                 seen.add(key)
+                said.add(text)
                 chosen.append(c)
                 if len(chosen) == keep:
                     break
