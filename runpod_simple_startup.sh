@@ -295,7 +295,7 @@ start_backend() {
   session_running "$BACKEND_SESSION" && tm kill-session -t "$BACKEND_SESSION"
   port_busy "$BACKEND_PORT" && fail "port $BACKEND_PORT (backend) is already in use by another program. Stop it, or set RAG_BACKEND_PORT to a free port."
   local cmd
-  cmd="cd $(printf %q "$ROOT/backend") && RAG_LLM_BASE_URL=http://127.0.0.1:$LLM_PORT/v1 RAG_LLM_MODEL_PATH=$(printf %q "$MODEL_PATH") RAG_LLM_DEVICE=$(printf %q "$(llm_device_label)")${LLM_KEY:+ RAG_LLM_API_KEY=$(printf %q "$LLM_KEY")} $(device_env) exec $(printf %q "$PY") -m uvicorn app.main:app --host 0.0.0.0 --port $BACKEND_PORT >> $(printf %q "$LOG_DIR/backend.log") 2>&1"
+  cmd="cd $(printf %q "$ROOT/backend") && RAG_LLM_BASE_URL=http://127.0.0.1:$LLM_PORT/v1 RAG_LLM_MODEL_PATH=$(printf %q "$MODEL_PATH") RAG_LLM_DEVICE=$(printf %q "$(llm_device_label)")${LLM_KEY:+ RAG_LLM_API_KEY=$(printf %q "$LLM_KEY")} $(device_env | tr "\n" " ")exec $(printf %q "$PY") -m uvicorn app.main:app --host 0.0.0.0 --port $BACKEND_PORT >> $(printf %q "$LOG_DIR/backend.log") 2>&1"
   echo "=== $(date -Is) starting backend" >> "$LOG_DIR/backend.log"
   tm new-session -d -s "$BACKEND_SESSION" "$cmd"
   wait_for "the backend" "http://127.0.0.1:$BACKEND_PORT/api/ready" 300 "$LOG_DIR/backend.log" "$BACKEND_SESSION" \

@@ -9,7 +9,7 @@ use, ~2.5 minutes), real vectors: bench/chat.py's random vectors make every clau
 like chatter, so nothing is kept there. Three ways taking turns, so the machine's noise falls
 on all: the bare question; the chatty message as the retriever runs it (the kept
 question's vector, embedded with the clauses, is searched with); and the same with that
-vector thrown away, so the question is embedded again (before session 20).
+vector thrown away, so the question is embedded again (as the retriever once did).
 """
 
 from __future__ import annotations
