@@ -164,3 +164,13 @@ def test_one_passage_in_two_files_is_one_source(backend, upload_settings):
     found = backend.services.retriever.search("What is a stack and what is it used for?")
     texts = [" ".join(s.text.split()) for s in found.sources]
     assert found.sources and len(texts) == len(set(texts))
+
+
+def test_a_file_that_failed_is_listed_with_its_reason(backend, upload_settings):
+    (upload_settings.materials_path / "empty notes.md").write_bytes(b"")  # copied in by hand
+    check = post(backend, upload_settings, "kd trees.md", notes("kd trees"), wait=120)  # runs the folder's ingest
+    assert check.status_code == 201, check.text
+    failed = httpx.get(f"{backend.url}/api/documents/failed", headers=as_instructor(upload_settings)).json()
+    assert {"file": "empty notes.md", "reason": "empty file (0 bytes)"} in [
+        {k: f[k] for k in ("file", "reason")} for f in failed]
+    assert httpx.get(f"{backend.url}/api/documents/failed").status_code == 401  # the instructor's only

@@ -64,6 +64,7 @@ export const api = {
   rename: (id, title) => request("PATCH", `api/conversations/${encodeURIComponent(id)}`, { title }),
   remove: (id) => request("DELETE", `api/conversations/${encodeURIComponent(id)}`),
   documents: () => request("GET", withCourse("api/documents")),
+  failedDocuments: () => request("GET", withCourse("api/documents/failed")),
   removeDocument: (file) => request("DELETE", withCourse(`api/documents/${encodePath(file)}`)),
 };
 

@@ -43,6 +43,11 @@ export class MaterialsDialog {
       return;
     }
     this.body.replaceChildren(...documents.map((doc) => this.row(doc)));
+    if (instructor) {
+      // Files in the folder that could not be read, with why: they wait for a fixed copy.
+      const failed = await api.failedDocuments().catch(() => []);
+      this.body.append(...failed.map((f) => failedRow(f)));
+    }
     const pages = documents.reduce((n, d) => n + (d.pages || 0), 0);
     const chunks = documents.reduce((n, d) => n + (d.chunks || 0), 0);
     this.summary.textContent = documents.length
@@ -169,6 +174,19 @@ export class MaterialsDialog {
       state.textContent = job.message;
     }
   }
+}
+
+function failedRow(failure) {
+  const tr = document.createElement("tr");
+  tr.className = "failed";
+  tr.dataset.file = failure.file;
+  const name = cell(failure.file, "name");
+  const why = document.createElement("div");
+  why.className = "muted";
+  why.textContent = `Not ingested: ${failure.reason}`;
+  name.append(why);
+  tr.append(name, cell("–", "num"), cell("–", "num"), cell(""), cell(""));
+  return tr;
 }
 
 function cell(text, className) {

@@ -38,6 +38,12 @@ async def list_documents(caller: Student, course: CourseDep) -> list[dict]:
     return await asyncio.to_thread(course.documents.list)
 
 
+@router.get("/failed", summary="Files that could not be ingested, and why (instructor)")
+async def failed_documents(caller: Instructor, course: CourseDep) -> list[dict]:
+    """Each is named with its reason until it changes (fix or replace it) or is removed."""
+    return await asyncio.to_thread(course.documents.failures)
+
+
 @router.get("/file/{path:path}", summary="The original file, to open a cited page (students and the instructor)")
 async def original_file(path: str, caller: Student, course: CourseDep) -> FileResponse:
     """Served inline, so a browser opens a PDF at `#page=N` from a citation."""

@@ -98,6 +98,12 @@ class DocumentService:
             for r in sorted(self.catalog.files().values(), key=lambda r: r.path)
         ]
 
+    def failures(self) -> list[dict]:
+        """Files in the materials folder that could not be ingested, with the reason; each is
+        read again only once it changes (or a read limit is raised)."""
+        return [{"file": f.path, "reason": f.reason, "failed_at": f.failed_at}
+                for f in sorted(self.catalog.failures().values(), key=lambda f: f.path)]
+
     def _in_materials(self, path: str) -> Path | None:
         """The file under the materials folder, or None if outside it or missing."""
         materials = self.settings.materials_path.resolve()
