@@ -7,7 +7,8 @@ Each student (its own browser cookie) asks question after question through POST
 /api/chat/stream; meanwhile a prober times GET /api/health and a student's GET
 /api/conversations every 0.25 s. Per row: answers completed, busy errors (told to try
 again), other errors, time to the first event (a `queued` place or the sources) and to
-the first token (p50/p95), and the prober's p95s.
+the first token (p50/p95), the longest silence in a stream (the longest gap between two
+events: how long a student is left without news), and the prober's p95s.
 
 Two configurations of answer slots run against the same LLM server in the same run:
 8 (the old default: beyond the LLM server's own slots, a question waits inside it,
@@ -49,6 +50,7 @@ async def student(url: str, n: int, until: float, out: dict, http) -> None:
             asked += 1
             started = time.monotonic()
             first_event = first_token = None
+            last_event, silence = started, 0.0
             outcome = "cut"
             try:
                 async with client.stream("POST", "/api/chat/stream", json={"message": question}) as response:
@@ -61,8 +63,10 @@ async def student(url: str, n: int, until: float, out: dict, http) -> None:
                         async for line in response.aiter_lines():
                             if line.startswith("event:"):
                                 event = line[6:].strip()
+                                now = time.monotonic()
+                                silence, last_event = max(silence, now - last_event), now
                                 if first_event is None:
-                                    first_event = time.monotonic() - started
+                                    first_event = now - started
                             elif line.startswith("data:"):
                                 if event == "token" and first_token is None:
                                     first_token = time.monotonic() - started
@@ -73,6 +77,7 @@ async def student(url: str, n: int, until: float, out: dict, http) -> None:
             except http.HTTPError:
                 outcome = "error"
             out["outcomes"].append(outcome)
+            out["silence"].append(silence)
             if first_event is not None:
                 out["first_event"].append(first_event)
             if first_token is not None:
@@ -95,7 +100,7 @@ async def prober(url: str, until: float, out: dict, http) -> None:
 async def class_of(url: str, students: int, seconds: float) -> dict:
     import httpx
 
-    out = {"outcomes": [], "first_event": [], "first_token": [], "health": [], "list": []}
+    out = {"outcomes": [], "first_event": [], "first_token": [], "silence": [], "health": [], "list": []}
     until = time.monotonic() + seconds
     await asyncio.gather(prober(url, until, out, httpx),
                          *(student(url, n, until, out, httpx) for n in range(students)))
@@ -154,13 +159,14 @@ def main() -> int:
     rows = [row for kind in kinds for row in run_kind(kind, args, embedder)]
     print(f"\n{args.seconds:g} s per row, answers of at most {args.max_tokens} tokens, wait bound {args.wait:g} s\n")
     print("| server | answer slots | students | answers | busy | errors | first event p50 / p95 s "
-          "| first token p50 / p95 s | health p95 ms | list p95 ms |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| first token p50 / p95 s | longest silence p50 / p95 s | health p95 ms | list p95 ms |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for kind, slots, students, out in rows:
         o = out["outcomes"]
         print(f"| {kind} | {slots} | {students} | {o.count('done')} | {o.count('busy')} | "
               f"{o.count('error') + o.count('cut')} | {p(out['first_event'], .5):.2f} / {p(out['first_event'], .95):.2f} "
               f"| {p(out['first_token'], .5):.2f} / {p(out['first_token'], .95):.2f} "
+              f"| {p(out['silence'], .5):.2f} / {p(out['silence'], .95):.2f} "
               f"| {p(out['health'], .95) * 1000:.0f} | {p(out['list'], .95) * 1000:.0f} |")
     return 0
 
