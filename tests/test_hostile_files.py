@@ -126,3 +126,24 @@ def test_a_failed_file_is_not_read_again_until_it_changes(harness, materials, se
     (materials / "bomb.docx").unlink()  # gone: forgotten
     run_within(harness, materials, 120, raised)
     assert harness.ingestor(raised).catalog.failures() == {}
+
+
+def test_a_remembered_failure_does_not_load_the_embedder(harness, materials, settings, embedder):
+    """A re-run of a folder whose only change-candidate is a file that failed before reads
+    nothing and loads no model (loading it is most of an unchanged re-run's time)."""
+    (materials / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    first, _ = run_within(harness, materials, 120)
+    assert "broken.pdf" in first.failed
+    loads = []
+
+    def counting_loader():
+        loads.append(1)
+        return embedder
+
+    client, target = harness.client()
+    from app.ingestion.pipeline import Ingestor
+
+    again = Ingestor(settings, client, target.uri, target.token, target.describe(),
+                     embedder_loader=counting_loader).run(materials)
+    assert again.failed_before == ["broken.pdf"] and again.unchanged == 2
+    assert loads == []
