@@ -76,7 +76,7 @@ def prepare_database(args, settings, embedder):
     target = resolve_target(settings)
     ingestor = Ingestor(settings, connect(target, 30), target.uri, "", target.describe(),
                         embedder_loader=lambda: embedder)
-    report = ingestor.run(books, prune=True)
+    report = ingestor.run(books, prune=True, links_into=args.corpus)
     if report.ingested or report.updated:
         print(f"ingested {len(report.ingested) + len(report.updated)} books, "
               f"{report.chunks_written} chunks in {report.elapsed_s:.0f} s", file=sys.stderr)

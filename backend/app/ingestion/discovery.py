@@ -41,9 +41,11 @@ class Discovery:
     unreadable: dict[str, str] = field(default_factory=dict)  # rel_path -> reason
 
 
-def discover(root: Path) -> Discovery:
+def discover(root: Path, links_into: Path | None = None) -> Discovery:
+    """`links_into`: a second folder file links may point into (the evaluation mirrors a
+    corpus folder with links); never set for course materials."""
     found = Discovery()
-    inside = root.resolve()
+    inside = [root.resolve()] + ([links_into.resolve()] if links_into else [])
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         hidden_dirs = [d for d in dirnames if d.startswith(".")]
         found.hidden_skipped += len(hidden_dirs)
@@ -60,7 +62,7 @@ def discover(root: Path) -> Discovery:
                 continue
             try:
                 info = path.stat()  # follows a link: what would be read
-                leaves = path.is_symlink() and not path.resolve().is_relative_to(inside)
+                leaves = path.is_symlink() and not any(path.resolve().is_relative_to(i) for i in inside)
             except FileNotFoundError:
                 found.unreadable[rel] = "broken link or file vanished"
                 continue

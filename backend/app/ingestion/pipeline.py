@@ -160,7 +160,10 @@ class Ingestor:
         prune: bool = False,
         reset: bool = False,
         listener: ProgressListener | None = None,
+        links_into: Path | None = None,
     ) -> IngestReport:
+        """Ingest `directory`; `links_into` lets file links point into that folder too
+        (the evaluation's mirror of a corpus; course materials never get one)."""
         listener = listener or ProgressListener()
         started = time.perf_counter()
         if not directory.is_dir():
@@ -175,7 +178,7 @@ class Ingestor:
         records = self.catalog.files()
         report.repaired = self._repair(records)
 
-        found = discover(directory)
+        found = discover(directory, links_into)
         report.hidden_skipped = found.hidden_skipped
         report.unsupported_skipped = found.unsupported_skipped
         report.failed.update(found.unreadable)
