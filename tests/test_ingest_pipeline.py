@@ -110,6 +110,8 @@ def test_bad_inputs_are_reported_by_name_and_the_rest_ingest(harness, materials)
     (materials / "bad" / "empty.md").write_text("# Fixed\nNow it has text about tries.")
     again = harness.run(materials)
     assert again.ingested == ["bad/empty.md"]
+    failures = harness.ingestor().catalog.failures()
+    assert "bad/empty.md" not in failures and "bad/corrupt.pdf" in failures  # fixed: forgotten
 
 
 def test_a_permission_error_is_said_in_plain_words(materials, monkeypatch):

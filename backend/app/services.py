@@ -121,6 +121,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     llm = LLMClient(settings)
     llm.prepare()
     conversations = ConversationStore(settings.conversations_path, settings.default_course)
+
     def build_course(name: str, course_settings: Settings) -> Course:
         read = build_read_side(course_settings, client, target, embedder)
         read.retriever.prepare()

@@ -136,11 +136,9 @@ class IngestJobs:
         return [job for job in reversed(self._jobs.values()) if job.course == course]
 
     def position(self, job: Job) -> int:
-        """0 while it runs or is over; else how many jobs are ahead of it, plus one."""
-        return self._queue.index(job) + 1 if job in self._queue else 0
-
-    def pending(self, course: str, action: Action) -> list[Job]:
-        return [job for job in self._queue if job.course == course and job.action == action]
+        """0 while it runs or is over; else how many jobs are ahead of it, plus one (a
+        running batch stays at the head of the queue until it is done)."""
+        return self._queue.index(job) + 1 if job.state == "queued" and job in self._queue else 0
 
     @staticmethod
     async def wait(job: Job, seconds: float) -> bool:

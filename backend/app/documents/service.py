@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,11 +136,6 @@ class DocumentService:
             raise UploadRejected(f"'{filename}' is not a supported type; upload one of: {allowed}.", 415)
         return name
 
-    def upload_path(self, name: str) -> Path:
-        folder = self.settings.materials_path / UPLOAD_SUBDIR
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / name
-
     def ingest_materials(self, listener=None) -> IngestReport:
         """Blocking: run the ingest pipeline on the materials folder (call in a thread)."""
         with exclusive_ingest(self.db_path):
@@ -196,7 +190,6 @@ class DocumentService:
         """Move the received file to its name (blocking). A hard link cannot overwrite, so
         a file that appeared meanwhile (copied in by hand) is a 409, not lost. Replacing
         keeps the earlier version under a hidden name, returned, until the new one is in."""
-        kept = None
         if upload.replace and upload.target.exists():
             kept = upload.target.with_name(f".{upload.target.name}.{os.urandom(6).hex()}.previous")
             os.link(upload.target, kept)
@@ -208,9 +201,9 @@ class DocumentService:
             raise UploadRejected(f"A file named '{upload.rel_path}' appeared while this one was uploaded. Upload "
                                  "with replace=true to replace it, or rename the file.", 409) from None
         upload.temporary.unlink()
-        return kept
+        return None
 
-    def clean_upload_folder(self, older_than_s: float = 0.0) -> list[str]:
+    def clean_upload_folder(self) -> list[str]:
         """What a killed backend left of uploads in progress: temporary files go; an earlier
         version kept for a replacement goes too once the replacement is in place (the
         start-up check then ingests the new one). Returns the names removed."""
@@ -218,10 +211,9 @@ class DocumentService:
         removed: list[str] = []
         if not folder.is_dir():
             return removed
-        cutoff = time.time() - older_than_s
         for entry in folder.iterdir():
             match = _TEMPORARY.match(entry.name)
-            if not match or entry.stat().st_mtime > cutoff:
+            if not match:
                 continue
             if match.group(3) == "previous" and not (folder / match.group(1)).exists():
                 entry.replace(folder / match.group(1))  # the replacement never arrived: keep the old one

@@ -175,7 +175,7 @@ class Ingestor:
             self.catalog.drop()
         meta = self.check_model()
         self.catalog.ensure()
-        records = self.catalog.files()
+        records, failures = self.catalog.files_and_failures()
         report.repaired = self._repair(records)
 
         found = discover(directory, links_into)
@@ -186,7 +186,6 @@ class Ingestor:
         fingerprint = pipeline_fingerprint(self.settings)
         limits = read_limits(self.settings)
         attempt = f"{fingerprint}|{limits.describe()}"
-        failures = self.catalog.failures()
         work: list[tuple[SourceFile, str, bool]] = []  # (file, hash, is_update)
         for source in found.files:
             try:
@@ -214,6 +213,8 @@ class Ingestor:
             gone = []
         with ReaderProcess(limits) as reader:
             self._ingest_all(work, gone, meta, reader, attempt, fingerprint, report, listener)
+        for path in failures.keys() & {*report.ingested, *report.updated}:  # failed before, in now
+            self.catalog.forget_failure(path)
 
         # Keep the keyword index in step: rebuilt when this run (or an earlier, interrupted
         # one) changed the collection, a no-op otherwise.
@@ -289,7 +290,6 @@ class Ingestor:
             page_count=document.page_count, size_bytes=source.size_bytes, kind=source.kind,
             warnings=document.warnings,
         ))
-        self.catalog.forget_failure(path)
         listener.advanced(max(0, expected_pages - pages_done), 0)
         (report.updated if is_update else report.ingested).append(path)
         if document.warnings:

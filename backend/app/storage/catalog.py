@@ -98,11 +98,18 @@ class Catalog:
 
     # -- files --------------------------------------------------------------
     def files(self) -> dict[str, FileRecord]:
-        return {key: FileRecord(**record) for key, record in self._rows().items() if not key.startswith("/")}
+        return self.files_and_failures()[0]
 
     def failures(self) -> dict[str, FailedFile]:
-        return {key[len(_FAILED):]: FailedFile(**record) for key, record in self._rows().items()
-                if key.startswith(_FAILED)}
+        return self.files_and_failures()[1]
+
+    def files_and_failures(self) -> tuple[dict[str, FileRecord], dict[str, FailedFile]]:
+        """Both, from one read of the manifest (an ingest run needs both)."""
+        rows = self._rows()
+        files = {key: FileRecord(**record) for key, record in rows.items() if not key.startswith("/")}
+        failures = {key[len(_FAILED):]: FailedFile(**record) for key, record in rows.items()
+                    if key.startswith(_FAILED)}
+        return files, failures
 
     def put_failure(self, failure: FailedFile) -> None:
         self._upsert(_FAILED + failure.path, asdict(failure))
