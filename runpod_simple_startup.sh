@@ -242,7 +242,7 @@ start_llm() {
   if [ "$LLM_SERVER" = "native" ]; then
     # Each slot gets the full context window: -c is the total across slots.
     [ "$layers" = "-1" ] && layers=999  # llama-server's "all layers"
-    cmd="$(printf %q "$LLAMA_SERVER_BIN") -m $(printf %q "$MODEL_PATH") --host $LLM_HOST --port $LLM_PORT -c $((LLM_CONTEXT * LLM_PARALLEL)) -np $LLM_PARALLEL -ngl $layers$threads_native$key_native --alias $(printf %q "$alias")"
+    cmd="$(printf %q "$LLAMA_SERVER_BIN") -m $(printf %q "$MODEL_PATH") --host $LLM_HOST --port $LLM_PORT -c $((LLM_CONTEXT * LLM_PARALLEL)) -np $LLM_PARALLEL -ngl $layers$threads_native$key_native --metrics --alias $(printf %q "$alias")"
   else
     cmd="$(printf %q "$PY") -m llama_cpp.server --model $(printf %q "$MODEL_PATH") --host $LLM_HOST --port $LLM_PORT --n_ctx $LLM_CONTEXT --n_gpu_layers $layers$threads_python$key_python --interrupt_requests False --model_alias $(printf %q "$alias")"
   fi

@@ -81,8 +81,10 @@ def test_chat_answers_with_sources_that_carry_pages(backend):
     assert top["heading"] == sections[top["page_start"]]
     section = f", {top['heading']}" if top["heading"] else ""
     assert top["location"] == f"{HASH_PDF}, p. {pages} (printed {expected_label}){section}"
-    for key in ("retrieval_ms", "first_token_ms", "generation_ms", "total_ms"):
-        assert body["timings"][key] is not None and body["timings"][key] >= 0
+    # the turn's stages, the search's own steps among them (token match reranks by default)
+    for key in ("retrieval_ms", "embed_ms", "dense_ms", "keyword_ms", "rerank_ms", "prompt_ms",
+                "first_token_ms", "generation_ms", "total_ms"):
+        assert body["timings"][key] is not None and body["timings"][key] >= 0, key
     assert body["usage"]["completion_tokens"] > 0
 
 

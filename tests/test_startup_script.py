@@ -236,6 +236,16 @@ def test_native_llama_server_serves_students_in_parallel(appliance):
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         answers = list(pool.map(lambda q: httpx.post(f"{backend}/api/chat", json={"message": q}, timeout=300), questions))
     assert all(a.status_code == 200 and a.json()["answer"].strip() for a in answers)
+    # llama-server's own metrics (--metrics), passed through the backend to the instructor
+    from prometheus_client.parser import text_string_to_metric_families
+
+    key = (copy / "milvus_data" / "access" / "instructor.key").read_text().strip()
+    passed = httpx.get(f"{backend}/metrics/llm", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert passed.status_code == 200, passed.text
+    served = {s.name: s.value for f in text_string_to_metric_families(passed.text) for s in f.samples}
+    generated = sum(a.json()["usage"]["completion_tokens"] for a in answers)
+    assert served["llamacpp:tokens_predicted_total"] >= generated > 0
+    assert httpx.get(f"{backend}/metrics/llm").status_code == 401
     assert run(copy, env, "stop").returncode == 0
     time.sleep(1)
     assert processes_mentioning(str(copy)) == [] and processes_mentioning(f"--port {env['RAG_LLM_PORT']}") == []

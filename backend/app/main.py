@@ -15,8 +15,10 @@ from fastapi import FastAPI
 
 from app.access.control import AccessControl
 from app.access.middleware import AccessMiddleware
-from app.api import access, chat, conversations, courses, documents, errors, health
+from app.api import access, chat, conversations, courses, documents, errors, health, metrics, openai
 from app.frontend import FrontendFiles
+from app.metrics.middleware import RequestMetrics
+from app.metrics.registry import ApplianceMetrics
 from app.settings import Settings, get_settings
 
 
@@ -30,6 +32,8 @@ def create_app(settings: Settings | None = None, services=None, embedder=None) -
 
         built = services or build_services(settings or get_settings(), embedder=embedder)
         app.state.services = built
+        if app.state.metrics is not None:
+            built.jobs.report_listeners.append(app.state.metrics.observe_ingest)
         built.start()
         try:
             yield
@@ -47,9 +51,12 @@ def create_app(settings: Settings | None = None, services=None, embedder=None) -
     app.state.access = AccessControl(resolved)
     app.state.access.prepare()
     errors.install(app)
-    for module in (health, access, courses, chat, conversations, documents):
+    for module in (health, access, courses, chat, conversations, documents, openai, metrics):
         app.include_router(module.router)
     app.add_middleware(AccessMiddleware, access=app.state.access)
+    app.state.metrics = ApplianceMetrics() if resolved.metrics_enabled else None
+    if app.state.metrics is not None:  # outermost: it sees every request, refused ones too
+        app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     if resolved.cors_origins:  # other sites' pages, by name only; same origin needs no CORS
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -396,6 +396,15 @@ class Settings(BaseSettings):
         default=Path("milvus_data/conversations.sqlite3"),
         description="SQLite file of the chat history (beside the vector data).",
     )
+    openai_sources_in_text: bool = Field(
+        default=True, description="On /v1/chat/completions, end each answer's text with a short "
+        "\"Sources:\" list (file and page), for OpenAI clients that show only the text. The sources "
+        "also travel in the response's `rag` field either way.",
+    )
+    metrics_enabled: bool = Field(
+        default=True, description="Count requests, turn stages, answers and ingests for GET /metrics "
+        "(Prometheus; instructor key). Off: /metrics answers 404 and nothing is counted.",
+    )
 
     # --- derived values -------------------------------------------------
     @property

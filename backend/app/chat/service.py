@@ -60,6 +60,9 @@ def leans_back(question: str) -> bool:
 
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
+# How the chat's declines begin (canned_reply knows them in a conversation sent back).
+NOTHING_INGESTED = "Nothing has been ingested yet"
+NEVER_MENTIONED = "The course materials never mention"
 # The reply to a message that is only chatter ("Thanks!", "Hi"): no LLM call, no sources.
 SMALL_TALK_REPLY = ("Happy to help! Ask me a question about the course materials, and I'll answer "
                     "from them and show the pages I used.")
@@ -88,6 +91,7 @@ class PreparedTurn:
     timings: dict[str, float] = field(default_factory=dict)
     owner: str | None = None  # who a new conversation belongs to (app/access/)
     any_owner: bool = False  # the instructor may continue anyone's conversation
+    remember: bool = True  # stored once answered (an OpenAI client without a conversation id: not)
 
 
 class ChatService:
@@ -154,10 +158,14 @@ class ChatService:
             joined += 1
         return " ".join([*asked[len(asked) - joined:], question]).strip()
 
-    async def prepare(self, question: str, conversation_id: str | None, regenerate: bool = False) -> PreparedTurn:
+    async def prepare(self, question: str, conversation_id: str | None, regenerate: bool = False,
+                      history: list[Message] | None = None) -> PreparedTurn:
+        """`history`: the conversation as the client sent it (OpenAI clients send it whole
+        each time), instead of the one stored under `conversation_id`."""
         started = time.perf_counter()
         cid = conversation_id or uuid.uuid4().hex
-        history = await self.store.messages(cid)
+        if history is None:
+            history = await self.store.messages(cid)
         replaces: list[int] = []
         if regenerate and len(history) >= 2 and [m.role for m in history[-2:]] == ["user", "assistant"]:
             # Answer as if the last turn had not happened; it is replaced once this one is stored.
@@ -169,11 +177,15 @@ class ChatService:
         # reported as what was searched: without the chatter, and typos fixed
         turn = PreparedTurn(cid, question, retrieval.search_text or found.query, found.how, retrieval, history,
                             replaces, expanded=found.expanded, timings=found.timings)
+        # the last search's steps, so that a client (and the metrics) see where the time went
+        turn.timings.update({name: round(ms, 1) for name, ms in retrieval.timings.items()})
         if retrieval.sources:
+            t = time.perf_counter()
             turn.prompt = await build_prompt(
                 self.settings.system_prompt, question, retrieval.sources, without_declines(history),
                 self.count_tokens, self.settings.llm_context_window, self.settings.llm_max_tokens,
             )
+            turn.timings["prompt_ms"] = round((time.perf_counter() - t) * 1000, 1)
         turn.timings["prepare_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return turn
 
@@ -269,20 +281,36 @@ class ChatService:
         if not words:
             return self.settings.no_answer_message
         named = " or ".join(f"\u201c{w}\u201d" for w in words[:3])
-        return (f"The course materials never mention {named}, so I can't answer this from them. "
+        return (f"{NEVER_MENTIONED} {named}, so I can't answer this from them. "
                 "If it goes by another name there (an abbreviation spelled out, say), ask with that; "
                 "if they should mention it, check that the right documents are ingested.")
 
+    def canned_reply(self, text: str) -> str | None:
+        """Which of the chat's own replies `text` is ("small_talk", "no_relevant_sources"),
+        None for an answer: a client that sends the conversation back (OpenAI clients) sends
+        no finish reasons, and a decline must not be shown to the LLM as an answer."""
+        text = text.strip()
+        if text == SMALL_TALK_REPLY:
+            return "small_talk"
+        if (text == self.settings.no_answer_message.strip() or text.startswith(NOTHING_INGESTED)
+                or text.startswith(NEVER_MENTIONED)):
+            return "no_relevant_sources"
+        return None
+
     # -- the turn as events ---------------------------------------------------
     async def events(self, question: str, conversation_id: str | None, regenerate: bool = False,
-                     owner: str | None = None, any_owner: bool = False) -> AsyncIterator[tuple[str, dict]]:
+                     owner: str | None = None, any_owner: bool = False, history: list[Message] | None = None,
+                     remember: bool = True, max_tokens: int | None = None,
+                     temperature: float | None = None) -> AsyncIterator[tuple[str, dict]]:
         """Yield ("sources"|"token"|"done", data). Raises LLMUnavailableError before
         any token if the LLM cannot be reached (the caller turns it into 503 or an
         "error" event). The caller has checked that the conversation is the asker's;
-        `owner` is who a new one belongs to."""
+        `owner` is who a new one belongs to. `history`: the conversation as the client
+        sent it (see prepare); `remember`: store the turn. `max_tokens` (at most
+        RAG_LLM_MAX_TOKENS) and `temperature`: the client's, for this answer."""
         started = time.perf_counter()
-        turn = await self.prepare(question, conversation_id, regenerate)
-        turn.owner, turn.any_owner = owner, any_owner
+        turn = await self.prepare(question, conversation_id, regenerate, history)
+        turn.owner, turn.any_owner, turn.remember = owner, any_owner, remember
         sources = turn.prompt.sources if turn.prompt else []
         yield "sources", {
             "conversation_id": turn.conversation_id,
@@ -294,7 +322,7 @@ class ChatService:
         result = StreamResult()
         if turn.prompt is None:
             result.text = (
-                "Nothing has been ingested yet, so there are no course materials to answer from. "
+                f"{NOTHING_INGESTED}, so there are no course materials to answer from. "
                 "Add files to course_materials/ and run the ingest."
                 if turn.retrieval.collection_empty
                 else SMALL_TALK_REPLY if turn.retrieval.small_talk
@@ -303,7 +331,8 @@ class ChatService:
             result.finish_reason = "small_talk" if turn.retrieval.small_talk else "no_relevant_sources"
             yield "token", {"delta": result.text}
         else:
-            stream = self.llm.stream(turn.prompt.messages, self.settings.llm_max_tokens, result)
+            limit = min(max_tokens or self.settings.llm_max_tokens, self.settings.llm_max_tokens)
+            stream = self.llm.stream(turn.prompt.messages, limit, result, temperature=temperature)
             completed = faulted = False
             try:
                 async for delta in stream:
@@ -340,6 +369,8 @@ class ChatService:
                        "condensed_by": turn.condensed_by, "expanded": turn.expanded, "stopped": stopped,
                        "interrupted": interrupted,
                        "finish_reason": "interrupted" if interrupted else result.finish_reason}
+        if not turn.remember:
+            return {"conversation_id": None, "answer": result.text, **answer_meta}
         await self.store.add_turn(
             turn.conversation_id,
             Message("user", turn.question, await self.count_tokens(turn.question)),

@@ -20,7 +20,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 from app.errors import DatabaseBusyError
 from app.ingestion.progress import IngestReport, Plan, ProgressListener
@@ -115,6 +115,8 @@ class IngestJobs:
         self._queue: list[Job] = []
         self._wake = asyncio.Event()
         self._worker: asyncio.Task | None = None
+        # called with each run's IngestReport (the metrics count files, pages and failures)
+        self.report_listeners: list[Callable[[IngestReport], None]] = []
 
     # -- for the routes ---------------------------------------------------------
     def submit(self, job: Job) -> Job:
@@ -207,6 +209,8 @@ class IngestJobs:
                 batch[0].finish("done", "No materials folder yet.")
                 return
         report = await self._ingest(documents, batch)
+        for listener in self.report_listeners:
+            listener(report)
         if batch[0].action == "check":
             repaired = f" Repaired after an interrupted run: {', '.join(report.repaired)}." if report.repaired else ""
             done = len(report.ingested) + len(report.updated)

@@ -162,7 +162,8 @@ class LLMClient:
         data = await self._request("POST", f"{self.base_url}/chat/completions", json=body, timeout=timeout_s)
         return (data["choices"][0]["message"].get("content") or "").strip()
 
-    async def stream(self, messages: list[dict], max_tokens: int, result: StreamResult) -> AsyncIterator[str]:
+    async def stream(self, messages: list[dict], max_tokens: int, result: StreamResult,
+                     temperature: float | None = None) -> AsyncIterator[str]:
         """Yield text deltas; fill `result`. Closing the iterator closes the connection.
 
         An answer is complete only when the server says why it ended (a finish reason)
@@ -170,6 +171,8 @@ class LLMClient:
         stream), an error object, or a stream that simply stops raises LLMInterruptedError:
         a cut answer must never be taken, and stored, as a whole one."""
         body = await self._body(messages, max_tokens, stream=True)
+        if temperature is not None:
+            body["temperature"] = temperature
         ended = False
         try:
             async with self.http.stream("POST", f"{self.base_url}/chat/completions", json=body) as response:

@@ -1,0 +1,1 @@
+"""Prometheus metrics of the appliance: what an owner watches without reading logs."""
