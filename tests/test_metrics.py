@@ -23,12 +23,14 @@ def metrics_settings(tmp_path_factory, llm):
 @pytest.fixture(scope="module")
 def backend(metrics_settings, embedder):
     server = BackendServer(metrics_settings, embedder)
-    deadline = time.monotonic() + 300
-    while any(j["state"] in ("queued", "running") for j in jobs(server, metrics_settings)):
-        assert time.monotonic() < deadline, "the start-up check did not finish"
-        time.sleep(0.5)
-    yield server
-    server.stop()
+    try:
+        deadline = time.monotonic() + 300
+        while any(j["state"] in ("queued", "running") for j in jobs(server, metrics_settings)):
+            assert time.monotonic() < deadline, "the start-up check did not finish"
+            time.sleep(0.5)
+        yield server
+    finally:
+        server.stop()
 
 
 def jobs(server, settings) -> list[dict]:

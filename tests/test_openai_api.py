@@ -138,6 +138,9 @@ def test_bad_requests_get_openai_errors(backend):
     assert "last message" in no_question.value.message
     raw = httpx.post(f"{backend.url}/v1/chat/completions", json={"model": "main", "messages": []})
     assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_request_error"
+    unnamed = httpx.post(f"{backend.url}/v1/chat/completions",
+                         json={"model": "", "messages": [{"role": "user", "content": "Hi"}]})
+    assert unnamed.status_code == 404 and unnamed.json()["error"]["code"] == "model_not_found"
 
 
 def test_keys_follow_the_class_access_rules(openai_settings, embedder, backend):

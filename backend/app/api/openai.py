@@ -27,7 +27,8 @@ from app.access.limits import TooMany
 from app.api.chat import admit, metrics_of, owner_kwargs, wait_for_turn
 from app.api.deps import AccessDep, ServicesDep, Student
 from app.api.errors import OpenAIError
-from app.courses.course import COURSE_NAME
+from app.courses.course import Course
+from app.courses.registry import UnknownCourse
 from app.errors import ApplianceError
 from app.metrics.turns import observed
 from app.openai_api.conversation import NoQuestion, question_and_history
@@ -47,12 +48,16 @@ def model_card(name: str) -> dict:
     return {"id": name, "object": "model", "created": 0, "owned_by": OWNED_BY}
 
 
-async def known_model(services, model: str) -> str:
-    names = await model_names(services)
-    if not COURSE_NAME.fullmatch(model or "") or model not in names:
+async def course_of_model(services, model: str) -> Course:
+    """The course a model names (an opened course costs no database call), or 404."""
+    try:
+        if not model:  # the registry's None and "" mean the default course; a model must be named
+            raise UnknownCourse(model)
+        return await asyncio.to_thread(services.courses.get, model)
+    except UnknownCourse:
+        names = await model_names(services)
         raise OpenAIError(404, f"The model '{model[:60]}' does not exist: each course is a model "
-                          f"({', '.join(names)}).", code="model_not_found", param="model")
-    return model
+                          f"({', '.join(names)}).", code="model_not_found", param="model") from None
 
 
 @router.get("/models", summary="The courses, as OpenAI models (students and the instructor)")
@@ -62,7 +67,7 @@ async def list_models(_: Student, services: ServicesDep) -> dict:
 
 @router.get("/models/{model}", summary="One course, as an OpenAI model (students and the instructor)")
 async def get_model(model: str, _: Student, services: ServicesDep) -> dict:
-    return model_card(await known_model(services, model))
+    return model_card((await course_of_model(services, model)).name)
 
 
 @router.post("/chat/completions", summary="Answer from a course's materials, OpenAI's way (students and "
@@ -74,8 +79,8 @@ async def chat_completions(body: CompletionRequest, request: Request, caller: St
     `max_completion_tokens`) and `temperature` apply within the appliance's limits;
     `stream_options.include_usage` adds the usage chunk; other OpenAI fields are
     accepted and ignored. Limits and answer slots as /api/chat (429, rate_limit_error)."""
-    model = await known_model(services, body.model)
-    course = await asyncio.to_thread(services.courses.get, model)
+    course = await course_of_model(services, body.model)
+    model = course.name
     try:
         question, history = question_and_history(body.messages, course.chat)
     except NoQuestion as exc:
