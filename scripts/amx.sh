@@ -3,8 +3,8 @@
 # Why: llama.cpp built for the machine it compiles on (GGML_NATIVE, the default) turns on
 # its AMX matrix kernels on Intel CPUs that report AMX (Sapphire Rapids and later), and
 # on some of them, virtual machines among them, those kernels crash the first longer
-# prompt with a segmentation fault (llama.cpp issue 20824; seen on CI machines of this
-# kind: every chat test failed). Without AMX, llama.cpp uses its
+# prompt with a segmentation fault (reported upstream as llama.cpp issue 20824; on such a
+# virtual machine the LLM server crashed on every answer). Without AMX, llama.cpp uses its
 # AVX-512 or AVX2 kernels, as on every other CPU.
 
 # The compiler flags that leave AMX out ("" where the compiler does not know them: not x86).
