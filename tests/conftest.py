@@ -1,4 +1,9 @@
-"""Shared fixtures: real Milvus Lite in a temp folder, the real packaged embedder, real PDFs."""
+"""Shared fixtures: real Milvus Lite in a temp folder, the real packaged embedder, real PDFs.
+
+Two tiers: tests/unit/ (the pure parts, mirroring backend/app/; no model, no server; under a
+minute) and the rest (real components end to end). A whole run takes the fast tier first,
+so a broken rule fails in seconds, not after the servers' tests.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND = ROOT / "backend"
+UNIT = ROOT / "tests" / "unit"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_collection_modifyitems(items):
+    """The fast tier first (a stable sort: each tier keeps its own order)."""
+    items.sort(key=lambda item: not Path(str(item.fspath)).is_relative_to(UNIT))
 
 
 def make_pdf(path: Path, pages: list[str], labels: str | None = None, encrypt_password: str | None = None,

@@ -119,7 +119,7 @@ def test_a_question_on_a_file_without_pages_needs_evidence_that_is_in_it(tmp_pat
     recognised by the evidence phrase, so a question without one could never be found."""
     from app.evaluation.corpus import read_pages
 
-    corpus = Path(__file__).resolve().parents[1] / "course_materials" / "data-structures-101"
+    corpus = Path(__file__).resolve().parents[3] / "course_materials" / "data-structures-101"
     books = tmp_path / "books"
     files = link_books(corpus, corpus_files(corpus, ["pdf", "md"]), books)
     qs = QuestionSet([Question("md-ok", "what does pop do", "02-stacks-and-queues.md", [1], "removes the most recently"),
@@ -196,7 +196,7 @@ def test_in_a_file_without_pages_the_section_holding_the_evidence_is_the_page(tm
 def test_the_shipped_question_files_are_complete(name, answerable, splits):
     """Every answerable question and follow-up has a page and an evidence phrase, ids are
     unique, and the splits and out-of-corpus questions the docs report are there."""
-    path = Path(__file__).resolve().parents[1] / "bench" / "eval" / name
+    path = Path(__file__).resolve().parents[3] / "bench" / "eval" / name
     questions = QuestionSet.load(path)
     ids = [q.id for q in questions.answerable] + [f.id for f in questions.follow_ups]
     assert len(ids) == len(set(ids))
