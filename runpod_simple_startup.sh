@@ -268,7 +268,7 @@ llm_device_label() {
 #   about 9 ms a question on an H100, bench/rerank_step.py); token-match, the backend's
 #   default, when it could not be had.
 #   And hand the 7-8B model ten passages instead of five (RAG_GPU_TOP_K): the answering page
-#   is among the first ten much more often (docs/DESIGN.md, "Passages per answer").
+#   is among the first ten much more often (docs/DESIGN.md, "Five passages on a CPU, ten on a GPU pod").
 # - CPU with the tiny packaged model: rewrite follow-ups by joining the previous question
 #   instead of asking the LLM (measured: finds 6 of 6 follow-ups vs 5 of 6 for
 #   SmolLM2's rewrite, and saves a second or two per follow-up).

@@ -215,7 +215,7 @@ class Settings(BaseSettings):
         default=10, ge=1, le=50,
         description="top_k the startup script sets on a GPU pod unless top_k is set: a 7-8B model "
         "reads ten passages in a fraction of a second, and the page that answers is among the "
-        "first ten far more often than among the first five (docs/DESIGN.md, \"Passages per answer\").",
+        "first ten far more often than among the first five (docs/DESIGN.md, \"Five passages on a CPU, ten on a GPU pod\").",
     )
     retrieval_mode: Literal["hybrid", "dense", "keyword"] = Field(
         default="hybrid", description="Dense vectors and BM25 keywords fused (hybrid), or either alone."

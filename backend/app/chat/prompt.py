@@ -26,8 +26,8 @@ def format_excerpts(sources: list[Source]) -> str:
 
     Why not the shorter "[1] (file, p. 3)" line over bare text: the packaged SmolLM2 read
     that as a pattern to continue, and a quarter of its answers went on with made-up
-    excerpts "[6] (file.pdf, p. 3-5) ..." (measured in docs/DESIGN.md, "The excerpts'
-    layout"). Quoted text with a plain-words header is the delimiting that instruction-tuned
+    excerpts "[6] (file.pdf, p. 3-5) ..." (measured in docs/DESIGN.md, "The prompt: excerpts
+    in words and quotes"). Quoted text with a plain-words header is the delimiting that instruction-tuned
     models are taught, and the [n] the answer cites stays in the header.
     """
     return "\n\n".join(

@@ -404,8 +404,8 @@ def is_off_topic(alone: Retrieval) -> bool:
     pointing back) far from every passage, quite unlike a question about an answer ("What
     happens in the Krebs cycle?": 0.23 from the sample course's passages, 0.16 like those
     questions), or naming two things the materials hardly mention ("What is the capital city
-    of Australia?", in a textbook's worth of text). docs/DESIGN.md, "Out-of-corpus questions
-    mid-conversation"."""
+    of Australia?", in a textbook's worth of text). docs/DESIGN.md, "A question off
+    the materials stays off them mid-conversation"."""
     if not alone.declined or alone.small_talk or alone.about_the_answer >= ABOUT_THE_ANSWER_LIKENESS:
         return False
     if alone.missing_rare_words:

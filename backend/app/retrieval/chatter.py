@@ -3,7 +3,7 @@
 Why: students write "Hi, I'm revising for the exam and I'm stuck: when is a relation in
 second normal form? Thanks a lot!", and the chatter costs retrieval dearly. Words like
 "exam", "chapter", "reading" or "class" are in the books too, so keyword search chases
-them, and they blur the question's vector (measured: docs/DESIGN.md, "Chatty questions").
+them, and they blur the question's vector (measured: docs/DESIGN.md, "Chatter is left out of the search").
 
 How: the message is cut into clauses (sentences, and at a colon, a semicolon or ", but");
 a clause is chatter when it is closer in meaning to typical student chatter (the

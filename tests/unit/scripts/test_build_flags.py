@@ -1,5 +1,5 @@
 """llama.cpp is compiled without its AMX kernels, which crash on some Intel CPUs
-(scripts/amx.sh; docs/DESIGN.md, "llama.cpp without its AMX kernels")."""
+(scripts/amx.sh; docs/DESIGN.md, "The CPU LLM: ... no AMX kernels")."""
 
 from __future__ import annotations
 
