@@ -260,18 +260,21 @@ class Settings(BaseSettings):
         description="The gate also lets a question through when the best keyword match holds this "
         "share of its rarity-weighted words (IDF-weighted; 1.0: all of them) ...",
     )
-    keyword_gate_min_similarity: float = Field(
-        default=0.15, ge=-1, le=1, description="... and its best passage is at least this similar in meaning."
+    keyword_gate_min_similarity: float | None = Field(
+        default=None, ge=-1, le=1, description="... and its best passage is at least this similar in meaning. "
+        "Unset: the embedder's calibration profile (0.15 for all-MiniLM-L6-v2).",
     )
-    similarity_cutoff: float = Field(
-        default=0.39, ge=-1, le=1,
+    similarity_cutoff: float | None = Field(
+        default=None, ge=-1, le=1,
         description="The relevance gate: when no passage reaches this cosine similarity, the chat "
-        "says the materials don't cover the question instead of answering.",
+        "says the materials don't cover the question instead of answering. Unset: the embedder's "
+        "calibration profile (0.39 for all-MiniLM-L6-v2; app/retrieval/calibration.py).",
     )
-    unknown_word_similarity: float = Field(
-        default=0.6, ge=-1, le=1,
+    unknown_word_similarity: float | None = Field(
+        default=None, ge=-1, le=1,
         description="A question with a rare word the materials never use ('MongoDB' asked of a "
-        "database book that does not name it) is answered only when a passage is this similar.",
+        "database book that does not name it) is answered only when a passage is this similar. "
+        "Unset: the embedder's calibration profile (0.6 for all-MiniLM-L6-v2).",
     )
     unknown_word_min_chunks: int = Field(
         default=100, ge=0,

@@ -30,8 +30,9 @@ def _is_instructor(request: Request) -> bool:
 async def ready(request: Request, services: ServicesDep) -> JSONResponse:
     """200 when the LLM server is up or busy answering and the database is open; 503 with
     the reason otherwise. `llm` says "up", "busy" (answering students: questions wait
-    their turn) or "down". Where the database and the LLM server live is shown to the
-    instructor only."""
+    their turn) or "down". `calibration`: the relevance gate's thresholds and where they
+    come from (a `warnings` entry when the embedder has no profile). Where the database and
+    the LLM server live is shown to the instructor only."""
     instructor = _is_instructor(request)
     report: dict = {"embedding_model": services.settings.embedding_model,
                     "embedding_device": services.embedder.device,
@@ -64,6 +65,11 @@ async def ready(request: Request, services: ServicesDep) -> JSONResponse:
         report["llm_url"] = services.llm.base_url
     report["llm_device"] = services.settings.llm_device
     reranker = services.retriever.reranker
+    calibration = await asyncio.to_thread(lambda: services.retriever.calibration)
+    # the gate's thresholds and where they come from; a warning when the embedder has no profile
+    report["calibration"] = calibration.to_dict()
+    if calibration.warning:
+        report["warnings"] = [calibration.warning]
     report["retrieval"] = services.settings.retrieval_mode
     report["reranker"] = reranker.model_name if reranker else None  # None: off or not loadable
     report["ready"] = not problems

@@ -21,6 +21,7 @@ import anyio
 from app.chat.prompt import BuiltPrompt, build_prompt, condense_messages, usable_rewrite
 from app.conversations.store import ConversationStore, Message
 from app.llm.client import LLMClient, LLMUnavailableError, StreamResult
+from app.retrieval.calibration import Calibration
 from app.retrieval.expansion import hypothetical_passage
 from app.retrieval.retriever import Retrieval, Retriever, Source
 from app.settings import Settings
@@ -29,15 +30,12 @@ log = logging.getLogger(__name__)
 
 # A follow-up's search joins at most this many earlier questions (ChatService.condense).
 MAX_EARLIER_QUESTIONS = 3
-# A follow-up that stands alone (this many words, nothing pointing back) and is this far
-# from every passage on its own is off the materials, whatever came before (is_off_topic).
+# A follow-up that stands alone (this many words, nothing pointing back) and is far from
+# every passage on its own is off the materials, whatever came before (is_off_topic). How
+# far, and how like a question about the last answer ("What is the worst case?",
+# chatter.py's examples) a follow-up must be to be one, are the embedder's: the retriever's
+# calibration (off_topic_similarity, about_the_answer_likeness, new_subject_likeness).
 OFF_TOPIC_MIN_WORDS = 4
-OFF_TOPIC_SIMILARITY = 0.15
-# How like a question about the last answer ("What is the worst case?", chatter.py's
-# examples) a follow-up is: from this on it is one, whatever its words; below the second
-# a whole question is a new subject ("What happens in the Krebs cycle?": 0.16).
-ABOUT_THE_ANSWER_LIKENESS = 0.4
-NEW_SUBJECT_LIKENESS = 0.2
 # Below the first, a whole question with this many words scarce in the materials names a
 # subject of its own ("the capital city of Australia": "capital" 11 chunks of 7,282,
 # "Australia" 1), where one scarce word is often how a follow-up asks ("for the exam?").
@@ -198,7 +196,7 @@ class ChatService:
         said = None  # the follow-up searched alone
         if history and self.settings.condense_mode != "off":
             said = await asyncio.to_thread(self.retriever.search, question)
-            if said.pleasantry or is_off_topic(said):  # nothing to search for, no LLM call
+            if said.pleasantry or is_off_topic(said, self.retriever.calibration):  # no LLM call
                 return FoundPassages(question, "none", said, timings={"retrieval_ms": round(said.elapsed_ms, 1)})
         t = time.perf_counter()
         query, how = await self.condense(history, question)
@@ -270,10 +268,10 @@ class ChatService:
         0.48 like a question about an answer; "MongoDB", in "when should I use MongoDB
         instead of a relational database?", 0.21, and the subject words of every
         out-of-corpus question we have, 0.15-0.35)."""
-        if not alone.declined or alone.about_the_answer < ABOUT_THE_ANSWER_LIKENESS:
+        asking = self.retriever.calibration.about_the_answer_likeness
+        if not alone.declined or alone.about_the_answer < asking:
             return []
-        return [w for w in alone.missing_rare_words
-                if self.retriever.about_the_answer(w) >= ABOUT_THE_ANSWER_LIKENESS]
+        return [w for w in alone.missing_rare_words if self.retriever.about_the_answer(w) >= asking]
 
     def no_answer_message(self, retrieval: Retrieval) -> str:
         """The decline, naming what the materials never mention when that is the reason."""
@@ -390,7 +388,7 @@ class ChatService:
         return done
 
 
-def is_off_topic(alone: Retrieval) -> bool:
+def is_off_topic(alone: Retrieval, calibration: Calibration) -> bool:
     """Whether a follow-up, searched alone, is off the materials whatever came before:
     joined to the question before it, it would pass the gate on that question's words and
     be answered from its pages ("Who won the 2018 FIFA World Cup?" after a question on
@@ -406,14 +404,15 @@ def is_off_topic(alone: Retrieval) -> bool:
     questions), or naming two things the materials hardly mention ("What is the capital city
     of Australia?", in a textbook's worth of text). docs/DESIGN.md, "A question off
     the materials stays off them mid-conversation"."""
-    if not alone.declined or alone.small_talk or alone.about_the_answer >= ABOUT_THE_ANSWER_LIKENESS:
+    c = calibration
+    if not alone.declined or alone.small_talk or alone.about_the_answer >= c.about_the_answer_likeness:
         return False
     if alone.missing_rare_words:
         return True
     text = alone.search_text or alone.query
     whole = not leans_back(text) and len(text.split()) >= OFF_TOPIC_MIN_WORDS
-    return whole and ((alone.best_similarity or 0.0) < OFF_TOPIC_SIMILARITY
-                      or alone.about_the_answer < NEW_SUBJECT_LIKENESS
+    return whole and ((alone.best_similarity or 0.0) < c.off_topic_similarity
+                      or alone.about_the_answer < c.new_subject_likeness
                       or len(alone.scarce_words) >= SUBJECT_SCARCE_WORDS)
 
 

@@ -57,6 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--report", type=Path, default=None, metavar="FILE",
                         help="also write every question's rank, top 5 and gate inputs here (JSON)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--fit", action="store_true",
+                        help="fit a calibration profile for RAG_EMBEDDING_MODEL on these questions and write "
+                        "it to models/calibration/, where the backend finds it")
     args = parser.parse_args(argv)
     args.db = args.db or default_database(args.corpus)
     return args
@@ -156,7 +159,8 @@ def main(argv=None) -> int:
                 expander.close()
 
     n, n_ooc, n_fu = len(questions.answerable), len(questions.out_of_corpus), len(questions.follow_ups)
-    threshold = settings.similarity_cutoff
+    calibration = retriever.calibration
+    threshold = calibration.similarity_cutoff
     ooc_splits = sorted({o.split for o in questions.out_of_corpus})
 
     def gate(t: float, keyword: bool = True, unknown: bool = True):
@@ -235,8 +239,9 @@ def main(argv=None) -> int:
     print(f"\nRelevance gate ({main_result.name}): answer when the best passage's cosine similarity "
           f"reaches the threshold, or when the best keyword match holds >= "
           f"{settings.keyword_gate_coverage:.0%} of the question's rarity-weighted words and the "
-          f"similarity is >= {settings.keyword_gate_min_similarity}; a question with a rare word the "
-          f"materials never use needs similarity >= {settings.unknown_word_similarity}. "
+          f"similarity is >= {calibration.keyword_gate_min_similarity}; a question with a rare word the "
+          f"materials never use needs similarity >= {calibration.unknown_word_similarity} "
+          f"(calibration: {calibration.source}). "
           f"Configured threshold {threshold}; out-of-corpus declined / answerable refused:\n")
     print("| threshold | similarity only | + keyword evidence | + unknown rare words (default) |")
     print("|---|---|---|---|")
@@ -262,7 +267,28 @@ def main(argv=None) -> int:
     if args.report:
         write_report(args, results, lambda r: gate(threshold, keyword=r.name != "dense"))
         print(f"\nEvery question's rank, top 5 and gate inputs: {args.report}")
+    if args.fit:
+        fit_profile(args, settings, retriever, lambda t: gate_outcome(main_result, gate(t)), n)
     return 0
+
+
+def fit_profile(args, settings, retriever, outcome_at, answerable: int) -> None:
+    """--fit: the similarity cutoff fitted on these questions (the most out-of-corpus
+    questions declined with at most 1 in 100 answerable ones refused), the other thresholds
+    derived from the embedder's anchors; written where the backend looks."""
+    from dataclasses import replace
+
+    from app.retrieval.calibration import anchors, derive, fit_cutoff, write_profile
+
+    grid = [round(0.05 + 0.01 * i, 2) for i in range(90)]
+    cutoff = fit_cutoff({t: outcome_at(t) for t in grid}, answerable)
+    profile = replace(derive(settings.embedding_model, *anchors(retriever.embedder.encode)),
+                      similarity_cutoff=cutoff, source="fitted",
+                      warning=None, measured_on=f"{args.corpus.name}, {args.questions.name}")
+    path = write_profile(profile, settings.models_path / "calibration")
+    declined, refused = outcome_at(cutoff)
+    print(f"\nFitted for {settings.embedding_model}: similarity cutoff {cutoff} ({declined} out-of-corpus "
+          f"declined, {refused} of {answerable} answerable refused on these questions); written to {path}")
 
 
 def write_report(args, results, gate_for) -> None:

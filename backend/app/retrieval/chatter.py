@@ -53,10 +53,10 @@ _REQUEST_FRAME = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"\w\w+")
-# A message at least this close to one of the examples (and closer to them than to any
-# passage) is small talk: "Thanks!" 0.58, "Hi" 0.90, "I'm confused" 0.90; out-of-scope
-# questions stay well below ("What were the main causes of the French Revolution?" 0.37).
-SMALL_TALK_SIMILARITY = 0.5
+# small_talk's threshold is the embedder's (calibration.py: small_talk_similarity, 0.5 for
+# MiniLM, where "Thanks!" is 0.58 like an example, "Hi" 0.90, "I'm confused" 0.90, and
+# out-of-scope questions stay well below: "What were the main causes of the French
+# Revolution?" 0.37).
 
 
 class ChatterFilter:
@@ -100,7 +100,7 @@ class ChatterFilter:
             return message, vector
         return stripped, vector if stripped == message else None
 
-    def small_talk(self, vector: np.ndarray, best_similarity: float) -> str | None:
+    def small_talk(self, vector: np.ndarray, best_similarity: float, threshold: float) -> str | None:
         """Whether a message is all chatter, from its vector and its closest passage's
         cosine (the search has both already): "pleasantry" ("Thanks!", "Hi"), "chatter"
         ("I'm confused", "Could you give an example?"), or None. The chat answers small
@@ -110,7 +110,7 @@ class ChatterFilter:
         self.prepare()
         likeness = self._examples @ np.asarray(vector)
         nearest = int(likeness.argmax())
-        if likeness[nearest] < SMALL_TALK_SIMILARITY or likeness[nearest] <= best_similarity:
+        if likeness[nearest] < threshold or likeness[nearest] <= best_similarity:
             return None
         return "pleasantry" if CHATTER_EXAMPLES[nearest] in PLEASANTRIES else "chatter"
 

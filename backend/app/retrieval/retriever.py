@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from app.embedding.encoder import Embedder
+from app.retrieval.calibration import Calibration, resolve
 from app.retrieval.chatter import ChatterFilter
 from app.retrieval.keyword_index import KeywordHit, KeywordIndex, KeywordResult
 from app.retrieval.names import is_acronym, spelled_out
@@ -115,6 +116,7 @@ class Retriever:
         self.keyword_index = keyword_index
         self.reranker = reranker
         self._common_words: frozenset[str] | None = None
+        self._calibration: Calibration | None = None
         self.chatter = ChatterFilter(
             encode=lambda texts: np.asarray(embedder.encode_queries(texts)),
             best_similarities=lambda vectors: [
@@ -138,7 +140,7 @@ class Retriever:
         started = time.perf_counter()
         settings = self.settings
         top_k = top_k or settings.top_k
-        cutoff = settings.similarity_cutoff if cutoff is None else cutoff
+        cutoff = self.calibration.similarity_cutoff if cutoff is None else cutoff
         mode = mode or settings.retrieval_mode
         if mode in ("hybrid", "keyword") and self.keyword_index is None:
             mode = "dense"
@@ -181,7 +183,8 @@ class Retriever:
         unknown = rare() if enough_text else []
 
         if cutoff > -1.0 and not self.passes_gate(best, keyword.coverage, cutoff, unknown):
-            talk = (self.chatter.small_talk(vector, best if best is not None else -1.0)
+            talk = (self.chatter.small_talk(vector, best if best is not None else -1.0,
+                                            self.calibration.small_talk_similarity)
                     if settings.strip_chatter and not unknown else None)
             about = self.chatter.about_the_answer(vector)
             return Retrieval(query, [], len(candidates), False, (time.perf_counter() - started) * 1000,
@@ -238,12 +241,12 @@ class Retriever:
         their shared words (docs/DESIGN.md, "The relevance gate")."""
         if best is None:
             return False
-        s = self.settings
+        c = self.calibration
         if unknown_words:
-            return best >= max(cutoff, s.unknown_word_similarity)
+            return best >= max(cutoff, c.unknown_word_similarity)
         if best >= cutoff:
             return True
-        return coverage >= s.keyword_gate_coverage and best >= s.keyword_gate_min_similarity
+        return coverage >= self.settings.keyword_gate_coverage and best >= c.keyword_gate_min_similarity
 
     def fix_spelling(self, text: str) -> str:
         """`text` with its typos ("colision", "recurison") replaced by the materials' own
@@ -280,10 +283,19 @@ class Retriever:
 
     def prepare(self) -> None:
         """Build now what a student's first question would otherwise wait for (~0.15 s on
-        CPU): the chatter examples' vectors and the list of common words."""
+        CPU): the chatter examples' vectors, the list of common words, the calibration."""
         if self.settings.strip_chatter:
             self.chatter.prepare()
         self._common_word_set()
+        self.calibration  # noqa: B018 (resolved now: its warning belongs to the start)
+
+    @property
+    def calibration(self) -> Calibration:
+        """The embedder's thresholds (app/retrieval/calibration.py): its profile, or ones
+        derived from it, with explicit settings winning."""
+        if self._calibration is None:
+            self._calibration = resolve(self.settings, self.embedder.encode)
+        return self._calibration
 
     # -- pieces -------------------------------------------------------------------
     def _fuse(self, dense: list[_Candidate], hits: list[KeywordHit],
