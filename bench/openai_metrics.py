@@ -58,6 +58,13 @@ async def metrics_cost(settings, embedder, rounds: int) -> list[tuple]:
     from app.services import build_services
 
     services = build_services(settings, embedder=embedder)
+    try:
+        return await _timed_apps(settings, services, rounds, create_app, httpx)
+    finally:
+        await services.aclose()  # also stops the Milvus Lite server it started
+
+
+async def _timed_apps(settings, services, rounds: int, create_app, httpx) -> list[tuple]:
     apps = {}
     for on in (True, False):
         app = create_app(settings.model_copy(update={"metrics_enabled": on}), services=services)
@@ -79,7 +86,6 @@ async def metrics_cost(settings, embedder, rounds: int) -> list[tuple]:
             times[(on, "health")].append((time.perf_counter() - started) * 1000)
     for client in apps.values():
         await client.aclose()
-    await services.aclose()
 
     from app.metrics.registry import ApplianceMetrics
 
