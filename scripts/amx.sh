@@ -3,7 +3,7 @@
 # Why: llama.cpp built for the machine it compiles on (GGML_NATIVE, the default) turns on
 # its AMX matrix kernels on Intel CPUs that report AMX (Sapphire Rapids and later), and
 # on some of them, virtual machines among them, those kernels crash the first longer
-# prompt with a segmentation fault (reported upstream as llama.cpp issue 20824; on such a
+# prompt with a segmentation fault (github.com/ggml-org/llama.cpp/issues/20824; on such a
 # virtual machine the LLM server crashed on every answer). Without AMX, llama.cpp uses its
 # AVX-512 or AVX2 kernels, as on every other CPU.
 

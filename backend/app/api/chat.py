@@ -77,6 +77,22 @@ def owner_kwargs(caller: Caller) -> dict:
     return {"owner": caller.student_id, "any_owner": caller.is_instructor}
 
 
+async def whole_turn(ticket: AnswerTicket, wait_s: float, turn, metrics: ApplianceMetrics | None) -> dict:
+    """A turn answered whole: wait for a slot, run the turn's events (observed), return its
+    `done` event; the slot is given back however it ends."""
+    try:
+        async for _ in wait_for_turn(ticket, wait_s, metrics):
+            pass
+        done: dict = {}
+        async with aclosing(observed(turn, metrics)) as events:
+            async for kind, data in events:
+                if kind == "done":
+                    done = data
+        return done
+    finally:
+        ticket.close()
+
+
 @router.post("/chat", response_model=ChatResponse,
              summary="Ask a question, get the whole answer (students and the instructor)")
 async def chat(body: ChatRequest, request: Request, caller: Student, services: ServicesDep,
@@ -90,18 +106,8 @@ async def chat(body: ChatRequest, request: Request, caller: Student, services: S
     """
     metrics = metrics_of(request)
     course, ticket = await admit(body.message, body.conversation_id, body.course, caller, services, access, metrics)
-    try:
-        async for _ in wait_for_turn(ticket, services.settings.max_answer_wait_s, metrics):
-            pass
-        done: dict = {}
-        turn = course.chat.events(body.message, body.conversation_id, body.regenerate, **owner_kwargs(caller))
-        async with aclosing(observed(turn, metrics)) as turn_events:
-            async for kind, data in turn_events:
-                if kind == "done":
-                    done = data
-        return done
-    finally:
-        ticket.close()
+    turn = course.chat.events(body.message, body.conversation_id, body.regenerate, **owner_kwargs(caller))
+    return await whole_turn(ticket, services.settings.max_answer_wait_s, turn, metrics)
 
 
 @router.post("/chat/stream", summary="Ask a question, stream the answer (SSE; students and the instructor)")

@@ -17,6 +17,7 @@ from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.access.control import AccessControl, AccessDenied, Caller
+from app.api.errors import OPENAI_PREFIX
 from app.courses.course import COURSE_NAME, Course
 from app.courses.registry import UnknownCourse
 from app.documents.jobs import IngestJobs
@@ -49,7 +50,7 @@ async def identify(request: Request,
     access: AccessControl = request.app.state.access
     try:
         return access.identify(request.headers.get("authorization"), request.cookies, client_address(request),
-                               any_key_is_a_student=request.url.path.startswith("/v1/"))
+                               any_key_is_a_student=request.url.path.startswith(OPENAI_PREFIX))
     except AccessDenied as exc:
         raise HTTPException(exc.status, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
 

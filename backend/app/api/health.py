@@ -65,7 +65,7 @@ async def ready(request: Request, services: ServicesDep) -> JSONResponse:
         report["llm_url"] = services.llm.base_url
     report["llm_device"] = services.settings.llm_device
     reranker = services.retriever.reranker
-    calibration = await asyncio.to_thread(lambda: services.retriever.calibration)
+    calibration = services.retriever.calibration  # resolved when the course was built
     # the gate's thresholds and where they come from; a warning when the embedder has no profile
     report["calibration"] = calibration.to_dict()
     if calibration.warning:

@@ -18,7 +18,7 @@ router = APIRouter(tags=["metrics"])
 log = logging.getLogger(__name__)
 
 
-def metrics_of(request: Request) -> ApplianceMetrics:
+def enabled_metrics(request: Request) -> ApplianceMetrics:
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is None:
         raise HTTPException(404, "Metrics are off (RAG_METRICS_ENABLED=false).")
@@ -55,7 +55,7 @@ async def refresh(metrics: ApplianceMetrics, services, access) -> None:
 @router.get("/metrics", summary="The backend's metrics, Prometheus text format (instructor)",
             response_class=Response)
 async def backend_metrics(request: Request, _: Instructor, services: ServicesDep, access: AccessDep) -> Response:
-    metrics = metrics_of(request)
+    metrics = enabled_metrics(request)
     await refresh(metrics, services, access)
     return Response(metrics.render(), media_type=metrics.content_type)
 

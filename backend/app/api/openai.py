@@ -24,7 +24,7 @@ from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from app.access.limits import TooMany
-from app.api.chat import admit, metrics_of, owner_kwargs, wait_for_turn
+from app.api.chat import admit, metrics_of, owner_kwargs, wait_for_turn, whole_turn
 from app.api.deps import AccessDep, ServicesDep, Student
 from app.api.errors import OpenAIError
 from app.courses.course import Course
@@ -91,22 +91,12 @@ async def chat_completions(body: CompletionRequest, request: Request, caller: St
     with_sources = services.settings.openai_sources_in_text
     completion = Completion(model)
 
-    def turn():
-        return observed(course.chat.events(
-            question, body.conversation_id, history=history, remember=body.conversation_id is not None,
-            max_tokens=body.answer_tokens, temperature=body.temperature, **owner_kwargs(caller)), metrics)
+    turn = course.chat.events(question, body.conversation_id, history=history,
+                              remember=body.conversation_id is not None, max_tokens=body.answer_tokens,
+                              temperature=body.temperature, **owner_kwargs(caller))
 
     if not body.stream:
-        try:
-            async for _ in wait_for_turn(ticket, wait_s, metrics):
-                pass
-            done: dict = {}
-            async with aclosing(turn()) as events:
-                async for kind, data in events:
-                    if kind == "done":
-                        done = data
-        finally:
-            ticket.close()
+        done = await whole_turn(ticket, wait_s, turn, metrics)
         text = done["answer"] + (sources_text(done) if with_sources else "")
         return JSONResponse(completion.whole(text, done))
 
@@ -119,7 +109,7 @@ async def chat_completions(body: CompletionRequest, request: Request, caller: St
             async for place in wait_for_turn(ticket, wait_s, metrics):
                 # a comment line: OpenAI clients skip it, a person reading the stream sees why it waits
                 yield ServerSentEvent(comment=f"waiting for the assistant: place {place} in the queue")
-            async with aclosing(turn()) as events:
+            async with aclosing(observed(turn, metrics)) as events:
                 async for kind, event in events:
                     if kind == "sources":
                         yield data(completion.chunk({"role": "assistant", "content": ""}))

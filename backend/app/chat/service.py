@@ -378,15 +378,6 @@ class ChatService:
         )
         return {"conversation_id": turn.conversation_id, "answer": result.text, **answer_meta}
 
-    async def answer(self, question: str, conversation_id: str | None, regenerate: bool = False,
-                     owner: str | None = None, any_owner: bool = False) -> dict:
-        """The whole turn as one JSON-able dict (for POST /api/chat)."""
-        done: dict = {}
-        async for kind, data in self.events(question, conversation_id, regenerate, owner, any_owner):
-            if kind == "done":
-                done = data
-        return done
-
 
 def is_off_topic(alone: Retrieval, calibration: Calibration) -> bool:
     """Whether a follow-up, searched alone, is off the materials whatever came before:
@@ -414,6 +405,17 @@ def is_off_topic(alone: Retrieval, calibration: Calibration) -> bool:
     return whole and ((alone.best_similarity or 0.0) < c.off_topic_similarity
                       or alone.about_the_answer < c.new_subject_likeness
                       or len(alone.scarce_words) >= SUBJECT_SCARCE_WORDS)
+
+
+def turn_outcome(done: dict) -> str:
+    """How a finished turn (its `done` event) ended: "answered", "declined", "small_talk",
+    "stopped" (by the student) or "error" (the LLM server failed under it)."""
+    if done.get("interrupted"):
+        return "error"
+    if done.get("stopped"):
+        return "stopped"
+    return {"no_relevant_sources": "declined", "small_talk": "small_talk"}.get(done.get("finish_reason"),
+                                                                                "answered")
 
 
 def without_small_talk(history: list[Message]) -> list[Message]:

@@ -14,6 +14,7 @@ import re
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from app.chat.service import turn_outcome
 from app.ingestion.progress import IngestReport
 
 # Seconds: from a 1 ms keyword search to a two-minute answer on a CPU.
@@ -37,7 +38,7 @@ TURN_STAGES = {
 
 LLM_STAGES = {"first_token_ms", "generation_ms"}
 
-# How a turn ended (the `outcome` label of rag_answers_total).
+# How a turn ended (the `outcome` label of rag_answers_total; chat.service.turn_outcome).
 OUTCOMES = ("answered", "declined", "small_talk", "stopped", "error", "busy")
 
 # A failed file's reason (free text for people) -> a bounded kind for the label.
@@ -59,20 +60,6 @@ def failure_kind(reason: str) -> str:
         if pattern.search(reason):
             return kind
     return "other"
-
-
-def turn_outcome(done: dict) -> str:
-    """How a finished turn (the chat's `done` event) ended."""
-    if done.get("interrupted"):
-        return "error"
-    if done.get("stopped"):
-        return "stopped"
-    reason = done.get("finish_reason")
-    if reason == "no_relevant_sources":
-        return "declined"
-    if reason == "small_talk":
-        return "small_talk"
-    return "answered"
 
 
 class ApplianceMetrics:

@@ -20,10 +20,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from app.chat.service import turn_outcome
 from app.openai_api.conversation import SOURCES_HEADING
-
-OUTCOMES = {"no_relevant_sources": "declined", "small_talk": "small_talk"}
-
 
 def openai_finish_reason(done: dict) -> str:
     """OpenAI's finish reason: "length" when the answer hit its token limit, else "stop"
@@ -32,7 +30,7 @@ def openai_finish_reason(done: dict) -> str:
 
 
 def rag_field(done: dict) -> dict:
-    outcome = OUTCOMES.get(done.get("finish_reason") or "", "answered")
+    outcome = turn_outcome(done)
     return {
         "outcome": outcome,
         "declined": outcome == "declined",
@@ -49,7 +47,7 @@ def sources_text(done: dict) -> str:
     """The short list appended for clients that show only text: the cited sources (all
     of them when the answer cites none), one line each; empty for a decline."""
     sources = done.get("sources") or []
-    if not sources or done.get("finish_reason") in OUTCOMES:
+    if not sources or turn_outcome(done) in ("declined", "small_talk"):
         return ""
     cited = set(done.get("cited") or [])
     shown = [s for s in sources if s["number"] in cited] or sources
