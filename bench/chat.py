@@ -212,7 +212,7 @@ def retrieval_at_scale(settings, embedder, sizes: list[int], index: str = "FLAT"
             top = np.argpartition(-scores, 5)[:5]
             top[np.argsort(-scores[top])]
             numpy_ms.append((time.perf_counter() - t) * 1000)
-            found = {int(c.chunk_id[1:]) for c in retriever._dense(qv, 5)}
+            found = {int(c.chunk_id[1:]) for c in retriever.searcher._dense(qv, 5)}
             recall.append(len(found & {int(i) for i in top}) / 5)
         client.close()
         shutil.rmtree(workdir, ignore_errors=True)

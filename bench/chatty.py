@@ -39,7 +39,8 @@ def main() -> None:
     retriever = corpus_retriever(args, settings)
     retriever.prepare()
     store = retriever.store
-    reuse = retriever._question_and_vector
+    understanding = retriever.understanding
+    reuse = understanding.question_and_vector
 
     def embed_again(message):
         return reuse(message)[0], None
@@ -55,14 +56,14 @@ def main() -> None:
             for name, text, split in (("bare question", question, reuse),
                                       ("chatty, question embedded again", message, embed_again),
                                       ("chatty, clause vector reused (default)", message, reuse)):
-                retriever._question_and_vector = split
+                understanding.question_and_vector = split
                 t = time.perf_counter()
                 found = retriever.search(text)
                 if round_:
                     times[name].append((time.perf_counter() - t) * 1000)
                 if round_ and name.endswith("(default)"):
                     kept_whole += found.search_text == f"{question[0].upper()}{question[1:]}?"
-    retriever._question_and_vector = reuse
+    del understanding.question_and_vector  # the method again
     bare = statistics.median(times["bare question"])
     print(f"\n{options.questions} questions x {options.rounds} rounds, {store.count():,} chunks; "
           f"the question kept alone in {kept_whole} of {len(times['bare question'])} chatty messages\n")

@@ -235,7 +235,7 @@ def test_a_question_naming_what_the_materials_never_mention_is_declined(tmp_path
     # a typo is not an unknown word, and a common word the course does not use says little
     typo = retriever.search("how do hash tables handle colisions")
     assert not typo.declined and typo.unknown_words == []
-    assert retriever.rare_words(["tall", "banana", "paragraphs", "MongoDB"]) == ["MongoDB"]
+    assert retriever.vocabulary.rare(["tall", "banana", "paragraphs", "MongoDB"]) == ["MongoDB"]
     # an everyday word written as a name names something too: "rust" says little, "Rust" a
     # language the course never mentions (the plain threshold would answer it)
     rust = retriever.search("How does a stack work in Rust?")
@@ -626,7 +626,7 @@ def test_follow_ups_keep_their_topic_and_a_new_topic_is_found(tmp_path, settings
     assert found.expanded and any(s.heading and s.heading.endswith("Stacks") for s in found.retrieval.sources)
 
     thanks = turn(["What is a hash table?"], "Thanks a lot!")  # not a follow-up: small talk
-    assert thanks.retrieval.declined and thanks.retrieval.pleasantry and thanks.how == "none"
+    assert thanks.retrieval.declined and chat.policy.is_pleasantry(thanks.retrieval) and thanks.how == "none"
     off_topic = turn(["What is a hash table?"], "Who won the 2018 FIFA World Cup?")  # not borrowed from the join
     assert off_topic.retrieval.declined and off_topic.how == "none"
     assert not retriever.search("What is a hash table? Who won the 2018 FIFA World Cup?", as_written=True).declined
@@ -662,10 +662,11 @@ def test_follow_ups_keep_their_topic_and_a_new_topic_is_found(tmp_path, settings
     for service, declined in ((strict, True), (chat, False)):
         found = turn(["What is a hash table?"], bloom, service)
         assert found.retrieval.declined is declined and (found.how == "none") is declined
-    assert len(strict.retriever.search(bloom).scarce_words) >= 2 and not retriever.search(bloom).scarce_words
+    assert len(strict.policy.scarce_words(strict.retriever.search(bloom))) >= 2
+    assert not chat.policy.scarce_words(retriever.search(bloom))
     # written as a name, "Bloom" is one the course never mentions, however small it is
     named = turn(["What is a hash table?"], bloom.replace("bloom", "Bloom"))
-    assert named.how == "none" and named.retrieval.declined and named.retrieval.missing_rare_words == ["Bloom"]
+    assert named.how == "none" and named.retrieval.declined and named.retrieval.absent_words == ["Bloom"]
     for generic in ("What is the worst case?", "What do I need to know for the quiz?"):  # studying is no subject
         asked = turn(["What is a hash table?"], generic, strict)
         assert asked.how == "concat" and not asked.retrieval.declined, generic
@@ -692,8 +693,8 @@ def test_a_misspelled_word_is_searched_as_the_materials_spell_it(tmp_path, setti
     right = retriever.search("how do hash tables handle collisions")
     assert [s.chunk_id for s in typo.sources] == [s.chunk_id for s in right.sources]
     assert typo.keyword_coverage == right.keyword_coverage and not typo.declined
-    assert retriever.fix_spelling("is a stack taller than a queue") == "is a stack taller than a queue"
-    assert retriever.fix_spelling("what is a zorblax") == "what is a zorblax"
+    assert retriever.understanding.fix_spelling("is a stack taller than a queue") == "is a stack taller than a queue"
+    assert retriever.understanding.fix_spelling("what is a zorblax") == "what is a zorblax"
     off = make_retriever(harness, settings.model_copy(update={"fix_spelling": False}), embedder)
     assert off.search("how do hash tabels handle colisions").search_text == "how do hash tabels handle colisions"
     harness.close()

@@ -255,6 +255,17 @@ class Settings(BaseSettings):
         description="How many fused candidates the reranker reorders; unset: 10 for token-match, "
         "20 for a cross-encoder.",
     )
+    relevance_gate: bool = Field(
+        default=True,
+        description="Decline a question no passage is relevant enough to (the materials don't cover it) "
+        "instead of answering from the closest pages. Off: every question is answered from its best passages.",
+    )
+    conversation_policy: bool = Field(
+        default=True,
+        description="Read a declined message in its conversation: small talk ('Thanks!') gets an invitation "
+        "to ask, and a follow-up off the materials ('what about the World Cup?') stays declined instead "
+        "of being joined to the question before it. Off: every declined message is declined as is.",
+    )
     keyword_gate_coverage: float = Field(
         default=0.8, ge=0, le=1,
         description="The gate also lets a question through when the best keyword match holds this "

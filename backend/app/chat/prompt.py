@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from app.conversations.store import Message
-from app.retrieval.retriever import Source
+from app.retrieval.sources import Source
 
 # Chat templates add a few tokens of markup around every message.
 PER_MESSAGE_OVERHEAD = 8

@@ -18,43 +18,19 @@ from typing import AsyncIterator
 
 import anyio
 
+from app.chat.policy import ConversationPolicy, leans_back, points_back
 from app.chat.prompt import BuiltPrompt, build_prompt, condense_messages, usable_rewrite
 from app.conversations.store import ConversationStore, Message
 from app.llm.client import LLMClient, LLMUnavailableError, StreamResult
-from app.retrieval.calibration import Calibration
 from app.retrieval.expansion import hypothetical_passage
-from app.retrieval.retriever import Retrieval, Retriever, Source
+from app.retrieval.retriever import Retrieval, Retriever
+from app.retrieval.sources import Source
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # A follow-up's search joins at most this many earlier questions (ChatService.condense).
 MAX_EARLIER_QUESTIONS = 3
-# A follow-up that stands alone (this many words, nothing pointing back) and is far from
-# every passage on its own is off the materials, whatever came before (is_off_topic). How
-# far, and how like a question about the last answer ("What is the worst case?",
-# chatter.py's examples) a follow-up must be to be one, are the embedder's: the retriever's
-# calibration (off_topic_similarity, about_the_answer_likeness, new_subject_likeness).
-OFF_TOPIC_MIN_WORDS = 4
-# Below the first, a whole question with this many words scarce in the materials names a
-# subject of its own ("the capital city of Australia": "capital" 11 chunks of 7,282,
-# "Australia" 1), where one scarce word is often how a follow-up asks ("for the exam?").
-SUBJECT_SCARCE_WORDS = 2
-# Words that stand for something said before ("what is its worst case?", "how is that value
-# chosen?", "which algorithm should I use instead?"): a question with one is not whole alone.
-_POINTS_BACK = re.compile(
-    r"\b(?:it|its|it's|they|them|their|theirs|this|that|these|those|he|she|him|her|his|hers"
-    r"|one|ones|another|former|latter|same|such|instead|then)\b",
-    re.IGNORECASE,
-)
-# A leading word that carries on from the question before ("and how does the table grow?",
-# "what about linear probing?"); what follows may still name its own subject.
-_CARRIES_ON = re.compile(r"^\s*(?:and|but|so|also|or|then|what about|how about)\b", re.IGNORECASE)
-
-
-def leans_back(question: str) -> bool:
-    """Whether a question needs the one before it to be understood."""
-    return bool(_POINTS_BACK.search(question) or _CARRIES_ON.search(question))
 
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
@@ -90,6 +66,7 @@ class PreparedTurn:
     owner: str | None = None  # who a new conversation belongs to (app/access/)
     any_owner: bool = False  # the instructor may continue anyone's conversation
     remember: bool = True  # stored once answered (an OpenAI client without a conversation id: not)
+    small_talk: bool = False  # declined as chatter ("Thanks!", "I'm confused"): invited to ask
 
 
 class ChatService:
@@ -100,16 +77,10 @@ class ChatService:
         self.retriever = retriever
         self.llm = llm
         self.store = store
+        self.policy = ConversationPolicy(settings, retriever) if retriever is not None else None
 
-    # -- token counting -----------------------------------------------------
     async def count_tokens(self, text: str) -> int:
-        counted = await self.llm.count_tokens(text)
-        if counted is not None:
-            return counted
-        # The server has no tokenizer endpoint: count with the embedder's tokenizer,
-        # with a margin because LLM vocabularies split text differently.
-        pieces = len(self.retriever.embedder.tokenizer(text, add_special_tokens=False)["input_ids"])
-        return int(pieces * 1.3) + 1
+        return await self.llm.count_tokens(text)
 
     # -- preparation ----------------------------------------------------------
     async def condense(self, history: list[Message], question: str) -> tuple[str, str]:
@@ -174,7 +145,9 @@ class ChatService:
         retrieval = found.retrieval
         # reported as what was searched: without the chatter, and typos fixed
         turn = PreparedTurn(cid, question, retrieval.search_text or found.query, found.how, retrieval, history,
-                            replaces, expanded=found.expanded, timings=found.timings)
+                            replaces, expanded=found.expanded, timings=found.timings,
+                            small_talk=retrieval.declined and await asyncio.to_thread(self.policy.small_talk, retrieval)
+                            is not None)
         # the last search's steps, so that a client (and the metrics) see where the time went
         turn.timings.update({name: round(ms, 1) for name, ms in retrieval.timings.items()})
         if retrieval.sources:
@@ -196,7 +169,7 @@ class ChatService:
         said = None  # the follow-up searched alone
         if history and self.settings.condense_mode != "off":
             said = await asyncio.to_thread(self.retriever.search, question)
-            if said.pleasantry or is_off_topic(said, self.retriever.calibration):  # no LLM call
+            if await asyncio.to_thread(self.policy.stays_alone, said):  # no LLM call
                 return FoundPassages(question, "none", said, timings={"retrieval_ms": round(said.elapsed_ms, 1)})
         t = time.perf_counter()
         query, how = await self.condense(history, question)
@@ -235,7 +208,8 @@ class ChatService:
         two lists merged. An LLM's rewrite reads the whole conversation and is not merged:
         with a good model that would only add noise (and SmolLM2's rewrites, which keep the
         student's words, find as many follow-ups without it: 11 of 12 either way)."""
-        asking = await asyncio.to_thread(self.asking_words, alone) if alone is not None and alone.declined else []
+        asking = (await asyncio.to_thread(self.policy.asking_words, alone)
+                  if alone is not None and alone.declined else [])
         retrieval = await asyncio.to_thread(self.retriever.search, query, hypothetical=hypothetical,
                                             as_written=how != "none",  # condense took the chatter out
                                             asking_words=asking)
@@ -257,25 +231,13 @@ class ChatService:
         if how == "concat" and alone is not None:
             # what the alone search searched: the follow-up without its chatter, already
             asked = alone.search_text or await asyncio.to_thread(self.retriever.question_text, question)
-            if not _POINTS_BACK.search(asked):
+            if not points_back(asked):
                 retrieval = merged(retrieval, alone, self.settings.top_k)
         return query, how, retrieval
 
-    def asking_words(self, alone: Retrieval) -> list[str]:
-        """The words a follow-up about the last answer asks with, that the materials never
-        use ("Could you give a counterexample?"): they name no subject, so its joined search
-        must not decline them. Only words that read as asking themselves ("counterexample":
-        0.48 like a question about an answer; "MongoDB", in "when should I use MongoDB
-        instead of a relational database?", 0.21, and the subject words of every
-        out-of-corpus question we have, 0.15-0.35)."""
-        asking = self.retriever.calibration.about_the_answer_likeness
-        if not alone.declined or alone.about_the_answer < asking:
-            return []
-        return [w for w in alone.missing_rare_words if self.retriever.about_the_answer(w) >= asking]
-
     def no_answer_message(self, retrieval: Retrieval) -> str:
         """The decline, naming what the materials never mention when that is the reason."""
-        words = retrieval.unknown_words or retrieval.missing_rare_words
+        words = retrieval.unknown_words or retrieval.absent_words
         if not words:
             return self.settings.no_answer_message
         named = " or ".join(f"\u201c{w}\u201d" for w in words[:3])
@@ -323,10 +285,10 @@ class ChatService:
                 f"{NOTHING_INGESTED}, so there are no course materials to answer from. "
                 "Add files to course_materials/ and run the ingest."
                 if turn.retrieval.collection_empty
-                else SMALL_TALK_REPLY if turn.retrieval.small_talk
+                else SMALL_TALK_REPLY if turn.small_talk
                 else self.no_answer_message(turn.retrieval)
             )
-            result.finish_reason = "small_talk" if turn.retrieval.small_talk else "no_relevant_sources"
+            result.finish_reason = "small_talk" if turn.small_talk else "no_relevant_sources"
             yield "token", {"delta": result.text}
         else:
             limit = min(max_tokens or self.settings.llm_max_tokens, self.settings.llm_max_tokens)
@@ -377,34 +339,6 @@ class ChatService:
             replaces=turn.replaces, owner=turn.owner, any_owner=turn.any_owner, course=self.course,
         )
         return {"conversation_id": turn.conversation_id, "answer": result.text, **answer_meta}
-
-
-def is_off_topic(alone: Retrieval, calibration: Calibration) -> bool:
-    """Whether a follow-up, searched alone, is off the materials whatever came before:
-    joined to the question before it, it would pass the gate on that question's words and
-    be answered from its pages ("Who won the 2018 FIFA World Cup?" after a question on
-    stacks: 0.04 alone, 0.47 joined).
-
-    Only a follow-up the gate declines alone, and one unlike a question about the last
-    answer ("What is the worst case?", "Could you give a counterexample?": follow-ups,
-    whatever the materials say to them alone). It is off the materials when it names a
-    rare word they never use ("what about MongoDB?", however small the course: the gate
-    has declined it already), or when it is a whole question (four words or more, nothing
-    pointing back) far from every passage, quite unlike a question about an answer ("What
-    happens in the Krebs cycle?": 0.23 from the sample course's passages, 0.16 like those
-    questions), or naming two things the materials hardly mention ("What is the capital city
-    of Australia?", in a textbook's worth of text). docs/DESIGN.md, "A question off
-    the materials stays off them mid-conversation"."""
-    c = calibration
-    if not alone.declined or alone.small_talk or alone.about_the_answer >= c.about_the_answer_likeness:
-        return False
-    if alone.missing_rare_words:
-        return True
-    text = alone.search_text or alone.query
-    whole = not leans_back(text) and len(text.split()) >= OFF_TOPIC_MIN_WORDS
-    return whole and ((alone.best_similarity or 0.0) < c.off_topic_similarity
-                      or alone.about_the_answer < c.new_subject_likeness
-                      or len(alone.scarce_words) >= SUBJECT_SCARCE_WORDS)
 
 
 def turn_outcome(done: dict) -> str:

@@ -75,6 +75,15 @@ class Embedder:
     def tokenizer(self) -> Any:
         return self.model.tokenizer
 
+    def whole_words(self) -> list[str]:
+        """The entries of the model's vocabulary that are whole words of letters ("table",
+        not "##ing"): what the retriever counts as common (app/retrieval/vocabulary.py)."""
+        try:
+            vocabulary = self.tokenizer.get_vocab()
+        except AttributeError:
+            return []
+        return [w for w in vocabulary if w.isalpha()]
+
     def encode(self, texts: list[str]):
         """Unit-length float32 vectors (cosine similarity = inner product)."""
         return self.model.encode(

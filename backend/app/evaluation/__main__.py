@@ -165,8 +165,8 @@ def main(argv=None) -> int:
 
     def gate(t: float, keyword: bool = True, unknown: bool = True):
         """The gate at threshold t, with or without its keyword and unknown-word rules."""
-        return lambda g: retriever.passes_gate(g.similarity, g.coverage if keyword else 0.0, t,
-                                               g.unknown_words if unknown else ())
+        return lambda g: retriever.decide(g.similarity, g.coverage if keyword else 0.0,
+                                          g.unknown_words if unknown else (), t).answer
 
     def declined_cell(result, passes) -> str:
         declined, _ = gate_outcome(result, passes)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from app.evaluation.questions import Question, contains_phrase
 
 if TYPE_CHECKING:  # only a type here: the metrics stay importable without the storage stack
-    from app.retrieval.retriever import Source
+    from app.retrieval.sources import Source
 
 
 def is_hit(question: Question, source: Source) -> bool:

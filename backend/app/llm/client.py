@@ -10,6 +10,7 @@ llama_cpp.server), and errors translated into messages that say what to start.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
@@ -125,9 +126,9 @@ class LLMClient:
         question (SmolLM2: 0.1-0.3 s here; a 7B GGUF's vocabulary is larger). Whether there is one."""
         return self._local_tokenizer() is not None
 
-    async def count_tokens(self, text: str) -> int | None:
-        """Tokens of `text` by the LLM's own tokenizer; None if neither the model file
-        nor the server offers one."""
+    async def count_tokens(self, text: str) -> int:
+        """Tokens of `text` by the LLM's own tokenizer; where neither the model file nor
+        the server offers one (a hosted API), an estimate (`estimated_tokens`)."""
         if not text:
             return 0
         local = self._local_tokenizer()
@@ -136,7 +137,7 @@ class LLMClient:
         styles = [self._tokenize_style] if self._tokenize_style else ["llama-server", "llama-cpp-python"]
         for style in styles:
             if style == "none":
-                return None
+                return estimated_tokens(text)
             url, body = (
                 (f"{self.root_url}/tokenize", {"content": text, "add_special": False})
                 if style == "llama-server"
@@ -151,7 +152,7 @@ class LLMClient:
                 self._tokenize_style = style
                 return len(response.json()["tokens"])
         self._tokenize_style = "none"
-        return None
+        return estimated_tokens(text)
 
     # -- generation ----------------------------------------------------------
     async def complete(self, messages: list[dict], max_tokens: int, timeout_s: float | None = None,
@@ -259,3 +260,15 @@ class LLMClient:
         return LLMUnavailableError(
             f"The LLM server at {self.base_url} answered HTTP {status}: {' '.join(detail.split())[:200]}"
         )
+
+
+# Words and marks of punctuation per LLM token, on the safe side: BPE vocabularies give
+# an English word about 1.3 tokens, more for code and rare words.
+_TOKENS_PER_PIECE = 1.4
+_PIECE = re.compile(r"\w+|[^\w\s]")
+
+
+def estimated_tokens(text: str) -> int:
+    """Tokens of `text` by an LLM whose tokenizer we cannot ask: its words and marks,
+    with a margin, so that a prompt's budget errs short of the context window."""
+    return int(len(_PIECE.findall(text)) * _TOKENS_PER_PIECE) + 1

@@ -31,7 +31,7 @@ CHATTER_EXAMPLES = (
 )
 
 # Questions about the answer just given, with no subject of their own: after an answer
-# they are follow-ups, whatever the materials say to them alone (ChatService.is_off_topic).
+# they are follow-ups, whatever the materials say to them alone (app/chat/policy.py).
 ABOUT_THE_ANSWER_EXAMPLES = (
     "Can you show me an example?", "Give me another example.", "Explain it in simpler words.",
     "Can you go into more detail?", "What are the pros and cons?", "What is its complexity?",

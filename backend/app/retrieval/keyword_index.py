@@ -99,7 +99,7 @@ class KeywordResult:
     coverage: float = 0.0
     # Words of the question the materials never use, nor a one-letter variant of them
     # (a typo), as the student wrote them: "MongoDB" asked of a course that never names
-    # it. The relevance gate asks more of such a question (see Retriever.passes_gate).
+    # it. The relevance gate asks more of such a question (app/retrieval/gate.py).
     unknown_words: list[str] = field(default_factory=list)
     indexed_chunks: int = 0  # how much text that absence is measured against
     # The question's words written as names (names.py), found once here for the gate too.

@@ -4,7 +4,7 @@ import asyncio
 
 from app.chat.prompt import build_prompt, format_excerpts
 from app.conversations.store import Message
-from app.retrieval.retriever import Source
+from app.retrieval.sources import Source
 
 
 def source(number: int, text: str, page: int | None = 3, heading: str | None = None) -> Source:

@@ -20,7 +20,7 @@ from app.evaluation.questions import (
     check,
     contains_phrase,
 )
-from app.retrieval.retriever import Source
+from app.retrieval.sources import Source
 
 
 def write(tmp_path, data) -> Path:
