@@ -137,6 +137,42 @@ def test_students_see_and_manage_only_their_own_conversations(backend, class_set
     assert "list all conversations" in actions and "read conversation" in actions
 
 
+def test_the_student_who_asked_rates_an_answer_and_changes_the_vote(backend, class_settings):
+    alice, bob = browser(backend), browser(backend)
+    asked = alice.post("/api/chat", json={"message": "What is a hash table?"}).json()
+    cid, answer = asked["conversation_id"], asked["message_id"]
+    rating = f"/api/conversations/{cid}/messages/{answer}/feedback"
+
+    def stored_feedback(client):
+        return [m.get("feedback", "absent") for m in client.get(f"/api/conversations/{cid}").json()["messages"]]
+
+    assert stored_feedback(alice) == ["absent", None]  # only answers are rated; none yet
+    assert alice.put(rating, json={"vote": "up"}).json() == {"message_id": answer, "vote": "up", "comment": ""}
+    changed = alice.put(rating, json={"vote": "down", "comment": "  It never says how big the table is. "})
+    assert changed.status_code == 200 and changed.json()["comment"] == "It never says how big the table is."
+    assert stored_feedback(alice) == ["absent", {"vote": "down", "comment": "It never says how big the table is."}]
+    with sqlite3.connect(class_settings.conversations_path) as db:  # one vote per answer and student
+        assert db.execute("SELECT vote FROM feedback WHERE message_id = ?", (answer,)).fetchall() == [(-1,)]
+
+    assert alice.put(rating, json={"vote": "sideways"}).status_code == 422
+    assert alice.put(rating, json={"vote": "up", "comment": "x" * 1001}).status_code == 422
+    question = answer - 1  # the question before it is no answer to rate
+    assert alice.put(f"/api/conversations/{cid}/messages/{question}/feedback", json={"vote": "up"}).status_code == 404
+    assert bob.put(rating, json={"vote": "up"}).status_code == 404  # someone else's conversation
+    teacher = instructor(backend, class_settings)
+    assert teacher.put(rating, json={"vote": "up"}).status_code == 403  # reads it, does not rate it
+    assert "feedback" not in teacher.get(f"/api/conversations/{cid}").json()["messages"][1]
+
+    assert alice.delete(rating).status_code == 204
+    assert stored_feedback(alice) == ["absent", None]
+    assert alice.put(rating, json={"vote": "up"}).status_code == 200
+    regenerated = alice.post("/api/chat", json={"message": "What is a hash table?", "conversation_id": cid,
+                                                "regenerate": True}).json()
+    assert regenerated["message_id"] != answer and alice.put(rating, json={"vote": "up"}).status_code == 404
+    with sqlite3.connect(class_settings.conversations_path) as db:  # the replaced answer's vote went with it
+        assert db.execute("SELECT COUNT(*) FROM feedback WHERE message_id = ?", (answer,)).fetchone() == (0,)
+
+
 def test_the_conversation_list_is_paginated(backend, class_settings):
     from app.conversations.store import Message
 

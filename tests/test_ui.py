@@ -247,6 +247,32 @@ def test_follow_up_and_reload_keep_the_conversation(page, backend):
     shot(page, "04-follow-up-after-reload")
 
 
+def test_rate_an_answer_and_change_the_vote(page, backend):
+    ask(page, "What is a hash table?")
+    answer = wait_answer(page)
+    up, down = answer.locator(".vote-up"), answer.locator(".vote-down")
+    up.click()
+    expect(up).to_have_attribute("aria-pressed", "true")
+    down.click()  # changed: a thumbs down asks what was wrong
+    expect(down).to_have_attribute("aria-pressed", "true")
+    expect(up).to_have_attribute("aria-pressed", "false")
+    answer.locator(".rating-comment input").fill("Too vague about resizing.")
+    answer.locator(".rating-comment button").click()
+    expect(answer.locator(".rating-comment")).to_be_hidden()
+    expect(answer.locator(".rating-status")).to_have_text("Thanks for the feedback")
+    assert "without names" in page.locator("#privacy-note").inner_text()
+
+    page.reload()  # the vote is stored with the answer
+    stored = page.locator("article.msg.assistant").last
+    expect(stored.locator(".vote-down")).to_have_attribute("aria-pressed", "true")
+    messages = page.request.get(f"api/conversations/{conversation_id(page)}").json()["messages"]
+    assert messages[1]["feedback"] == {"vote": "down", "comment": "Too vague about resizing."}
+    stored.locator(".vote-down").click()  # pressed again: taken back
+    expect(stored.locator(".vote-down")).to_have_attribute("aria-pressed", "false")
+    assert page.request.get(f"api/conversations/{conversation_id(page)}").json()["messages"][1]["feedback"] is None
+    shot(page, "10-rated-answer")
+
+
 def test_rename_switch_and_delete_conversations(page, backend):
     ask(page, "What is open addressing?")
     wait_answer(page)

@@ -63,6 +63,11 @@ export const api = {
   conversation: (id) => request("GET", `api/conversations/${encodeURIComponent(id)}`),
   rename: (id, title) => request("PATCH", `api/conversations/${encodeURIComponent(id)}`, { title }),
   remove: (id) => request("DELETE", `api/conversations/${encodeURIComponent(id)}`),
+  /** A vote ("up" or "down", with an optional comment) on an answer; null takes it back. */
+  rate: (id, messageId, vote, comment = "") => {
+    const path = `api/conversations/${encodeURIComponent(id)}/messages/${messageId}/feedback`;
+    return vote ? request("PUT", path, { vote, comment }) : request("DELETE", path);
+  },
   documents: () => request("GET", withCourse("api/documents")),
   failedDocuments: () => request("GET", withCourse("api/documents/failed")),
   removeDocument: (file) => request("DELETE", withCourse(`api/documents/${encodePath(file)}`)),

@@ -76,7 +76,9 @@ export class ChatView {
         this.messages.append(userBubble(message.content));
       } else {
         const turn = this.newTurn();
-        turn.finish({ answer: message.content, ...message.meta });
+        // `feedback` is there (null or a vote) only where this browser asked: it may rate
+        turn.finish({ answer: message.content, ...message.meta, message_id: message.id,
+                      conversation_id: conversation.id, feedback: message.feedback });
         this.messages.append(turn.article);
       }
     }
@@ -125,7 +127,7 @@ export class ChatView {
           turn.appendText(data.delta);
           this.scrollToEnd(false);
         },
-        done: (data) => turn.finish(data),
+        done: (data) => turn.finish({ feedback: null, ...data }),
       }, this.controller.signal);
     } catch (error) {
       if (error.name === "AbortError") {

@@ -1,7 +1,8 @@
 // One question and its answer on the page: the user's bubble, the streamed answer,
 // its sources panel, actions (copy, regenerate) and error notices.
 
-import { documentUrl } from "./api.js";
+import { api, documentUrl } from "./api.js";
+import { icon } from "./icons.js";
 import { renderAnswer } from "./render.js";
 
 function el(tag, className, text) {
@@ -99,6 +100,9 @@ export class AssistantTurn {
     regenerate.type = "button";
     regenerate.addEventListener("click", () => this.onRegenerate(this));
     this.footer.append(copy, regenerate);
+    if (result.message_id && result.conversation_id && result.feedback !== undefined) {
+      this.footer.append(new Rating(result.conversation_id, result.message_id, result.feedback).element);
+    }
     if (result.stopped) this.footer.append(el("span", "badge stopped", "Stopped"));
     if (result.interrupted) this.footer.append(el("span", "badge stopped", "Cut off by a server fault: regenerate it"));
     if (result.finish_reason === "no_relevant_sources") this.footer.append(el("span", "badge", "Not in the materials"));
@@ -129,6 +133,66 @@ export class AssistantTurn {
     this.card.replaceWith(notice);
     this.card = notice;
     this.footer.replaceChildren();
+  }
+}
+
+/** Thumbs up or down on an answer, changeable; a thumbs down asks what was wrong. */
+class Rating {
+  constructor(conversationId, messageId, feedback) {
+    this.conversationId = conversationId;
+    this.messageId = messageId;
+    this.vote = feedback?.vote || null;
+    this.element = el("span", "rating");
+    this.up = this.button("thumbUp", "Helpful", "up");
+    this.down = this.button("thumbDown", "Not helpful", "down");
+    this.status = el("span", "rating-status");
+    this.status.setAttribute("role", "status");
+    this.form = el("form", "rating-comment");
+    this.form.hidden = true;
+    this.comment = el("input");
+    this.comment.maxLength = 1000;
+    this.comment.placeholder = "What was wrong? (optional)";
+    this.comment.setAttribute("aria-label", "What was wrong with this answer");
+    this.comment.value = feedback?.comment || "";
+    const send = el("button", "button small", "Send");
+    send.type = "submit";
+    this.form.append(this.comment, send);
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.send("down", this.comment.value).then(() => { this.form.hidden = true; });
+    });
+    this.element.append(this.up, this.down, this.status, this.form);
+    this.show();
+  }
+
+  button(symbol, label, vote) {
+    const button = el("button", `button small vote vote-${vote}`);
+    button.append(icon(symbol, 15));
+    button.type = "button";
+    button.title = label;
+    button.setAttribute("aria-label", label);
+    button.addEventListener("click", () => {
+      if (this.vote === vote) this.send(null);
+      else this.send(vote).then(() => { if (vote === "down") { this.form.hidden = false; this.comment.focus(); } });
+    });
+    return button;
+  }
+
+  async send(vote, comment = "") {
+    try {
+      await api.rate(this.conversationId, this.messageId, vote, comment);
+      this.vote = vote;
+      this.status.textContent = vote ? "Thanks for the feedback" : "";
+      if (!vote) this.form.hidden = true;
+    } catch (error) {
+      this.status.textContent = error.message || "Could not save the rating";
+    }
+    this.show();
+  }
+
+  show() {
+    this.up.setAttribute("aria-pressed", String(this.vote === "up"));
+    this.down.setAttribute("aria-pressed", String(this.vote === "down"));
   }
 }
 

@@ -66,8 +66,14 @@ async def get_conversation(conversation_id: str, caller: Student, services: Serv
     conversation = await _find(conversation_id, caller, services)
     if caller.is_instructor and conversation.owner not in (None, caller.student_id):
         access.audit.record(caller.address, "read conversation", conversation_id)
-    messages = await services.conversations.messages(conversation_id)
-    return {**_public(conversation, caller), "messages": [asdict(m) for m in messages]}
+    messages = [asdict(m) for m in await services.conversations.messages(conversation_id)]
+    if conversation.owner is None or conversation.owner == caller.student_id:
+        # the asker rates the answers: each carries their vote (null: none yet)
+        votes = await services.conversations.votes(conversation_id, caller.student_id or "")
+        for message in (m for m in messages if m["role"] == "assistant"):
+            vote, comment = votes.get(message["id"], (0, ""))
+            message["feedback"] = {"vote": "up" if vote > 0 else "down", "comment": comment} if vote else None
+    return {**_public(conversation, caller), "messages": messages}
 
 
 @router.patch("/{conversation_id}", summary="Rename a conversation (its owner, the instructor)")

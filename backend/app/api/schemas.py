@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, field_validator
 
 
@@ -45,6 +47,8 @@ class SourceOut(BaseModel):
 
 class ChatResponse(BaseModel):
     conversation_id: str
+    message_id: int | None = Field(default=None, description="the stored answer's id: what feedback names "
+                                   "(PUT /api/conversations/{id}/messages/{message_id}/feedback)")
     answer: str
     sources: list[SourceOut]
     cited: list[int]
@@ -59,6 +63,11 @@ class ChatResponse(BaseModel):
     stopped: bool
     interrupted: bool = False  # cut by an LLM server fault (stopped: by the student)
     finish_reason: str | None
+
+
+class FeedbackRequest(BaseModel):
+    vote: Literal["up", "down"] = Field(..., description="Helpful (up) or not (down).")
+    comment: str = Field("", max_length=1000, description="What was wrong or right, in the student's words.")
 
 
 class RenameRequest(BaseModel):

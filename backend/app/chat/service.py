@@ -331,14 +331,15 @@ class ChatService:
                        "finish_reason": "interrupted" if interrupted else result.finish_reason}
         if not turn.remember:
             return {"conversation_id": None, "answer": result.text, **answer_meta}
-        await self.store.add_turn(
+        message_id = await self.store.add_turn(
             turn.conversation_id,
             Message("user", turn.question, await self.count_tokens(turn.question)),
             Message("assistant", result.text, result.completion_tokens or await self.count_tokens(result.text),
                     meta=answer_meta),
             replaces=turn.replaces, owner=turn.owner, any_owner=turn.any_owner, course=self.course,
         )
-        return {"conversation_id": turn.conversation_id, "answer": result.text, **answer_meta}
+        return {"conversation_id": turn.conversation_id, "message_id": message_id, "answer": result.text,
+                **answer_meta}
 
 
 def turn_outcome(done: dict) -> str:

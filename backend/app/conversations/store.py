@@ -42,6 +42,14 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id, id);
+CREATE TABLE IF NOT EXISTS feedback (
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    voter TEXT NOT NULL,
+    vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+    comment TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    PRIMARY KEY (message_id, voter)
+);
 """
 # Run after _SCHEMA, once the columns exist (they are added to older files first).
 _OWNER_INDEX = "CREATE INDEX IF NOT EXISTS conversations_by_owner ON conversations(owner, course, updated_at)"
@@ -164,19 +172,45 @@ class ConversationStore:
             for r in rows
         ]
 
+    # -- feedback on answers ------------------------------------------------------
+    async def answer_in(self, conversation_id: str, message_id: int) -> bool:
+        """Whether `message_id` is an answer (not a question) of this conversation."""
+        return await self._run(lambda: self._db.execute(
+            "SELECT 1 FROM messages WHERE id = ? AND conversation_id = ? AND role = 'assistant'",
+            (message_id, conversation_id)).fetchone() is not None)
+
+    async def vote(self, message_id: int, voter: str, vote: int, comment: str = "") -> None:
+        """One vote per answer per voter: a second one replaces the first."""
+        await self._run(lambda: self._db.execute(
+            "INSERT INTO feedback (message_id, voter, vote, comment, created_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (message_id, voter) DO UPDATE SET vote = excluded.vote, comment = excluded.comment, "
+            "created_at = excluded.created_at", (message_id, voter, vote, comment, time.time())))
+
+    async def unvote(self, message_id: int, voter: str) -> bool:
+        return await self._run(lambda: self._db.execute(
+            "DELETE FROM feedback WHERE message_id = ? AND voter = ?", (message_id, voter)).rowcount > 0)
+
+    async def votes(self, conversation_id: str, voter: str) -> dict[int, tuple[int, str]]:
+        """`voter`'s votes on this conversation's answers: message id -> (vote, comment)."""
+        rows = await self._run(lambda: self._db.execute(
+            "SELECT f.message_id, f.vote, f.comment FROM feedback f JOIN messages m ON m.id = f.message_id "
+            "WHERE m.conversation_id = ? AND f.voter = ?", (conversation_id, voter)).fetchall())
+        return {r["message_id"]: (r["vote"], r["comment"]) for r in rows}
+
     async def add_turn(self, conversation_id: str, user: Message, assistant: Message,
                        replaces: list[int] | None = None, owner: str | None = None,
-                       any_owner: bool = False, course: str | None = None) -> None:
+                       any_owner: bool = False, course: str | None = None) -> int:
         """Store a question and its answer together (creating the conversation on its
         first turn, owned by `owner`): a failed turn stores nothing and changes nothing.
         `replaces` names messages (a regenerated turn) deleted in the same transaction.
         Raises NotYours if the conversation has another owner (unless `any_owner`): two
-        clients that picked the same new id never share one conversation."""
-        await self._run(self._add_turn, conversation_id, user, assistant, replaces or [], owner, any_owner,
+        clients that picked the same new id never share one conversation. Returns the
+        answer's message id (what feedback names)."""
+        return await self._run(self._add_turn, conversation_id, user, assistant, replaces or [], owner, any_owner,
                         course or self.default_course)
 
     def _add_turn(self, conversation_id: str, user: Message, assistant: Message, replaces: list[int],
-                  owner: str | None, any_owner: bool, course: str) -> None:
+                  owner: str | None, any_owner: bool, course: str) -> int:
         now = time.time()
         with self._db:  # one transaction
             self._db.execute("BEGIN")
@@ -194,9 +228,10 @@ class ConversationStore:
                 (conversation_id, " ".join(user.content.split())[:80], now, now, owner, course),
             )
             for m in (user, assistant):
-                self._db.execute(
+                inserted = self._db.execute(
                     "INSERT INTO messages (conversation_id, role, content, token_count, meta, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (conversation_id, m.role, m.content, m.token_count, json.dumps(m.meta), m.created_at),
                 )
             self._db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (time.time(), conversation_id))
+            return inserted.lastrowid
