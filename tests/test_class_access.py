@@ -173,6 +173,62 @@ def test_the_student_who_asked_rates_an_answer_and_changes_the_vote(backend, cla
         assert db.execute("SELECT COUNT(*) FROM feedback WHERE message_id = ?", (answer,)).fetchone() == (0,)
 
 
+def test_the_insight_report_shows_what_the_materials_do_not_answer(backend, class_settings):
+    import csv
+    import io
+
+    teacher = instructor(backend, class_settings)
+    before = teacher.get("/api/insight").json()
+    alice, bob = browser(backend), browser(backend)
+    declined = ["What were the main causes of the French Revolution?", "Why did the French Revolution happen?",
+                "What is the capital city of Australia?"]
+    for who, question in zip((alice, bob, alice), declined):
+        assert who.post("/api/chat", json={"message": question}).json()["finish_reason"] == "no_relevant_sources"
+    answered = alice.post("/api/chat", json={"message": "How do hash tables handle collisions?"}).json()
+    assert answered["finish_reason"] != "no_relevant_sources" and answered["sources"]
+    rating = f"/api/conversations/{answered['conversation_id']}/messages/{answered['message_id']}/feedback"
+    assert alice.put(rating, json={"vote": "down", "comment": "No example of chaining."}).status_code == 200
+    assert bob.post("/api/chat", json={"message": "Thanks!"}).json()["finish_reason"] == "small_talk"
+
+    response = teacher.get("/api/insight")
+    after = response.json()
+    assert after["questions"] - before["questions"] == 4  # small talk is no question
+    assert after["declined"] - before["declined"] == 3 and after["votes_down"] - before["votes_down"] == 1
+    assert 0 < after["declined_share"] <= 1 and sum(d["questions"] for d in after["per_day"]) == after["questions"]
+    french = [g for g in after["not_covered"] if "French Revolution" in g["label"]]
+    assert len(french) == 1 and french[0]["count"] >= 2 and set(declined[:2]) <= set(french[0]["questions"])
+    assert not any("Australia" in q for q in french[0]["questions"])  # another subject, another group
+    assert any(g["label"] == declined[2] for g in after["not_covered"])
+    unhelpful = [u for u in after["unhelpful"] if u["question"] == "How do hash tables handle collisions?"]
+    assert unhelpful[0]["comments"] == ["No example of chaining."] and unhelpful[0]["answer"] == answered["answer"]
+    assert any(s.startswith(HASH_PDF) for s in unhelpful[0]["sources"])
+    assert any(p["file"] == HASH_PDF for p in after["pages"]) and any(d["file"] == HASH_PDF for d in after["documents"])
+    for who in (alice, bob):  # questions, never who asked them
+        assert who.cookies["rag_student"] not in response.text and who.cookies["rag_student"][:8] not in response.text
+
+    exported = teacher.get("/api/insight/export.csv", params={"table": "not_covered"})
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(exported.text)))
+    assert rows[0] == ["questions", "group", "every question"]
+    assert any(row[1] == french[0]["label"] and int(row[0]) == french[0]["count"] for row in rows[1:])
+    for table in ("unhelpful", "pages", "documents", "days"):
+        rows = list(csv.reader(io.StringIO(teacher.get("/api/insight/export.csv", params={"table": table}).text)))
+        assert len(rows) >= 2 and all(len(row) == len(rows[0]) for row in rows), table
+    assert teacher.get("/api/insight/export.csv", params={"table": "owners"}).status_code == 422
+    assert teacher.get("/api/insight", params={"since": "2026-02-01", "until": "2026-01-01"}).status_code == 422
+    assert teacher.get("/api/insight", params={"since": "2001-01-01", "until": "2001-01-31"}).json()["questions"] == 0
+    assert alice.get("/api/insight").status_code == 401 and httpx.get(f"{backend.url}/api/insight").status_code == 401
+
+    backend.services.settings.insight = False  # RAG_INSIGHT=false: nothing collected, no report
+    try:
+        assert teacher.get("/api/insight").status_code == 404
+        assert alice.put(rating, json={"vote": "up"}).status_code == 404
+        assert alice.get("/api/access").json()["insight"] is False
+        assert "feedback" not in alice.get(f"/api/conversations/{answered['conversation_id']}").json()["messages"][1]
+    finally:
+        backend.services.settings.insight = True
+
+
 def test_the_conversation_list_is_paginated(backend, class_settings):
     from app.conversations.store import Message
 
@@ -429,18 +485,28 @@ def test_a_conversation_file_from_before_owners_opens(tmp_path):
             token_count INTEGER, meta TEXT NOT NULL DEFAULT '{}', created_at REAL NOT NULL);
         INSERT INTO conversations VALUES ('old-1', 'Hash tables', 1, 2);
         INSERT INTO messages (conversation_id, role, content, created_at) VALUES ('old-1', 'user', 'q', 1);
+        INSERT INTO messages (conversation_id, role, content, meta, created_at) VALUES ('old-1', 'assistant', 'a',
+            '{"finish_reason": "stop", "cited": [2], "sources": [{"number": 1, "file": "a.pdf", "page_start": 3},
+                                                                 {"number": 2, "file": "b.md", "page_start": null}]}', 1);
     """)
     db.commit()
     db.close()
-    store = ConversationStore(path)
-    try:
-        old = asyncio.run(store.get("old-1"))
-        assert old.title == "Hash tables" and old.owner is None and old.message_count == 1
-        assert asyncio.run(store.list(owner="someone")) == ([], 0)
-        page, total = asyncio.run(store.list(everyone=True))
-        assert total == 1 and page[0].id == "old-1"
-    finally:
-        store.close()
+    from app.insight.queries import Period, cited, outcomes_per_day
+
+    for _ in range(2):  # opened again: filled in once, not twice
+        store = ConversationStore(path)
+        try:
+            old = asyncio.run(store.get("old-1"))
+            assert old.title == "Hash tables" and old.owner is None and old.message_count == 2
+            assert asyncio.run(store.list(owner="someone")) == ([], 0)
+            page, total = asyncio.run(store.list(everyone=True))
+            assert total == 1 and page[0].id == "old-1"
+            everything = Period("main", 0, 10)  # its answer, as the insight report reads it
+            assert asyncio.run(store.read(lambda db: cited(db, everything))) == [("b.md", None, 1, 1),
+                                                                                 ("a.pdf", 3, 1, 0)]
+            assert asyncio.run(store.read(lambda db: outcomes_per_day(db, everything))) == [("1970-01-01", 1, 0)]
+        finally:
+            store.close()
 
 
 def test_only_the_backend_listens_beyond_this_machine(tmp_path):

@@ -273,6 +273,26 @@ def test_rate_an_answer_and_change_the_vote(page, backend):
     shot(page, "10-rated-answer")
 
 
+def test_the_instructor_reads_what_the_materials_do_not_answer(page, backend, ui_settings):
+    ask(page, "What were the main causes of the French Revolution?")
+    wait_answer(page)
+    unlock_instructor(page, ui_settings)
+    page.click("#open-insight")
+    summary = page.locator(".insight-summary")
+    expect(summary).to_contain_text("declined as not covered")
+    assert int(summary.get_attribute("data-declined")) >= 1
+    groups = page.locator(".insight-not_covered summary")
+    expect(groups.filter(has_text="French Revolution")).to_have_count(1)
+    assert page.locator(".insight-chart svg rect.bar-declined").count() >= 1
+    link = page.locator(".insight-not_covered a", has_text="CSV").get_attribute("href")
+    exported = page.request.get(link)  # with the instructor's cookie
+    assert exported.ok and "French Revolution" in exported.text()
+    shot(page, "13-insight")
+    page.click("#close-insight")
+    page.click("#instructor-button")  # locked again: no insight for a student
+    expect(page.locator("#open-insight")).to_be_hidden()
+
+
 def test_rename_switch_and_delete_conversations(page, backend):
     ask(page, "What is open addressing?")
     wait_answer(page)

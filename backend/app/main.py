@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from app.access.control import AccessControl
 from app.access.middleware import AccessMiddleware
-from app.api import access, chat, conversations, courses, documents, errors, feedback, health, metrics, openai
+from app.api import access, chat, conversations, courses, documents, errors, feedback, health, insight, metrics, openai
 from app.frontend import FrontendFiles
 from app.metrics.middleware import RequestMetrics
 from app.metrics.registry import ApplianceMetrics
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None, services=None, embedder=None) -
     app.state.access = AccessControl(resolved)
     app.state.access.prepare()
     errors.install(app)
-    for module in (health, access, courses, chat, conversations, feedback, documents, openai, metrics):
+    for module in (health, access, courses, chat, conversations, feedback, insight, documents, openai, metrics):
         app.include_router(module.router)
     app.add_middleware(AccessMiddleware, access=app.state.access)
     app.state.metrics = ApplianceMetrics() if resolved.metrics_enabled else None

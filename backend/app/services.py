@@ -22,6 +22,7 @@ from app.errors import StorageUnavailableError
 from app.llm.client import LLMClient
 from app.retrieval.retriever import Retriever
 from app.settings import Settings
+from app.insight.report import InsightService
 from app.storage import lite_server
 from app.storage.chunk_store import ChunkStore
 from app.storage.connection import MilvusTarget, connect, resolve_target
@@ -43,6 +44,7 @@ class Services:
     conversations: ConversationStore
     courses: CourseRegistry
     jobs: IngestJobs
+    insight: InsightService
     started_lite_server: bool = False
 
     @property
@@ -133,5 +135,6 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     courses.default  # noqa: B018 (built now: its checks fail the start, not the first question)
     # One queue for every course: they share the database, and its ingest lock.
     jobs = IngestJobs(courses)
-    return Services(settings, target, client, embedder, llm, conversations, courses, jobs,
+    insight = InsightService(conversations, embedder.encode_queries)
+    return Services(settings, target, client, embedder, llm, conversations, courses, jobs, insight,
                     started_lite_server=started)

@@ -410,6 +410,12 @@ class Settings(BaseSettings):
         default=Path("milvus_data/conversations.sqlite3"),
         description="SQLite file of the chat history (beside the vector data).",
     )
+    insight: bool = Field(
+        default=True,
+        description="Collect what the instructor's insight report shows: students' ratings of answers, and "
+        "the report itself (questions without who asked them, the ones the materials don't answer, the "
+        "pages cited). Off: no rating is taken, the report answers 404, and the page says nothing of review.",
+    )
     openai_sources_in_text: bool = Field(
         default=True, description="On /v1/chat/completions, end each answer's text with a short "
         "\"Sources:\" list (file and page), for OpenAI clients that show only the text. The sources "

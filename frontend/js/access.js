@@ -11,6 +11,7 @@ export class AccessPanel {
                           onChange });
     this.role = "student";
     this.studentAccess = "open";
+    this.insight = true;
     button.addEventListener("click", () => (this.isInstructor ? this.lock() : this.openUnlock()));
     cancel.addEventListener("click", () => dialog.close());
     form.addEventListener("submit", (event) => {
@@ -35,6 +36,9 @@ export class AccessPanel {
       const me = await request("GET", "api/access");
       this.role = me.role;
       this.studentAccess = me.student_access;
+      this.insight = me.insight !== false;
+      // ratings and the review note only where the instructor's insight is collected
+      document.body.dataset.insight = this.insight ? "on" : "off";
     } catch {
       this.role = "student";
     }

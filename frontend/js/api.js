@@ -69,6 +69,7 @@ export const api = {
     return vote ? request("PUT", path, { vote, comment }) : request("DELETE", path);
   },
   documents: () => request("GET", withCourse("api/documents")),
+  insight: (query) => request("GET", withCourse(`api/insight${query ? "?" + query : ""}`)),
   failedDocuments: () => request("GET", withCourse("api/documents/failed")),
   removeDocument: (file) => request("DELETE", withCourse(`api/documents/${encodePath(file)}`)),
 };

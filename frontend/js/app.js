@@ -4,6 +4,7 @@
 import { AccessPanel } from "./access.js";
 import { ChatView } from "./chat.js";
 import { CoursePicker } from "./course.js";
+import { InsightDialog } from "./insight.js";
 import { MaterialsDialog } from "./materials.js";
 import { ConversationList } from "./sidebar.js";
 import { StatusPanel, modelName } from "./status.js";
@@ -98,6 +99,7 @@ function start() {
     codeDialog: $("code-dialog"), codeForm: $("code-form"), codeInput: $("access-code"), codeError: $("code-error"),
     onChange: (role) => {
       $("all-toggle").hidden = role !== "instructor";
+      $("open-insight").hidden = role !== "instructor" || !access.insight;
       if (role !== "instructor") $("show-all").checked = list.showAll = false;
       loadCourses().then(() => list.refresh());
       if (materials.dialog.open) materials.refresh();
@@ -137,8 +139,14 @@ function start() {
   });
 
   status.start();
+  new InsightDialog({
+    dialog: $("insight-dialog"), openButton: $("open-insight"), closeButton: $("close-insight"),
+    form: $("insight-form"), since: $("insight-since"), until: $("insight-until"), body: $("insight-body"),
+  });
+
   access.refresh().then(async (role) => {
     $("all-toggle").hidden = role !== "instructor";
+    $("open-insight").hidden = role !== "instructor" || !access.insight;
     if (role !== "locked") await loadCourses();
     return list.refresh();
   }).then(() => {

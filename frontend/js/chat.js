@@ -127,7 +127,8 @@ export class ChatView {
           turn.appendText(data.delta);
           this.scrollToEnd(false);
         },
-        done: (data) => turn.finish({ feedback: null, ...data }),
+        // rated only where the instructor's insight is on (RAG_INSIGHT)
+        done: (data) => turn.finish(document.body.dataset.insight === "off" ? data : { feedback: null, ...data }),
       }, this.controller.signal);
     } catch (error) {
       if (error.name === "AbortError") {

@@ -34,7 +34,8 @@ def _set_cookie(response: Response, request: Request, name: str, value: str, max
 async def whoami(caller: Anyone, access: AccessDep) -> dict:
     """`role`: instructor, student, or locked (code mode, no code given yet)."""
     return {"role": caller.role, "student_access": access.settings.student_access,
-            "identified": caller.student_id is not None}
+            "identified": caller.student_id is not None,
+            "insight": access.settings.insight}
 
 
 @router.post("/instructor", status_code=204, summary="Unlock instructor mode with the key (anyone; rate limited)")

@@ -67,7 +67,7 @@ async def get_conversation(conversation_id: str, caller: Student, services: Serv
     if caller.is_instructor and conversation.owner not in (None, caller.student_id):
         access.audit.record(caller.address, "read conversation", conversation_id)
     messages = [asdict(m) for m in await services.conversations.messages(conversation_id)]
-    if conversation.owner is None or conversation.owner == caller.student_id:
+    if services.settings.insight and (conversation.owner is None or conversation.owner == caller.student_id):
         # the asker rates the answers: each carries their vote (null: none yet)
         votes = await services.conversations.votes(conversation_id, caller.student_id or "")
         for message in (m for m in messages if m["role"] == "assistant"):

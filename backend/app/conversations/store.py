@@ -42,6 +42,18 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id, id);
+-- What the instructor's insight reads of each answer, kept apart from its JSON metadata
+-- (kilobytes of passages) so that a report over a term's turns parses none of it.
+CREATE TABLE IF NOT EXISTS answer_sources (
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    course TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    file TEXT NOT NULL,
+    page INTEGER,
+    cited INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS answer_sources_by_message ON answer_sources(message_id);
+CREATE INDEX IF NOT EXISTS answer_sources_by_time ON answer_sources(course, created_at, file, page, cited);
 CREATE TABLE IF NOT EXISTS feedback (
     message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
     voter TEXT NOT NULL,
@@ -53,6 +65,19 @@ CREATE TABLE IF NOT EXISTS feedback (
 """
 # Run after _SCHEMA, once the columns exist (they are added to older files first).
 _OWNER_INDEX = "CREATE INDEX IF NOT EXISTS conversations_by_owner ON conversations(owner, course, updated_at)"
+# Covering what the insight reads of every answer: a row's later columns lie past its
+# metadata (kilobytes), which SQLite would otherwise read through for each.
+_OUTCOME_INDEX = ("CREATE INDEX IF NOT EXISTS answers_by_time "
+                  "ON messages(role, created_at, finish_reason, conversation_id)")
+# Files written before answers kept their outcome and sources apart: filled in once.
+_BACKFILL = """
+UPDATE messages SET finish_reason = json_extract(meta, '$.finish_reason') WHERE role = 'assistant';
+INSERT INTO answer_sources (message_id, course, created_at, file, page, cited)
+SELECT m.id, (SELECT c.course FROM conversations c WHERE c.id = m.conversation_id), m.created_at, json_extract(s.value, '$.file'), json_extract(s.value, '$.page_start'),
+       EXISTS (SELECT 1 FROM json_each(m.meta, '$.cited') c WHERE c.value = json_extract(s.value, '$.number'))
+FROM messages m, json_each(m.meta, '$.sources') s WHERE m.role = 'assistant';
+"""
+SCHEMA_VERSION = 2
 
 
 class NotYours(Exception):
@@ -97,6 +122,16 @@ class ConversationStore:
                 self._db.execute(f"ALTER TABLE conversations ADD COLUMN {column} TEXT")
         self._db.execute("UPDATE conversations SET course = ? WHERE course IS NULL", (default_course,))
         self._db.execute(_OWNER_INDEX)
+        if "finish_reason" not in {row["name"] for row in self._db.execute("PRAGMA table_info(messages)")}:
+            self._db.execute("ALTER TABLE messages ADD COLUMN finish_reason TEXT")
+        self._db.execute(_OUTCOME_INDEX)
+        if self._db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            with self._db:
+                self._db.execute("BEGIN")
+                for statement in _BACKFILL.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -108,6 +143,11 @@ class ConversationStore:
     def _locked(self, fn, *args):
         with self._lock:
             return fn(*args)
+
+    async def read(self, query):
+        """Run `query(connection)` (read-only SQL of another module: the insight report)
+        under this store's lock, in a worker thread."""
+        return await self._run(query, self._db)
 
     # -- conversations --------------------------------------------------------
     async def get(self, conversation_id: str) -> Conversation | None:
@@ -229,9 +269,17 @@ class ConversationStore:
             )
             for m in (user, assistant):
                 inserted = self._db.execute(
-                    "INSERT INTO messages (conversation_id, role, content, token_count, meta, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (conversation_id, m.role, m.content, m.token_count, json.dumps(m.meta), m.created_at),
+                    "INSERT INTO messages (conversation_id, role, content, token_count, meta, created_at, "
+                    "finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (conversation_id, m.role, m.content, m.token_count, json.dumps(m.meta), m.created_at,
+                     m.meta.get("finish_reason")),
                 )
+            cited = set(assistant.meta.get("cited") or [])
+            self._db.executemany(
+                "INSERT INTO answer_sources (message_id, course, created_at, file, page, cited) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(inserted.lastrowid, course, assistant.created_at, s.get("file") or "",
+                  s.get("page_start"), int(s.get("number") in cited))
+                 for s in assistant.meta.get("sources") or []])
             self._db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (time.time(), conversation_id))
             return inserted.lastrowid

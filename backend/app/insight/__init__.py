@@ -1,0 +1,1 @@
+"""What a course's students asked, for its instructor: app/insight/report.py."""
