@@ -229,6 +229,57 @@ def test_the_insight_report_shows_what_the_materials_do_not_answer(backend, clas
         backend.services.settings.insight = True
 
 
+def test_an_uploads_progress_streams_while_chat_keeps_answering(backend, class_settings, tmp_path):
+    """GET /api/documents/jobs/{id}/events: the ingest's own progress as it happens (pages,
+    chunks, seconds left, a file that failed and why), ending with the job done; a question
+    asked meanwhile is answered at once."""
+    import json
+
+    from backend_fixtures import as_instructor
+    from conftest import make_pdf, topic_text
+
+    book = make_pdf(tmp_path / "splay trees.pdf", [topic_text(f"splay tree rotation {n}", 14) for n in range(90)])
+    (class_settings.materials_path / "torn.pdf").write_bytes(b"%PDF-1.7\n" + os.urandom(4000))  # copied in by hand
+    queued = httpx.post(f"{backend.url}/api/documents", headers=as_instructor(class_settings), timeout=60,
+                        files={"file": ("splay trees.pdf", book.read_bytes(), "application/pdf")})
+    assert queued.status_code == 202, queued.text
+    events, asked = [], {}
+
+    def ask_meanwhile():
+        started = time.monotonic()
+        reply = httpx.post(f"{backend.url}/api/chat", json={"message": "What caused the French Revolution?"},
+                           timeout=60)
+        asked.update(status=reply.status_code, seconds=time.monotonic() - started,
+                     reason=reply.json().get("finish_reason"))
+
+    url = f"{backend.url}/api/documents/jobs/{queued.json()['id']}/events"
+    with httpx.stream("GET", url, headers=as_instructor(class_settings), timeout=180) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+                running = events[-1]["state"] == "running" and events[-1]["progress"].get("pages_done")
+                if running and not asked and not any(t.name == "ask" for t in threading.enumerate()):
+                    threading.Thread(target=ask_meanwhile, name="ask").start()
+    for thread in threading.enumerate():
+        if thread.name == "ask":
+            thread.join(60)
+
+    final = events[-1]
+    assert final["state"] == "done" and final["document"]["pages"] == 90, final
+    pages = [e["progress"].get("pages_done", 0) for e in events]
+    assert pages == sorted(pages) and len({p for p in pages if 0 < p < final["progress"]["pages_total"]}) >= 1
+    assert final["progress"]["chunks_done"] >= 200  # several encode batches: several steps
+    assert any(e["progress"].get("eta_s") is not None for e in events)  # seconds left, once the pace is known
+    assert [f["file"] for f in final["progress"]["failed"]] == ["torn.pdf"] and final["progress"]["failed"][0]["reason"]
+    assert asked == {"status": 200, "seconds": asked["seconds"], "reason": "no_relevant_sources"}, asked
+    assert asked["seconds"] < 10  # the ingest runs beside the chat, not in front of it
+    assert httpx.get(url).status_code == 401  # the instructor's only
+    again = httpx.get(url, headers=as_instructor(class_settings), timeout=30)  # over: one event, then the end
+    assert again.text.count("event: job") == 1 and '"state": "done"' in again.text
+    (class_settings.materials_path / "torn.pdf").unlink()
+
+
 def test_the_conversation_list_is_paginated(backend, class_settings):
     from app.conversations.store import Message
 

@@ -270,7 +270,7 @@ def test_rate_an_answer_and_change_the_vote(page, backend):
     stored.locator(".vote-down").click()  # pressed again: taken back
     expect(stored.locator(".vote-down")).to_have_attribute("aria-pressed", "false")
     assert page.request.get(f"api/conversations/{conversation_id(page)}").json()["messages"][1]["feedback"] is None
-    shot(page, "10-rated-answer")
+    shot(page, "14-rated-answer")
 
 
 def test_the_instructor_reads_what_the_materials_do_not_answer(page, backend, ui_settings):
@@ -375,11 +375,17 @@ def test_upload_a_document_then_ask_about_it(page, backend, ui_settings):
     page.click("#open-materials")
     page.wait_for_selector("#documents-body .delete")
     assert page.locator("#dropzone").is_visible() and page.locator("#read-only-note").is_hidden()
-    page.set_input_files("#upload-input", files=[{"name": "zorblax notes.md", "mimeType": "text/markdown",
-                                                 "buffer": ZORBLAX_MD.encode()}])
-    page.wait_for_selector(".upload.done", timeout=120_000)
-    assert "Ready to ask about" in page.locator(".upload.done .state").inner_text()
+    streams: list[str] = []  # the progress comes as server-sent events, one stream per upload
+    page.on("request", lambda request: "/events" in request.url and streams.append(request.url))
+    page.set_input_files("#upload-input", files=[
+        {"name": "zorblax notes.md", "mimeType": "text/markdown", "buffer": ZORBLAX_MD.encode()},
+        {"name": "quux notes.md", "mimeType": "text/markdown",
+         "buffer": b"# Quux trees\nA quux tree keeps every leaf at the same depth by splitting full nodes.\n"}])
+    expect(page.locator(".upload.done")).to_have_count(2, timeout=120_000)
+    assert all("Ready to ask about" in text for text in page.locator(".upload.done .state").all_inner_texts())
+    assert len(streams) == 2, streams
     page.wait_for_selector('#documents-body tr[data-file="uploads/zorblax notes.md"]')
+    page.wait_for_selector('#documents-body tr[data-file="uploads/quux notes.md"]')
     shot(page, "06-materials-after-upload")
     page.click("#close-materials")
 

@@ -174,3 +174,4 @@ def test_a_file_that_failed_is_listed_with_its_reason(backend, upload_settings):
     assert {"file": "empty notes.md", "reason": "empty file (0 bytes)"} in [
         {k: f[k] for k in ("file", "reason")} for f in failed]
     assert httpx.get(f"{backend.url}/api/documents/failed").status_code == 401  # the instructor's only
+

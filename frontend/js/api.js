@@ -168,11 +168,42 @@ export function uploadDocument(file, onProgress, { replace = false } = {}) {
 /** Follow an ingest job until it is over, calling onUpdate with each state; resolves
  * with the finished job (state "done" or "failed"). */
 export async function followJob(job, onUpdate, intervalMs = 1000) {
+  onUpdate(job);
+  if (job.state === "queued" || job.state === "running") {
+    // The ingest's progress as it happens (server-sent events); polled where a proxy cuts them.
+    job = await streamJob(job, onUpdate).catch(() => pollJob(job, onUpdate, intervalMs));
+  }
+  onUpdate(job);
+  return job;
+}
+
+function jobUrl(job, suffix = "") {
+  return withCourse(`api/documents/jobs/${encodeURIComponent(job.id)}${suffix}`);
+}
+
+function streamJob(job, onUpdate) {
+  return new Promise((resolve, reject) => {
+    const source = new EventSource(jobUrl(job, "/events"));
+    source.addEventListener("job", (event) => {
+      const latest = JSON.parse(event.data);
+      onUpdate(latest);
+      if (latest.state === "done" || latest.state === "failed") {
+        source.close();
+        resolve(latest);
+      }
+    });
+    source.onerror = () => {
+      source.close();
+      reject(new Error("progress stream closed"));
+    };
+  });
+}
+
+async function pollJob(job, onUpdate, intervalMs) {
   while (job.state === "queued" || job.state === "running") {
     onUpdate(job);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
-    job = await request("GET", withCourse(`api/documents/jobs/${encodeURIComponent(job.id)}`));
+    job = await request("GET", jobUrl(job));
   }
-  onUpdate(job);
   return job;
 }

@@ -169,7 +169,11 @@ export class MaterialsDialog {
       bar.removeAttribute("value");
     } else if (job.state === "running" && p.pages_total) {
       bar.value = Math.min(1, p.pages_done / p.pages_total);
-      state.textContent = `${job.message} ${p.pages_done} of ${plural(p.pages_total, "page")}`;
+      const chunks = p.chunks_done ? `, ${plural(p.chunks_done, "chunk")}` : "";
+      const eta = p.eta_s != null ? `, about ${duration(p.eta_s)} left` : "";
+      const failed = (p.failed || []).map((f) => `${f.file} failed: ${f.reason}`).join("; ");
+      state.textContent = `${job.message} ${p.pages_done} of ${plural(p.pages_total, "page")}${chunks}${eta}` +
+        (failed ? `. ${failed}` : "");
     } else {
       state.textContent = job.message;
     }
@@ -194,6 +198,10 @@ function cell(text, className) {
   if (className) td.className = className;
   td.textContent = String(text ?? "");
   return td;
+}
+
+function duration(seconds) {
+  return seconds < 60 ? `${Math.max(1, Math.round(seconds))} s` : `${Math.round(seconds / 60)} min`;
 }
 
 function plural(n, word) {

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
+from sse_starlette.sse import EventSourceResponse
 from starlette.datastructures import UploadFile
 
 from app.api.deps import AccessDep, CourseDep, Instructor, JobsDep, Student
@@ -156,9 +158,39 @@ async def list_jobs(caller: Instructor, course: CourseDep, jobs: JobsDep) -> lis
     return [{**job.to_dict(), "position": jobs.position(job)} for job in jobs.of_course(course.name)]
 
 
-@router.get("/jobs/{job_id}", summary="One upload's, delete's or check's state and progress (instructor)")
-async def get_job(job_id: str, caller: Instructor, jobs: JobsDep) -> dict:
+def _job(jobs: IngestJobs, job_id: str) -> Job:
     job = jobs.get(job_id)
     if job is None:
         raise HTTPException(404, f"No job '{job_id[:40]}' (jobs are kept until the backend restarts).")
+    return job
+
+
+@router.get("/jobs/{job_id}", summary="One upload's, delete's or check's state and progress (instructor)")
+async def get_job(job_id: str, caller: Instructor, jobs: JobsDep) -> dict:
+    job = _job(jobs, job_id)
     return {**job.to_dict(), "position": jobs.position(job)}
+
+
+# How often a progress stream looks for news: the ingest reports every few pages.
+PROGRESS_TICK_S = 0.25
+
+
+@router.get("/jobs/{job_id}/events", summary="One job's progress as server-sent events, until it is over (instructor)")
+async def job_events(job_id: str, request: Request, caller: Instructor, jobs: JobsDep) -> EventSourceResponse:
+    """`job` events, each the job as GET /api/documents/jobs/{id} returns it, whenever its
+    state, place in the queue or progress (files, pages, chunks, files that failed and why,
+    seconds left) changes; the last one is "done" or "failed", and the stream ends."""
+    job = _job(jobs, job_id)
+
+    async def stream():
+        last = None
+        while True:
+            now = (job.version, jobs.position(job))
+            if now != last:
+                last = now
+                yield {"event": "job", "data": json.dumps({**job.to_dict(), "position": now[1]})}
+            if job.over or await request.is_disconnected():
+                return
+            await asyncio.sleep(PROGRESS_TICK_S)
+
+    return EventSourceResponse(stream(), ping=15)

@@ -49,6 +49,7 @@ class Job:
     replaced: Path | None = None  # the earlier version an upload replaced, kept until the new one is in
     stored: Path | None = None  # an upload's file in the materials folder
     finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    version: int = 0  # counts changes: what a stream of its progress (GET .../events) follows
 
     @property
     def over(self) -> bool:
@@ -62,6 +63,7 @@ class Job:
 
     def finish(self, state: State, message: str) -> None:
         self.state, self.message, self.finished_at = state, message, time.time()
+        self.version += 1
         self.finished.set()
 
 
@@ -71,16 +73,28 @@ class JobProgress(ProgressListener):
 
     def __init__(self, jobs: list[Job]):
         self.jobs = jobs
-        self.files_total = self.files_done = self.pages_total = self.pages_done = 0
+        self.files_total = self.files_done = self.pages_total = self.pages_done = self.chunks_done = 0
         self.current: str | None = None
+        self.failed: list[dict] = []  # {"file", "reason"}: the run goes on past them
+        self.reading_since: float | None = None  # the first page read: the rate behind the ETA
 
     def _publish(self, message: str | None = None) -> None:
         progress = {"files_done": self.files_done, "files_total": self.files_total,
-                    "pages_done": self.pages_done, "pages_total": self.pages_total, "current": self.current}
+                    "pages_done": self.pages_done, "pages_total": self.pages_total,
+                    "chunks_done": self.chunks_done, "current": self.current, "failed": list(self.failed),
+                    "eta_s": self._eta_s()}
         for job in self.jobs:
             job.progress = progress
             if message:
                 job.message = message
+            job.version += 1
+
+    def _eta_s(self) -> float | None:
+        """Seconds left at the pace so far (pages a second), once a few pages are read."""
+        if self.reading_since is None or self.pages_done < 3 or self.pages_total <= self.pages_done:
+            return None
+        pace = self.pages_done / max(time.time() - self.reading_since, 1e-3)
+        return round((self.pages_total - self.pages_done) / pace, 1)
 
     def loading_model(self, name: str) -> None:
         self._publish("Loading the embedding model.")
@@ -92,15 +106,20 @@ class JobProgress(ProgressListener):
 
     def file_started(self, path: str, pages: int) -> None:
         self.current = path
+        if self.reading_since is None:
+            self.reading_since = time.time()
         self._publish(f"Reading and indexing {path}.")
 
     def advanced(self, pages: int, chunks: int) -> None:
         self.pages_done += pages
+        self.chunks_done += chunks
         self._publish()
 
     def file_finished(self, path: str, status: str, detail: str = "") -> None:
         if status in ("ingested", "updated", "failed"):
             self.files_done += 1
+        if status == "failed":
+            self.failed.append({"file": path, "reason": detail})
         self.current = None
         self._publish()
 
