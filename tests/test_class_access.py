@@ -440,7 +440,8 @@ def test_code_mode_asks_students_for_the_code(class_settings, embedder):
     code = (settings.access_path / "access.code").read_text().strip()
     try:
         student = browser(server)
-        assert student.get("/api/access").json() == {"role": "locked", "student_access": "code", "identified": True}
+        assert student.get("/api/access").json() == {"role": "locked", "student_access": "code", "identified": True,
+                                                      "insight": True}
         refused = student.post("/api/chat", json={"message": "What is a hash table?"})
         assert refused.status_code == 401 and "access code" in refused.json()["detail"]
         assert student.get("/api/conversations").status_code == 401
