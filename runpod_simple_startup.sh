@@ -15,7 +15,8 @@
 # context size, RAG_LLM_SERVER (auto | python | native). APPLIANCE_VENV picks another
 # virtual environment, APPLIANCE_TMUX_SOCKET another tmux server (tests use both),
 # LLAMA_SERVER_BIN a llama-server binary you already have (skips building one), and
-# LLAMA_CPP_SOURCE an unpacked llama.cpp source to build it from (machines without PyPI).
+# LLAMA_CPP_SOURCE an unpacked llama.cpp source to build it from (machines without PyPI),
+# and APPLIANCE_INSTALL_OCR=0 skips installing OCRmyPDF and Tesseract (scanned PDFs).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -82,16 +83,22 @@ wait_for() {  # wait_for NAME URL|llm_ok SECONDS LOGFILE SESSION
 # --- install steps ---------------------------------------------------------------
 
 ensure_system_packages() {
-  progress "System packages (tmux, curl)"
-  local missing=()
+  progress "System packages (tmux, curl; OCRmyPDF and Tesseract for scanned PDFs)"
+  local missing=() ocr=()
   command -v tmux >/dev/null 2>&1 || missing+=(tmux)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v ocrmypdf >/dev/null 2>&1 || ocr+=(ocrmypdf)
+  command -v tesseract >/dev/null 2>&1 || ocr+=(tesseract-ocr tesseract-ocr-eng)
+  if [ ${#missing[@]} -eq 0 ] && [ ${#ocr[@]} -eq 0 ]; then say "      present"; return; fi
+  say "      installing: ${missing[*]} ${ocr[*]}"
+  sudo_if_needed apt-get update -qq || true
   if [ ${#missing[@]} -gt 0 ]; then
-    say "      installing: ${missing[*]}"
-    sudo_if_needed apt-get update -qq
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    say "      present"
+  fi
+  # OCR is optional: without it scanned PDFs are named as unread, everything else works
+  if [ ${#ocr[@]} -gt 0 ] && [ "${APPLIANCE_INSTALL_OCR:-1}" = "1" ] && ! sudo_if_needed env \
+       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${ocr[@]}" >/dev/null 2>&1; then
+    say "      OCR could not be installed (${ocr[*]}): scanned PDF pages will be named, not read"
   fi
 }
 

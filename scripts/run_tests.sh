@@ -25,5 +25,9 @@ if ! command -v chromium >/dev/null && [ -z "${CHROMIUM_PATH:-}" ]; then
   echo "note: the browser UI tests need Chromium: sudo apt-get install chromium (or set CHROMIUM_PATH)" >&2
 fi
 
+if ! command -v ocrmypdf >/dev/null || ! command -v tesseract >/dev/null; then
+  echo "note: the OCR tests need OCRmyPDF and Tesseract: sudo apt-get install ocrmypdf tesseract-ocr" >&2
+fi
+
 export TOKENIZERS_PARALLELISM=false
 exec .venv/bin/python -m pytest "$@"

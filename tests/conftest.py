@@ -55,6 +55,35 @@ def make_pdf(path: Path, pages: list[str], labels: str | None = None, encrypt_pa
     return path
 
 
+def make_scanned_pdf(path: Path, pages: list[str], text_layer: tuple[int, ...] = (), dpi: int = 200) -> Path:
+    """A PDF whose pages are pictures of the given texts, as a scanner makes them: no
+    text layer, one greyscale image per page. Pages whose index is in `text_layer` keep
+    theirs (a mixed document)."""
+    import pypdfium2 as pdfium
+
+    written = make_pdf(path.with_suffix(".text.pdf"), pages)
+    source = pdfium.PdfDocument(str(written))
+    scanned = [i for i in range(len(pages)) if i not in text_layer]
+    images = [source[i].render(scale=dpi / 72).to_pil().convert("L") for i in scanned]
+    pictures = path.with_suffix(".images.pdf")
+    if images:
+        images[0].save(pictures, save_all=True, append_images=images[1:], resolution=dpi)
+    result = pdfium.PdfDocument.new()
+    picture_pdf = pdfium.PdfDocument(str(pictures)) if images else None
+    for i in range(len(pages)):
+        if i in text_layer:
+            result.import_pages(source, [i])
+        else:
+            result.import_pages(picture_pdf, [scanned.index(i)])
+    result.save(str(path))
+    for pdf in (result, source, picture_pdf):
+        if pdf is not None:
+            pdf.close()
+    written.unlink()
+    pictures.unlink(missing_ok=True)
+    return path
+
+
 def topic_text(topic: str, sentences: int = 12) -> str:
     """Distinct, sentence-structured filler about one topic (retrievable by that topic)."""
     return " ".join(

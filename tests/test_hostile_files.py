@@ -100,6 +100,33 @@ def test_a_slow_file_is_stopped_at_its_time_limit(harness, materials, settings):
     assert sorted(report.ingested) == ["notes/queues.txt", "notes/stacks.md"]
 
 
+def test_ocr_gets_its_own_time_per_scanned_page_and_a_stuck_ocr_is_stopped(harness, materials, settings):
+    from app.ingestion.progress import ProgressListener
+    from conftest import make_scanned_pdf
+
+    make_scanned_pdf(materials / "scan.pdf", [topic_text(f"tidal zone {n}", 6) for n in range(4)])
+    heard: list = []
+
+    class Listener(ProgressListener):
+        def recognising(self, path, pages):
+            heard.append((path, pages, time.monotonic()))
+
+        def file_finished(self, path, status, detail=""):
+            heard.append((path, status, time.monotonic()))
+
+    quick = settings.model_copy(update={"max_read_seconds": 1.0})  # less than OCR of 4 pages takes
+    report = harness.ingestor(quick).run(materials, listener=Listener())
+    assert report.exit_code == 0 and report.ocr_pages == {"scan.pdf": [1, 2, 3, 4]}
+    scan = [(what, at) for path, what, at in heard if path == "scan.pdf"]
+    assert [what for what, _ in scan] == [4, "ingested"]
+    assert scan[1][1] - scan[0][1] > 1.0  # the time granted for OCR was needed
+    (materials / "scan.pdf").write_bytes((materials / "scan.pdf").read_bytes() + b"\n")  # changed: read again
+    stuck = quick.model_copy(update={"ocr_seconds_per_page": 0.01})  # Tesseract cannot finish a page
+    report, _ = run_within(harness, materials, 120, stuck)
+    assert report.failed["scan.pdf"] == ("no extractable text: its pages are scanned images and OCR gave up on "
+                                         "every page (over 0.01 s each, RAG_OCR_SECONDS_PER_PAGE)")
+
+
 def test_a_file_that_needs_too_much_memory_is_stopped(harness, materials, settings):
     (materials / "wide.txt").write_text(("word " * 20 + "\n") * 600_000)  # 60 MB of text
     tight = settings.model_copy(update={"max_read_memory_mb": 256, "max_read_characters": 100_000_000})

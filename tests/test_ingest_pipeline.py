@@ -196,3 +196,48 @@ def test_contents_and_index_pages_are_left_out_and_named_in_the_summary(harness,
     assert report.left_out_pages == {"book.pdf": [2, 5]}
     assert {r["page_start"] for r in harness.rows()} == {1, 3, 4}
     assert "book.pdf: pp. 2, 5" in format_summary(report)
+
+
+def test_scanned_pdfs_are_read_with_ocr_and_found_by_a_question(harness, settings, embedder, tmp_path):
+    """Without OCR a scan fails by name and a half-scanned file names its unread pages;
+    once OCR is on, both are read again (not before they change, otherwise), cited as OCR,
+    and a question finds the words that were only in the pictures."""
+    from app.ingestion.cli import format_summary
+    from conftest import make_scanned_pdf
+    from test_retrieval import make_retriever
+
+    root = tmp_path / "materials"
+    make_scanned_pdf(root / "scan.pdf", [
+        "The ossuary of Saint Brevard keeps the bones of nine hundred monks from the valley. " * 3,
+        "Kelp forests grow where cold water brings nitrates up from the deep ocean floor. " * 3])
+    make_scanned_pdf(root / "mixed.pdf", [  # more than a chunk a page
+        "Basalt columns form when a thick lava flow cools and cracks into hexagons. " * 9,
+        "Tide pools empty twice a day, and the anemones close to keep their water in. " * 9],
+        text_layer=(0,))
+    (root / "notes.md").write_text("# Glaciers\n\n" + topic_text("glacier retreat", 4))
+
+    report = harness.ingestor(settings.model_copy(update={"ocr": "off"})).run(root)
+    assert "scanned images and OCR is not available" in report.failed["scan.pdf"]
+    assert "1 page not read, they are images of text without OCR" in report.warnings["mixed.pdf"][0]
+    assert sorted(report.ingested) == ["mixed.pdf", "notes.md"] and not report.ocr_pages
+
+    report = harness.run(root)  # OCR available and on (the default)
+    assert report.exit_code == 0 and report.ingested == ["scan.pdf"] and report.updated == ["mixed.pdf"]
+    assert report.unchanged == 1
+    assert report.ocr_pages == {"scan.pdf": [1, 2], "mixed.pdf": [2]}
+    summary = format_summary(report)
+    assert "Read with OCR" in summary and "scan.pdf: pp. 1-2" in summary and "mixed.pdf: p. 2" in summary
+    assert harness.run(root).unchanged == 3  # read once: not again until a file changes
+
+    retriever = make_retriever(harness, settings, embedder)
+    monks = retriever.search("Where are the bones of the monks kept?")
+    assert not monks.declined and (monks.sources[0].file, monks.sources[0].page_start) == ("scan.pdf", 1)
+    assert monks.sources[0].ocr and monks.sources[0].location.endswith("(scanned, text recognised by OCR)")
+    pools = retriever.search("Why do anemones close in tide pools?").sources[0]
+    assert (pools.file, pools.page_end, pools.ocr) == ("mixed.pdf", 2, True) and "anemones" in pools.text
+    # each chunk names its pages read with OCR: none for the page with a text layer
+    client, _ = harness.client()
+    rows = client.query(settings.collection_name, filter='doc_id == "mixed.pdf"',
+                        output_fields=["page_start", "page_end", "ocr_pages"])
+    pages = {(r["page_start"], r["page_end"], tuple(r.get("ocr_pages") or ())) for r in rows}
+    assert (1, 1, ()) in pages and all(ocr == ((2,) if end == 2 else ()) for _, end, ocr in pages)

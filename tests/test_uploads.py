@@ -175,3 +175,27 @@ def test_a_file_that_failed_is_listed_with_its_reason(backend, upload_settings):
         {k: f[k] for k in ("file", "reason")} for f in failed]
     assert httpx.get(f"{backend.url}/api/documents/failed").status_code == 401  # the instructor's only
 
+
+
+def test_an_uploaded_scan_is_read_with_ocr_and_the_job_says_so(backend, upload_settings, tmp_path):
+    from conftest import make_scanned_pdf
+
+    scan = make_scanned_pdf(tmp_path / "handout.pdf", [
+        "The ossuary of Saint Brevard keeps the bones of nine hundred monks from the valley. " * 3])
+    heard: list[str] = []
+    answer = httpx.post(f"{backend.url}/api/documents", files={"file": ("handout.pdf", scan.read_bytes(),
+                                                                        "application/pdf")},
+                        headers=as_instructor(upload_settings), timeout=60)
+    assert answer.status_code == 202
+    job = answer.json()
+    with httpx.stream("GET", f"{backend.url}/api/documents/jobs/{job['id']}/events",
+                      headers=as_instructor(upload_settings), timeout=170) as events:
+        for line in events.iter_lines():
+            if line.startswith("data: "):
+                heard.append(line)
+    assert any("Recognising the text of 1 scanned page of uploads/handout.pdf (OCR)" in line for line in heard)
+    job = follow(backend, upload_settings, job)
+    assert job["state"] == "done", job
+    listed = httpx.get(f"{backend.url}/api/documents", headers=as_instructor(upload_settings)).json()
+    document = next(d for d in listed if d["file"] == "uploads/handout.pdf")
+    assert document["warnings"] == ["1 scanned page read with OCR (p. 1)"]

@@ -403,6 +403,19 @@ class Settings(BaseSettings):
         default=500, ge=1, description="What a DOCX or PPTX may unzip to; a larger one (a decompression "
         "bomb) is refused from its archive directory, before it is parsed.",
     )
+    ocr: Literal["auto", "off"] = Field(
+        default="auto", description="Read PDF pages that are images of text (scans) with OCRmyPDF and "
+        "Tesseract, where both are installed (the startup script installs them); off: such pages are "
+        "named in the ingest's warnings and not read.",
+    )
+    ocr_languages: str = Field(
+        default="eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$", description="Tesseract languages of the "
+        "scans, joined with '+' (e.g. eng+deu); each needs its package (tesseract-ocr-deu).",
+    )
+    ocr_seconds_per_page: float = Field(
+        default=30.0, gt=0, description="Longest OCR of one scanned page (about 2 s on 2 CPU cores); a "
+        "file's read time grows by this much per scanned page.",
+    )
     frontend_dir: Path = Field(
         default=Path("frontend"), description="The browser UI's static files, served at /."
     )

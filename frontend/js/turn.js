@@ -215,7 +215,13 @@ function sourceItem(source) {
   const rel = el("span", "relevance");
   rel.title = "How close the passage is to the question (cosine similarity, 0 to 1)";
   rel.append(bar, `relevance ${source.score.toFixed(2)}`);
-  head.append(el("span", "num", `[${source.number}]`), el("span", "where", where), rel);
+  head.append(el("span", "num", `[${source.number}]`), el("span", "where", where));
+  if (source.ocr) {
+    const scanned = el("span", "ocr", "OCR");
+    scanned.title = "Read from a scanned page by text recognition: a word may be misread. Open the page to check.";
+    head.append(scanned);
+  }
+  head.append(rel);
 
   // PDF text keeps the page's line breaks; reflow them, keep paragraph breaks.
   const passage = el("p", "passage", source.text.replace(/([^\n])\n(?!\n)/g, "$1 "));

@@ -42,6 +42,8 @@ class SourceOut(BaseModel):
     heading: str | None
     score: float
     text: str
+    ocr: bool = Field(default=False, description="the passage was read from a scanned page with OCR, "
+                      "so a word in it may be misread")
     location: str
 
 

@@ -110,6 +110,9 @@ class JobProgress(ProgressListener):
             self.reading_since = time.time()
         self._publish(f"Reading and indexing {path}.")
 
+    def recognising(self, path: str, pages: int) -> None:
+        self._publish(f"Recognising the text of {pages} scanned page{'s' if pages != 1 else ''} of {path} (OCR).")
+
     def advanced(self, pages: int, chunks: int) -> None:
         self.pages_done += pages
         self.chunks_done += chunks

@@ -40,6 +40,7 @@ class Chunk:
     page_label: str | None
     heading: str | None
     heading_embedded: bool = True
+    ocr_pages: tuple[int, ...] = ()  # its pages whose text was recognised from an image (OCR)
 
 
 def split_sentences(paragraph: str) -> list[str]:
@@ -176,4 +177,5 @@ class Chunker:
             page_label=label,
             heading=first.heading,
             heading_embedded=first.heading_embedded,
+            ocr_pages=tuple(sorted({sections[u.section].page for u in units if sections[u.section].ocr})),
         )

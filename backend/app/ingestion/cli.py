@@ -15,7 +15,7 @@ from pathlib import Path
 
 from app.errors import ApplianceError
 from app.ingestion.locking import exclusive_ingest
-from app.ingestion.progress import IngestReport, Plan, ProgressListener
+from app.ingestion.progress import IngestReport, Plan, ProgressListener, page_ranges
 
 
 class TerminalProgress(ProgressListener):
@@ -50,6 +50,9 @@ class TerminalProgress(ProgressListener):
     def file_started(self, path: str, pages: int) -> None:
         if self.bar is not None:
             self.bar.set_description_str(_shorten(path), refresh=False)
+
+    def recognising(self, path: str, pages: int) -> None:
+        self._write(f"  OCR: reading {pages} scanned page{'s' if pages != 1 else ''} of {path}")
 
     def advanced(self, pages: int, chunks: int) -> None:
         self.chunks += chunks
@@ -96,14 +99,7 @@ def _duration(seconds: float) -> str:
 
 def _page_ranges(pages: list[int]) -> str:
     """[3, 4, 5, 9] -> "pp. 3-5, 9"."""
-    runs: list[list[int]] = []
-    for page in pages:
-        if runs and page == runs[-1][-1] + 1:
-            runs[-1].append(page)
-        else:
-            runs.append([page])
-    parts = [f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}" for run in runs]
-    return ("p. " if len(pages) == 1 else "pp. ") + ", ".join(parts)
+    return ("p. " if len(pages) == 1 else "pp. ") + page_ranges(pages)
 
 
 def format_summary(report: IngestReport) -> str:
@@ -130,6 +126,9 @@ def format_summary(report: IngestReport) -> str:
     if report.left_out_pages:
         lines.append("Left out as table of contents or index (they list topics but explain none):")
         lines.extend(f"  {path}: {_page_ranges(p)}" for path, p in sorted(report.left_out_pages.items()))
+    if report.ocr_pages:
+        lines.append("Read with OCR (text recognised from page images; it may hold misread words):")
+        lines.extend(f"  {path}: {_page_ranges(p)}" for path, p in sorted(report.ocr_pages.items()))
     if report.repaired:
         lines.append(f"Repaired after an interrupted run: {', '.join(report.repaired)}")
     if report.removed:

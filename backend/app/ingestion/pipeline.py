@@ -22,13 +22,16 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from app.cpus import usable_cores
 from app.embedding.encoder import Embedder, load_embedder
 from app.errors import ConfigurationError, EmbeddingModelMismatchError
+from app.ingestion import ocr
 from app.ingestion.chunking import Chunk, Chunker
 from app.ingestion.discovery import SourceFile, content_hash, discover
-from app.ingestion.progress import IngestReport, Plan, ProgressListener
+from app.ingestion.progress import IngestReport, Plan, ProgressListener, page_ranges
+from app.ingestion.ocr import OcrOptions
 from app.ingestion.reader_process import ReaderProcess, ReadLimits
-from app.ingestion.readers import UnreadableFileError
+from app.ingestion.readers import UnreadableFileError, scans_left_unread
 from app.retrieval.keyword_index import KeywordIndex
 from app.settings import Settings
 from app.storage.catalog import Catalog, CollectionMeta, FailedFile, FileRecord
@@ -60,7 +63,21 @@ def pipeline_fingerprint(settings: Settings) -> str:
 def read_limits(settings: Settings) -> ReadLimits:
     return ReadLimits(seconds=settings.max_read_seconds, memory_mb=settings.max_read_memory_mb,
                       characters=settings.max_read_characters,
-                      office_unzipped_mb=settings.max_read_office_unzipped_mb)
+                      office_unzipped_mb=settings.max_read_office_unzipped_mb, ocr=ocr_options(settings))
+
+
+def ocr_options(settings: Settings) -> OcrOptions | None:
+    """OCR as the settings ask and this machine allows (None: off, or not installed)."""
+    if settings.ocr == "off" or ocr.missing_tools():
+        return None
+    return OcrOptions(languages=settings.ocr_languages, seconds_per_page=settings.ocr_seconds_per_page,
+                      jobs=usable_cores())
+
+
+def ocr_note(pages: list[int]) -> str:
+    """The document list's note on pages read with OCR (recognised text may hold errors)."""
+    many = len(pages) != 1
+    return f"{len(pages)} scanned page{'s' if many else ''} read with OCR ({'pp.' if many else 'p.'} {page_ranges(pages)})"
 
 
 def embedding_text(chunk: Chunk) -> str:
@@ -194,7 +211,8 @@ class Ingestor:
                 report.failed[source.rel_path] = f"cannot read: {exc.strerror or exc}"
                 continue
             old = records.get(source.rel_path)
-            if old and old.content_hash == digest and old.pipeline == fingerprint:
+            if (old and old.content_hash == digest and old.pipeline == fingerprint
+                    and not (limits.ocr and scans_left_unread(old.warnings))):  # OCR can read them now
                 report.unchanged += 1
                 continue
             failed = failures.get(source.rel_path)
@@ -264,7 +282,7 @@ class Ingestor:
             if expected_pages > limit:
                 raise UnreadableFileError(f"it has {expected_pages} pages; the limit is {limit} "
                                           "(RAG_MAX_DOCUMENT_PAGES)")
-            document = reader.read(source.abs_path)
+            document = reader.read(source.abs_path, lambda scanned: listener.recognising(path, scanned))
         except UnreadableFileError as exc:
             report.failed[path] = str(exc)
             self.catalog.put_failure(FailedFile(path, digest, attempt, str(exc)))
@@ -288,7 +306,7 @@ class Ingestor:
         self.catalog.put(FileRecord(
             path=path, content_hash=digest, pipeline=fingerprint, chunk_count=len(chunks),
             page_count=document.page_count, size_bytes=source.size_bytes, kind=source.kind,
-            warnings=document.warnings,
+            warnings=document.warnings + ([ocr_note(document.ocr_pages)] if document.ocr_pages else []),
         ))
         listener.advanced(max(0, expected_pages - pages_done), 0)
         (report.updated if is_update else report.ingested).append(path)
@@ -296,6 +314,8 @@ class Ingestor:
             report.warnings[path] = document.warnings
         if document.left_out_pages:
             report.left_out_pages[path] = document.left_out_pages
+        if document.ocr_pages:
+            report.ocr_pages[path] = document.ocr_pages
         report.pages += document.page_count or 1
         report.chunks_written += len(chunks)
         report.tokens_total += sum(c.token_count for c in chunks)
@@ -320,6 +340,8 @@ class Ingestor:
             metadata["page_label"] = chunk.page_label
         if chunk.heading:
             metadata["heading"] = chunk.heading
+        if chunk.ocr_pages:
+            metadata["ocr_pages"] = list(chunk.ocr_pages)
         node = TextNode(
             id_=chunk_id(path, digest, chunk.index),
             text=chunk.text,

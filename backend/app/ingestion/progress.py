@@ -19,6 +19,17 @@ class Plan:
     total_pages: int
 
 
+def page_ranges(pages: list[int]) -> str:
+    """[3, 4, 5, 9] -> "3-5, 9"."""
+    runs: list[list[int]] = []
+    for page in pages:
+        if runs and page == runs[-1][-1] + 1:
+            runs[-1].append(page)
+        else:
+            runs.append([page])
+    return ", ".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}" for run in runs)
+
+
 class ProgressListener:
     """Receives progress; the default does nothing (library use, tests)."""
 
@@ -27,6 +38,9 @@ class ProgressListener:
     def planned(self, plan: Plan) -> None: ...
 
     def file_started(self, path: str, pages: int) -> None: ...
+
+    def recognising(self, path: str, pages: int) -> None:
+        """OCR starts on that many scanned pages of the file (about a second each)."""
 
     def advanced(self, pages: int, chunks: int) -> None: ...
 
@@ -45,6 +59,7 @@ class IngestReport:
     failed_before: list[str] = field(default_factory=list)  # failed on an earlier run, unchanged since
     warnings: dict[str, list[str]] = field(default_factory=dict)
     left_out_pages: dict[str, list[int]] = field(default_factory=dict)  # contents / index pages
+    ocr_pages: dict[str, list[int]] = field(default_factory=dict)  # scanned pages read with OCR
     repaired: list[str] = field(default_factory=list)
     hidden_skipped: int = 0
     unsupported_skipped: Counter = field(default_factory=Counter)

@@ -25,7 +25,9 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+from app.ingestion.ocr import OcrOptions
 from app.ingestion.readers import ExtractedDocument, UnreadableFileError, count_pdf_pages, read_document
 
 _FRAME = struct.Struct("!Q")
@@ -42,10 +44,13 @@ class ReadLimits:
     memory_mb: int = 4096
     characters: int = 6_000_000
     office_unzipped_mb: int = 500
+    ocr: OcrOptions | None = None  # None: scanned pages are named, not read
 
     def describe(self) -> str:
-        """Part of a remembered failure's key: raising a limit retries the files it stopped."""
-        return f"{self.seconds}|{self.memory_mb}|{self.characters}|{self.office_unzipped_mb}"
+        """Part of a remembered failure's key: raising a limit, or OCR becoming available,
+        retries the files it stopped."""
+        ocr = self.ocr.describe() if self.ocr else "no-ocr"
+        return f"{self.seconds}|{self.memory_mb}|{self.characters}|{self.office_unzipped_mb}|{ocr}"
 
 
 def check_office_archive(path: Path, limit_mb: int) -> None:
@@ -62,8 +67,10 @@ def check_office_archive(path: Path, limit_mb: int) -> None:
             "(RAG_MAX_READ_OFFICE_UNZIPPED_MB)")
 
 
-def read_within_limits(path: Path, limits: ReadLimits) -> ExtractedDocument:
-    """The checks that need no stopwatch, then the reader (runs in the child)."""
+def read_within_limits(path: Path, limits: ReadLimits,
+                       before_ocr: Callable[[int], None] | None = None) -> ExtractedDocument:
+    """The checks that need no stopwatch, then the reader (runs in the child).
+    `before_ocr(pages)` is called before scanned pages are recognised."""
     suffix = path.suffix.lower()
     if suffix in _OFFICE:
         check_office_archive(path, limits.office_unzipped_mb)
@@ -71,7 +78,16 @@ def read_within_limits(path: Path, limits: ReadLimits) -> ExtractedDocument:
     # UTF-8's worst, so a file this large is refused before it is decoded.
     if suffix in _TEXT and path.stat().st_size > limits.characters * 4:
         raise UnreadableFileError(_too_many_characters(path.stat().st_size, limits, "bytes"))
-    document = read_document(path)
+    recognise = None
+    if limits.ocr is not None:
+        from app.ingestion import ocr
+
+        def recognise(pdf: Path, pages: list[int]) -> dict[int, str]:
+            if before_ocr is not None:
+                before_ocr(len(pages))
+            return ocr.recognise(pdf, pages, limits.ocr)
+
+    document = read_document(path, recognise)
     characters = sum(len(section.text) for section in document.sections)
     if characters > limits.characters:
         raise UnreadableFileError(_too_many_characters(characters, limits, "characters of text"))
@@ -98,9 +114,11 @@ class ReaderProcess:
             self._kill()
         self.close()
 
-    def read(self, path: Path) -> ExtractedDocument:
-        """The document, or UnreadableFileError saying which limit stopped it."""
-        return self._ask("read", path, self.limits.seconds)
+    def read(self, path: Path, recognising: Callable[[int], None] | None = None) -> ExtractedDocument:
+        """The document, or UnreadableFileError saying which limit stopped it.
+        `recognising(pages)`: OCR starts on that many scanned pages; they get
+        RAG_OCR_SECONDS_PER_PAGE each on top of the file's own time."""
+        return self._ask("read", path, self.limits.seconds, recognising)
 
     def count_pages(self, path: Path) -> int:
         """A PDF's pages for the progress total (0 if it cannot be opened in time)."""
@@ -133,15 +151,25 @@ class ReaderProcess:
             )
         return self._proc
 
-    def _ask(self, kind: str, path: Path, seconds: float):
+    def _ask(self, kind: str, path: Path, seconds: float, recognising: Callable[[int], None] | None = None):
         proc = self._start()
+        limit_names = "RAG_MAX_READ_SECONDS"
         try:
             _write_frame(proc.stdin, (kind, str(path), self.limits))
-            reply = _read_frame(proc.stdout, time.monotonic() + seconds)
+            deadline = time.monotonic() + seconds
+            reply = _read_frame(proc.stdout, deadline)
+            while reply[0] == "ocr":  # OCR starts: its own time on top
+                pages = reply[1]
+                limit_names += " and RAG_OCR_SECONDS_PER_PAGE"
+                seconds += self._ocr_seconds(pages)
+                deadline += self._ocr_seconds(pages)
+                if recognising is not None:
+                    recognising(pages)
+                reply = _read_frame(proc.stdout, deadline)
         except TimeoutError:
             self._kill()
             raise UnreadableFileError(
-                f"reading it took longer than {seconds:g} s and was stopped (RAG_MAX_READ_SECONDS)") from None
+                f"reading it took longer than {seconds:g} s and was stopped ({limit_names})") from None
         except (EOFError, OSError, pickle.UnpicklingError):
             code = self._kill()
             raise UnreadableFileError(_crash_reason(code, self.limits)) from None
@@ -149,6 +177,10 @@ class ReaderProcess:
         if status == "ok":
             return value
         raise UnreadableFileError(value)
+
+    def _ocr_seconds(self, pages: int) -> float:
+        """More than OCRmyPDF's own limit (ocr.recognise), so that it reports first."""
+        return (self.limits.ocr.seconds_per_page if self.limits.ocr else 0.0) * pages + 90.0
 
     def _kill(self) -> int | None:
         proc, self._proc = self._proc, None
@@ -222,7 +254,8 @@ def _serve(memory_mb: int) -> None:
             if kind == "pages":
                 reply = ("ok", count_pdf_pages(Path(path)))
             else:
-                reply = ("ok", read_within_limits(Path(path), limits))
+                reply = ("ok", read_within_limits(Path(path), limits,
+                                                  lambda pages: _write_frame(replies, ("ocr", pages))))
         except UnreadableFileError as exc:
             reply = ("failed", str(exc))
         except MemoryError:

@@ -47,6 +47,7 @@ class Section:
     # False for headings guessed from the type size: named in citations, not embedded
     # (embedding them cost dense retrieval 5 of 92 questions: docs/DESIGN.md)
     heading_embedded: bool = True
+    ocr: bool = False  # the text was recognised from an image of the page
 
 
 @dataclass
@@ -55,6 +56,20 @@ class ExtractedDocument:
     page_count: int = 0
     warnings: list[str] = field(default_factory=list)
     left_out_pages: list[int] = field(default_factory=list)  # contents and index pages, 1-based
+    ocr_pages: list[int] = field(default_factory=list)  # read with OCR, 1-based
+
+
+# Reads the text of some pages (0-based) of a PDF from their images (None: it gave up on
+# that page): app.ingestion.ocr.
+Recogniser = Callable[[Path, list[int]], dict[int, "str | None"]]
+# The start of the warning for scanned pages left unread; an ingest with OCR reads such
+# files again (scans_left_unread).
+SCANS_UNREAD = "not read, they are images of text without OCR"
+
+
+def scans_left_unread(warnings: list[str]) -> bool:
+    """Whether a file was ingested with scanned pages OCR could now read."""
+    return any(SCANS_UNREAD in warning for warning in warnings)
 
 
 # --- PDF -----------------------------------------------------------------
@@ -74,8 +89,12 @@ def count_pdf_pages(path: Path) -> int:
         pdf.close()
 
 
-def read_pdf(path: Path) -> ExtractedDocument:
+def read_pdf(path: Path, recognise: Recogniser | None = None) -> ExtractedDocument:
+    """One section per page; pages that are images of text are read with `recognise`
+    (OCR) where given, and named in a warning where not."""
     import pypdfium2 as pdfium
+
+    from app.ingestion.ocr import OcrFailedError, needs_ocr
 
     try:
         pdf = pdfium.PdfDocument(str(path))
@@ -88,6 +107,7 @@ def read_pdf(path: Path) -> ExtractedDocument:
     texts: list[str] = []
     labels: list[str | None] = []
     font_lines: list[FontLine] = []
+    scanned: list[int] = []  # 0-based: pages that are a picture of text
     try:
         outline = outline_entries(pdf, len(pdf))
         bylines = outline_bylines(outline)
@@ -98,6 +118,8 @@ def read_pdf(path: Path) -> ExtractedDocument:
                 page = pdf[index]
                 textpage = page.get_textpage()
                 texts.append(textpage.get_text_bounded())
+                if needs_ocr(page, texts[-1]):
+                    scanned.append(index)
                 if without_outline:
                     font_lines.extend(page_font_lines(textpage, index))
                 textpage.close()
@@ -111,6 +133,26 @@ def read_pdf(path: Path) -> ExtractedDocument:
                 labels.append(None)
     finally:
         pdf.close()
+    ocr_pages: list[int] = []  # 1-based
+    ocr_failure = None
+    if scanned and recognise is not None:
+        gave_up = 0
+        try:
+            for index, text in recognise(path, scanned).items():
+                gave_up += text is None
+                if text and text.strip():
+                    texts[index] = text
+                    ocr_pages.append(index + 1)
+        except OcrFailedError as exc:
+            ocr_failure = str(exc)
+            warnings.append(f"{_count(scanned, 'scanned page')} not read: {exc}")
+        if gave_up and ocr_failure is None:
+            warnings.append(f"OCR gave up on {_count(gave_up, 'scanned page')} (RAG_OCR_SECONDS_PER_PAGE)")
+        if len(ocr_pages) + gave_up < len(scanned) and ocr_failure is None:
+            warnings.append(f"OCR found no text on {_count(len(scanned) - len(ocr_pages) - gave_up, 'scanned page')}")
+    elif scanned:
+        warnings.append(f"{_count(scanned, 'page')} {SCANS_UNREAD} (install ocrmypdf and tesseract-ocr, "
+                        "as the startup script does, and keep RAG_OCR=auto)")
     ligatures = ligature_map("\n".join(texts))
     texts = [translate_ligatures(t, ligatures) for t in texts]
     compounds = hyphenated_compounds(texts)
@@ -131,22 +173,35 @@ def read_pdf(path: Path) -> ExtractedDocument:
         pages = strip_lines(pages, bylines)
     sections = [
         Section(text=text, page=i + 1, page_label=labels[i], heading=headings[i],
-                heading_embedded=not without_outline)
+                heading_embedded=not without_outline, ocr=(i + 1) in ocr_pages)
         for i, text in enumerate(pages)
         if text.strip() and i not in skipped
     ]
     if not sections and skipped:
         raise UnreadableFileError("only a table of contents or an index, no text to answer from")
     if not sections:
-        raise UnreadableFileError(
-            "no extractable text (a scanned PDF without a text layer? run OCR on it first, "
-            "e.g. with ocrmypdf)"
-        )
+        raise UnreadableFileError(_no_text_reason(len(scanned), recognise is not None, ocr_failure))
     blank = sum(1 for text in pages if not text.strip())
-    if blank and blank > len(pages) // 2:
+    if blank and blank > len(pages) // 2 and not scanned:
         warnings.append(f"{blank} of {len(pages)} pages have no text layer")
     return ExtractedDocument(sections=sections, page_count=len(pages), warnings=warnings,
-                             left_out_pages=sorted(i + 1 for i in skipped))
+                             left_out_pages=sorted(i + 1 for i in skipped), ocr_pages=ocr_pages)
+
+
+def _count(items, noun: str) -> str:
+    n = items if isinstance(items, int) else len(items)
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _no_text_reason(scanned: int, ocr_on: bool, ocr_failure: str | None) -> str:
+    if not scanned:
+        return "no extractable text (no text layer, and no page is an image of text)"
+    if ocr_failure:
+        return f"no extractable text: its pages are scanned images and {ocr_failure}"
+    if ocr_on:
+        return f"no extractable text: OCR found no words on its {_count(scanned, 'scanned page')}"
+    return ("no extractable text: its pages are scanned images and OCR is not available (install "
+            "ocrmypdf and tesseract-ocr, as the startup script does, and keep RAG_OCR=auto)")
 
 
 def outline_entries(pdf, page_count: int, max_depth: int = 6) -> list[tuple[int, str, int]]:
@@ -508,13 +563,14 @@ READERS: dict[str, Callable[[Path], ExtractedDocument]] = {
 SUPPORTED_EXTENSIONS = frozenset(READERS)
 
 
-def read_document(path: Path) -> ExtractedDocument:
-    """Extract text from any supported file; UnreadableFileError says why not."""
+def read_document(path: Path, recognise: Recogniser | None = None) -> ExtractedDocument:
+    """Extract text from any supported file; UnreadableFileError says why not.
+    `recognise`: OCR for PDF pages that are images of text (None: they are named, not read)."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise UnreadableFileError(f"unsupported file type {path.suffix or '(none)'}")
     try:
-        return reader(path)
+        return read_pdf(path, recognise) if reader is read_pdf else reader(path)
     except UnreadableFileError:
         raise
     except PermissionError as exc:

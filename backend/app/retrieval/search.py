@@ -22,7 +22,7 @@ from app.retrieval.understand import Question
 from app.settings import Settings
 from app.storage.chunk_store import ChunkStore
 
-_ROW_FIELDS = ["text", "embedding", "file_path", "page_start", "page_end", "page_label", "heading"]
+_ROW_FIELDS = ["text", "embedding", "file_path", "page_start", "page_end", "page_label", "heading", "ocr_pages"]
 _DENSE_FIELDS = [f for f in _ROW_FIELDS if f != "embedding"]  # dense hits come with their score
 
 
@@ -199,6 +199,7 @@ def _source(number: int, c: Candidate) -> Source:
         page_end=_int(row.get("page_end")),
         page_label=row.get("page_label"),
         heading=row.get("heading"),
+        ocr=bool(row.get("ocr_pages")),
         score=round(c.similarity if c.similarity is not None else 0.0, 4),
         text=row.get("text") or "",
     )

@@ -18,6 +18,8 @@ class Source:
     heading: str | None
     score: float
     text: str
+    ocr: bool = False  # read from a scanned page with OCR: a word may be misread
+
 
     @property
     def location(self) -> str:
@@ -33,6 +35,8 @@ class Source:
                 where += f", {self.heading.split(' › ')[-1]}"
         elif self.heading:
             where += f" › {self.heading}"
+        if self.ocr:
+            where += " (scanned, text recognised by OCR)"
         return where
 
     def to_dict(self) -> dict:
