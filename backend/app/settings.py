@@ -267,7 +267,7 @@ class Settings(BaseSettings):
         "of being joined to the question before it. Off: every declined message is declined as is.",
     )
     keyword_gate_coverage: float = Field(
-        default=0.8, ge=0, le=1,
+        default=0.6, ge=0, le=1,
         description="The gate also lets a question through when the best keyword match holds this "
         "share of its rarity-weighted words (IDF-weighted; 1.0: all of them) ...",
     )
