@@ -12,6 +12,9 @@ the MiniLM embedder, the FastAPI app under uvicorn. Prints four tables:
     (target p95 < 50 ms at 100k); and hybrid for the same questions wrapped in chatter
     ("Hi! I'm revising for the exam tomorrow. <question> Thanks a lot!"), whose clauses
     are each checked against the materials;
+ 2b. the default path of /api/chat before the prompt (hybrid and the configured reranker,
+    token-match by default) at the same sizes, plain and chatty, beside hybrid alone and
+    numpy, with each step's p50 and share (the timings /api/chat and the stream carry);
  3. tokens/s through the backend vs. direct (target >= 97%);
  4. eight concurrent streaming clients: all complete untruncated, aggregate tokens/s,
     slowest client's total time.
@@ -140,6 +143,7 @@ def retrieval_at_scale(settings, embedder, sizes: list[int], index: str = "FLAT"
     from llama_index.core.schema import TextNode
 
     from app.retrieval.keyword_index import KeywordIndex
+    from app.retrieval.reranker import load_reranker
     from app.retrieval.retriever import Retriever
     from app.storage.catalog import Catalog
     from app.storage.chunk_store import ChunkStore
@@ -178,10 +182,16 @@ def retrieval_at_scale(settings, embedder, sizes: list[int], index: str = "FLAT"
         keyword_index.rebuild()
         index_s = time.perf_counter() - t
         retriever = Retriever(s, store, embedder, keyword_index)
+        # what /api/chat runs with default settings: the same, with the configured reranker
+        default = Retriever(s, store, embedder, keyword_index,
+                            load_reranker(s.reranker_model, s.embedding_device, s.models_path, embedder, keyword_index))
         for q in QUESTIONS:
             retriever.search(q, mode="hybrid")
+            default.search(q)
         dense, hybrid, chatty_ms, embed_only, embed_torch, numpy_ms, recall = [], [], [], [], [], [], []
+        default_ms, default_chatty = [], []
         steps: dict[str, list[float]] = {}
+        default_steps: dict[str, list[float]] = {}
         query_vectors = []
         for q, message in zip(queries, chatty):
             t = time.perf_counter()
@@ -200,6 +210,15 @@ def retrieval_at_scale(settings, embedder, sizes: list[int], index: str = "FLAT"
             t = time.perf_counter()
             retriever.search(message, mode="hybrid")
             chatty_ms.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            found = default.search(q)
+            default_ms.append((time.perf_counter() - t) * 1000)
+            for step, ms in found.timings.items():
+                default_steps.setdefault(step, []).append(ms)
+            default_steps.setdefault("rest_ms", []).append(default_ms[-1] - sum(found.timings.values()))
+            t = time.perf_counter()
+            default.search(message)
+            default_chatty.append((time.perf_counter() - t) * 1000)
         # The baselines in loops of their own: NumPy's BLAS and PyTorch's OpenMP threads
         # keep spinning for a while after each call and would slow whatever came next.
         for q in queries:
@@ -217,7 +236,8 @@ def retrieval_at_scale(settings, embedder, sizes: list[int], index: str = "FLAT"
         client.close()
         shutil.rmtree(workdir, ignore_errors=True)
         steps["embed with PyTorch_ms"] = embed_torch
-        results.append((size, dense, hybrid, chatty_ms, embed_only, numpy_ms, index_s, index, statistics.mean(recall), steps))
+        results.append((size, dense, hybrid, chatty_ms, embed_only, numpy_ms, index_s, index, statistics.mean(recall), steps,
+                        (default_ms, default_chatty, default_steps, default.reranker)))
     return results
 
 
@@ -241,7 +261,7 @@ def print_retrieval(scale) -> None:
           "| of which query embedding p50 ms | numpy brute force p50 / p95 ms | ratio p95 (hybrid / numpy) "
           "| dense recall@5 vs exact | BM25 index build s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for size, dense, hybrid, chatty, embed_only, numpy_ms, index_s, index, recall, _steps in scale:
+    for size, dense, hybrid, chatty, embed_only, numpy_ms, index_s, index, recall, _steps, _default in scale:
         print(f"| {size:,} | {index} | {pct(dense, 50):.1f} / {pct(dense, 95):.1f} | {pct(hybrid, 50):.1f} / {pct(hybrid, 95):.1f} "
               f"| {pct(chatty, 50):.1f} / {pct(chatty, 95):.1f} | {pct(chatty, 50) / pct(hybrid, 50):.1f}x "
               f"| {pct(embed_only, 50):.1f} | {pct(numpy_ms, 50):.2f} / {pct(numpy_ms, 95):.2f} "
@@ -252,9 +272,37 @@ def print_retrieval(scale) -> None:
     names = ["question_ms", "embed_ms", "embed with PyTorch_ms", "dense_ms", "keyword_ms", "rest_ms"]
     print("| chunks | vector index | " + " | ".join(n[:-3] for n in names) + " |")
     print("|---|---|" + "---|" * len(names))
-    for size, *_measured, index, _recall, steps in scale:
+    for size, *_measured, index, _recall, steps, _default in scale:
         cells = [f"{pct(steps[n], 50):.1f} / {pct(steps[n], 95):.1f}" if n in steps else "-" for n in names]
         print(f"| {size:,} | {index} | " + " | ".join(cells) + " |")
+    print_default_path(scale)
+
+
+def print_default_path(scale) -> None:
+    """What a student waits for before the prompt: the path /api/chat runs with default
+    settings (the reranker included), beside hybrid alone and the numpy floor."""
+    reranker = scale[0][-1][3]
+    name = getattr(reranker, "model_name", "none")
+    print(f"\n2b. The default path of /api/chat (hybrid, reranker: {name}), 50 queries; "
+          "p50 / p95 ms [target p95 < 50 at 100k]\n")
+    print("| chunks | default path | default, chatty message | hybrid alone | numpy brute force "
+          "| default / hybrid p95 | default / numpy p95 |")
+    print("|---|---|---|---|---|---|---|")
+    for size, _dense, hybrid, _chatty, _embed, numpy_ms, *_rest, (default_ms, default_chatty, _steps, _r) in scale:
+        print(f"| {size:,} | {pct(default_ms, 50):.1f} / {pct(default_ms, 95):.1f} "
+              f"| {pct(default_chatty, 50):.1f} / {pct(default_chatty, 95):.1f} "
+              f"| {pct(hybrid, 50):.1f} / {pct(hybrid, 95):.1f} | {pct(numpy_ms, 50):.2f} / {pct(numpy_ms, 95):.2f} "
+              f"| {pct(default_ms, 95) / pct(hybrid, 95):.1f}x | {pct(default_ms, 95) / pct(numpy_ms, 95):.0f}x |")
+    names = ["question_ms", "embed_ms", "dense_ms", "keyword_ms", "fusion_ms", "gate_ms", "fetch_ms", "rerank_ms",
+             "rest_ms"]
+    print("\nIts steps: p50 ms and share of the p50 total (the timings /api/chat and the stream's sources event "
+          "carry)\n")
+    print("| chunks | " + " | ".join(n[:-3] for n in names) + " |")
+    print("|---|" + "---|" * len(names))
+    for size, *_rest, (default_ms, _chatty, steps, _r) in scale:
+        total = pct(default_ms, 50)
+        cells = [f"{pct(steps[n], 50):.1f} ({pct(steps[n], 50) / total:.0%})" if n in steps else "-" for n in names]
+        print(f"| {size:,} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:

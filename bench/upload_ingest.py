@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -45,8 +46,14 @@ def base_env(work: Path, threads: int) -> dict:
 
 
 def cli_run(corpus: Path, work: Path, threads: int) -> tuple[float, dict]:
+    """The CLI over a folder of the same PDFs the upload path sends (copies: the ingest
+    does not follow links out of its folder)."""
+    folder = work / "pdfs"
+    folder.mkdir(parents=True)
+    for pdf in sorted(corpus.glob("*.pdf")):
+        shutil.copyfile(pdf, folder / pdf.name)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "ingest.py", "--directory", str(corpus), "--json", "--quiet"],
+    done = subprocess.run([sys.executable, "ingest.py", "--directory", str(folder), "--json", "--quiet"],
                           cwd=BACKEND, env=base_env(work, threads), capture_output=True, text=True)
     wall = time.perf_counter() - started
     if done.returncode not in (0, 1):

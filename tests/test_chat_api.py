@@ -82,8 +82,8 @@ def test_chat_answers_with_sources_that_carry_pages(backend):
     section = f", {top['heading']}" if top["heading"] else ""
     assert top["location"] == f"{HASH_PDF}, p. {pages} (printed {expected_label}){section}"
     # the turn's stages, the search's own steps among them (token match reranks by default)
-    for key in ("retrieval_ms", "embed_ms", "dense_ms", "keyword_ms", "rerank_ms", "prompt_ms",
-                "first_token_ms", "generation_ms", "total_ms"):
+    for key in ("retrieval_ms", "question_ms", "embed_ms", "dense_ms", "keyword_ms", "fusion_ms", "gate_ms",
+                "fetch_ms", "rerank_ms", "prompt_ms", "first_token_ms", "generation_ms", "total_ms"):
         assert body["timings"][key] is not None and body["timings"][key] >= 0, key
     assert body["usage"]["completion_tokens"] > 0
 
@@ -100,6 +100,11 @@ def test_stream_sends_sources_then_tokens_then_done(backend):
     done = events[-1][1]
     assert done["answer"] == streamed and done["sources"] == events[0][1]["sources"]
     assert any(s["page_start"] <= 3 <= s["page_end"] for s in done["sources"])  # the collisions page
+    # the search's steps, as soon as the passages are known: a client can time the real path
+    steps = events[0][1]["timings"]
+    assert {"embed_ms", "dense_ms", "keyword_ms", "fusion_ms", "gate_ms", "fetch_ms", "rerank_ms",
+            "prompt_ms"} <= set(steps) and all(v >= 0 for v in steps.values())
+    assert {k: v for k, v in done["timings"].items() if k in steps} == steps
 
 
 def test_follow_up_is_retrieved_with_the_earlier_turn(backend):

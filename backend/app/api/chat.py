@@ -114,7 +114,8 @@ async def chat(body: ChatRequest, request: Request, caller: Student, services: S
 async def chat_stream(body: ChatRequest, request: Request, caller: Student, services: ServicesDep,
                       access: AccessDep) -> EventSourceResponse:
     """Events: `queued` ({"position", "message"}: at once, and again as the place changes,
-    when every answer slot is taken), `sources` (once, before any token), `token`
+    when every answer slot is taken), `sources` (once, before any token: the passages and
+    the search's timings by step), `token`
     ({"delta"}), `done` (the full answer, usage and timings, as POST /api/chat returns) or
     `error` ({"message", "status"}: 429 when the wait for a slot passed
     RAG_MAX_ANSWER_WAIT_S, 503 when the LLM server is down or failed mid-answer). Closing

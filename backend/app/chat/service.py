@@ -278,6 +278,7 @@ class ChatService:
             "condensed_by": turn.condensed_by,
             "expanded": turn.expanded,
             "sources": [s.to_dict() for s in sources],
+            "timings": dict(turn.timings),  # the search's steps and the prompt's, in ms
         }
         result = StreamResult()
         if turn.prompt is None:

@@ -108,16 +108,19 @@ class Retriever:
         question = self.understanding.understand(query, as_written)
         pool = max(settings.retrieval_candidates, top_k)
         found = self.searcher.find(question, pool, mode)
+        t = time.perf_counter()
         absent = self.vocabulary.absent(found.keyword, found.best_passages(), asking_words)
         # absence says something only of enough text (about 30 pages); in a few lectures
         # even a fair question's rare words are often not there ("recursion")
         unknown = absent if found.keyword.indexed_chunks >= settings.unknown_word_min_chunks else []
         decision = self.decide(found.best_similarity, found.keyword.coverage, unknown, cutoff)
+        gate_ms = (time.perf_counter() - t) * 1000
         result = Retrieval(query, [], len(found.candidates), False, 0.0,
                            best_similarity=found.best_similarity, keyword_coverage=found.keyword.coverage,
                            unknown_words=unknown, declined=not decision.answer, reason=decision.reason,
                            absent_words=absent, indexed_chunks=found.keyword.indexed_chunks,
-                           timings={**question.timings, **found.timings}, search_text=question.text,
+                           timings={**question.timings, **found.timings, "gate_ms": gate_ms},
+                           search_text=question.text,
                            vector=question.vector)
         if decision.answer:
             if hypothetical and mode != "keyword":

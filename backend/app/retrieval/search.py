@@ -82,7 +82,9 @@ class Search:
             t = time.perf_counter()
             keyword = self.keyword_index.search(question.text, pool)
             timings["keyword_ms"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
         candidates = self.fuse([] if mode == "keyword" else dense, keyword.hits, dense)
+        timings["fusion_ms"] = (time.perf_counter() - t) * 1000
         return Found(question, question.vector, dense, keyword, candidates, timings)
 
     def steered(self, found: Found, passage: str, pool: int) -> Found:
@@ -98,12 +100,14 @@ class Search:
 
     def rank(self, found: Found, top_k: int, rerank: bool) -> tuple[list[Source], dict[str, float]]:
         """The `top_k` passages to show, best first: one per page, reranked where `rerank`
-        (and a reranker is loaded). Returns them and the rerank's time."""
+        (and a reranker is loaded). Returns them and the time of each step: fetching the
+        passages (one per page) and reranking them."""
         rerank = rerank and self.reranker is not None
+        t = time.perf_counter()
         ranked = sorted(found.candidates.values(), key=lambda c: c.fused, reverse=True)
         keep = max(top_k, self.settings.rerank_candidates or self.reranker.candidates) if rerank else top_k
         ranked = self.one_per_page(ranked, keep, found.vector)
-        timings: dict[str, float] = {}
+        timings: dict[str, float] = {"fetch_ms": (time.perf_counter() - t) * 1000}
         if rerank:
             t = time.perf_counter()
             scores = self.reranker.score(found.question.text, [c.row["text"] for c in ranked],
