@@ -240,8 +240,8 @@ class Settings(BaseSettings):
     reranker_model: str | None = Field(
         default=TOKEN_MATCH,
         description="How the fused candidates are reordered: 'token-match' compares the question's "
-        "word pieces with each passage's through the embedder (no download; ~150 ms a question on 2 "
-        "CPU cores), a cross-encoder is named by its Hugging Face name or local folder (e.g. "
+        "word pieces with each passage's through the embedder (no download; 0.15-0.45 s a question on 2 "
+        "CPU cores, bench/chat.py table 2b), a cross-encoder is named by its Hugging Face name or local folder (e.g. "
         "cross-encoder/ms-marco-MiniLM-L-6-v2), and '' turns reranking off. On a GPU pod the "
         "startup script turns on gpu_reranker_model unless this is set.",
     )
