@@ -15,7 +15,7 @@ from pathlib import Path
 
 from app.errors import ApplianceError
 from app.ingestion.locking import exclusive_ingest
-from app.ingestion.progress import IngestReport, Plan, ProgressListener, page_ranges
+from app.ingestion.progress import IngestReport, Plan, ProgressListener, cited_pages
 
 
 class TerminalProgress(ProgressListener):
@@ -97,11 +97,6 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m {secs:02d}s"
 
 
-def _page_ranges(pages: list[int]) -> str:
-    """[3, 4, 5, 9] -> "pp. 3-5, 9"."""
-    return ("p. " if len(pages) == 1 else "pp. ") + page_ranges(pages)
-
-
 def format_summary(report: IngestReport) -> str:
     processed = len(report.ingested) + len(report.updated)
     lines = [
@@ -125,10 +120,10 @@ def format_summary(report: IngestReport) -> str:
         lines.extend(f"  {path}: {'; '.join(w)}" for path, w in sorted(report.warnings.items()))
     if report.left_out_pages:
         lines.append("Left out as table of contents or index (they list topics but explain none):")
-        lines.extend(f"  {path}: {_page_ranges(p)}" for path, p in sorted(report.left_out_pages.items()))
+        lines.extend(f"  {path}: {cited_pages(p)}" for path, p in sorted(report.left_out_pages.items()))
     if report.ocr_pages:
         lines.append("Read with OCR (text recognised from page images; it may hold misread words):")
-        lines.extend(f"  {path}: {_page_ranges(p)}" for path, p in sorted(report.ocr_pages.items()))
+        lines.extend(f"  {path}: {cited_pages(p)}" for path, p in sorted(report.ocr_pages.items()))
     if report.repaired:
         lines.append(f"Repaired after an interrupted run: {', '.join(report.repaired)}")
     if report.removed:

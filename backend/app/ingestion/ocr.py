@@ -46,15 +46,6 @@ def missing_tools() -> list[str]:
     return [tool for tool in TOOLS if shutil.which(tool) is None]
 
 
-def installed_languages() -> set[str]:
-    """Tesseract's language packs on this machine (tesseract-ocr-eng gives "eng")."""
-    try:
-        out = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return set()
-    return {line.strip() for line in out.stdout.splitlines()[1:] if line.strip()}
-
-
 def needs_ocr(page, text: str) -> bool:
     """A page that is a picture of text: next to no text layer, and images over most of
     it (a scanner may tile one sheet into strips). Blank pages, drawings and figures with

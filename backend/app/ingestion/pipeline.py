@@ -28,8 +28,7 @@ from app.errors import ConfigurationError, EmbeddingModelMismatchError
 from app.ingestion import ocr
 from app.ingestion.chunking import Chunk, Chunker
 from app.ingestion.discovery import SourceFile, content_hash, discover
-from app.ingestion.progress import IngestReport, Plan, ProgressListener, page_ranges
-from app.ingestion.ocr import OcrOptions
+from app.ingestion.progress import IngestReport, Plan, ProgressListener, cited_pages
 from app.ingestion.reader_process import ReaderProcess, ReadLimits
 from app.ingestion.readers import UnreadableFileError, scans_left_unread
 from app.retrieval.keyword_index import KeywordIndex
@@ -66,18 +65,17 @@ def read_limits(settings: Settings) -> ReadLimits:
                       office_unzipped_mb=settings.max_read_office_unzipped_mb, ocr=ocr_options(settings))
 
 
-def ocr_options(settings: Settings) -> OcrOptions | None:
+def ocr_options(settings: Settings) -> ocr.OcrOptions | None:
     """OCR as the settings ask and this machine allows (None: off, or not installed)."""
     if settings.ocr == "off" or ocr.missing_tools():
         return None
-    return OcrOptions(languages=settings.ocr_languages, seconds_per_page=settings.ocr_seconds_per_page,
+    return ocr.OcrOptions(languages=settings.ocr_languages, seconds_per_page=settings.ocr_seconds_per_page,
                       jobs=usable_cores())
 
 
 def ocr_note(pages: list[int]) -> str:
     """The document list's note on pages read with OCR (recognised text may hold errors)."""
-    many = len(pages) != 1
-    return f"{len(pages)} scanned page{'s' if many else ''} read with OCR ({'pp.' if many else 'p.'} {page_ranges(pages)})"
+    return f"{len(pages)} scanned page{'s' if len(pages) != 1 else ''} read with OCR ({cited_pages(pages)})"
 
 
 def embedding_text(chunk: Chunk) -> str:

@@ -161,8 +161,9 @@ class ReaderProcess:
             while reply[0] == "ocr":  # OCR starts: its own time on top
                 pages = reply[1]
                 limit_names += " and RAG_OCR_SECONDS_PER_PAGE"
-                seconds += self._ocr_seconds(pages)
-                deadline += self._ocr_seconds(pages)
+                extra = self._ocr_seconds(pages)
+                seconds += extra
+                deadline += extra
                 if recognising is not None:
                     recognising(pages)
                 reply = _read_frame(proc.stdout, deadline)

@@ -145,13 +145,13 @@ def read_pdf(path: Path, recognise: Recogniser | None = None) -> ExtractedDocume
                     ocr_pages.append(index + 1)
         except OcrFailedError as exc:
             ocr_failure = str(exc)
-            warnings.append(f"{_count(scanned, 'scanned page')} not read: {exc}")
+            warnings.append(f"{_count(len(scanned), 'scanned page')} not read: {exc}")
         if gave_up and ocr_failure is None:
             warnings.append(f"OCR gave up on {_count(gave_up, 'scanned page')} (RAG_OCR_SECONDS_PER_PAGE)")
         if len(ocr_pages) + gave_up < len(scanned) and ocr_failure is None:
             warnings.append(f"OCR found no text on {_count(len(scanned) - len(ocr_pages) - gave_up, 'scanned page')}")
     elif scanned:
-        warnings.append(f"{_count(scanned, 'page')} {SCANS_UNREAD} (install ocrmypdf and tesseract-ocr, "
+        warnings.append(f"{_count(len(scanned), 'page')} {SCANS_UNREAD} (install ocrmypdf and tesseract-ocr, "
                         "as the startup script does, and keep RAG_OCR=auto)")
     ligatures = ligature_map("\n".join(texts))
     texts = [translate_ligatures(t, ligatures) for t in texts]
@@ -188,8 +188,7 @@ def read_pdf(path: Path, recognise: Recogniser | None = None) -> ExtractedDocume
                              left_out_pages=sorted(i + 1 for i in skipped), ocr_pages=ocr_pages)
 
 
-def _count(items, noun: str) -> str:
-    n = items if isinstance(items, int) else len(items)
+def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 

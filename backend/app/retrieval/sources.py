@@ -20,7 +20,6 @@ class Source:
     text: str
     ocr: bool = False  # read from a scanned page with OCR: a word may be misread
 
-
     @property
     def location(self) -> str:
         """Human-readable place: "book.pdf, p. 12–13 (printed 10–11), 5.2 Chaining" or
