@@ -74,6 +74,7 @@ class JobProgress(ProgressListener):
     def __init__(self, jobs: list[Job]):
         self.jobs = jobs
         self.files_total = self.files_done = self.pages_total = self.pages_done = self.chunks_done = 0
+        self.ocr_pages = 0  # scanned pages sent to OCR so far: a job that is over still says it
         self.current: str | None = None
         self.failed: list[dict] = []  # {"file", "reason"}: the run goes on past them
         self.reading_since: float | None = None  # the first page read: the rate behind the ETA
@@ -81,7 +82,8 @@ class JobProgress(ProgressListener):
     def _publish(self, message: str | None = None) -> None:
         progress = {"files_done": self.files_done, "files_total": self.files_total,
                     "pages_done": self.pages_done, "pages_total": self.pages_total,
-                    "chunks_done": self.chunks_done, "current": self.current, "failed": list(self.failed),
+                    "chunks_done": self.chunks_done, "ocr_pages": self.ocr_pages, "current": self.current,
+                    "failed": list(self.failed),
                     "eta_s": self._eta_s()}
         for job in self.jobs:
             job.progress = progress
@@ -111,6 +113,7 @@ class JobProgress(ProgressListener):
         self._publish(f"Reading and indexing {path}.")
 
     def recognising(self, path: str, pages: int) -> None:
+        self.ocr_pages += pages
         self._publish(f"Recognising the text of {pages} scanned page{'s' if pages != 1 else ''} of {path} (OCR).")
 
     def advanced(self, pages: int, chunks: int) -> None:
