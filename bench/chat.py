@@ -165,8 +165,8 @@ def retrieval_at_scale(settings, embedder, sizes: list[int], index: str = "FLAT"
                                         "top_k": 5})
         target = resolve_target(s)
         client = connect(target, 10)
-        store = ChunkStore(client, target.uri, "", s.collection_name, embedder.dimension, 500, index,
-                           s.ivf_nlist, s.ivf_nprobe)
+        store = ChunkStore(client, target.uri, "", s.storage.collection_name, embedder.dimension, 500, index,
+                           s.storage.ivf_nlist, s.storage.ivf_nprobe)
         vectors = rng.standard_normal((size, embedder.dimension)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         for start in range(0, size, 5000):
@@ -174,17 +174,17 @@ def retrieval_at_scale(settings, embedder, sizes: list[int], index: str = "FLAT"
                                 metadata={"file_path": f"f{i // 300}.pdf", "file_hash": "synthetic", "page_start": i % 300 + 1,
                                           "page_end": i % 300 + 1})
                        for i in range(start, min(size, start + 5000))])
-        client.flush(s.collection_name)  # measure the steady state, not segment sealing
-        wait_for_index(client, s.collection_name)
+        client.flush(s.storage.collection_name)  # measure the steady state, not segment sealing
+        wait_for_index(client, s.storage.collection_name)
         t = time.perf_counter()
-        keyword_index = KeywordIndex(store, Catalog(client, s.collection_name), workdir / "bm25", recheck_s=3600,
+        keyword_index = KeywordIndex(store, Catalog(client, s.storage.collection_name), workdir / "bm25", recheck_s=3600,
                                      count_pieces=embedder.pieces_per_text)
         keyword_index.rebuild()
         index_s = time.perf_counter() - t
         retriever = Retriever(s, store, embedder, keyword_index)
         # what /api/chat runs with default settings: the same, with the configured reranker
         default = Retriever(s, store, embedder, keyword_index,
-                            load_reranker(s.reranker_model, s.embedding_device, s.models_path, embedder, keyword_index))
+                            load_reranker(s.retrieval.reranker_model, s.embedding.embedding_device, s.storage.models_path, embedder, keyword_index))
         for q in QUESTIONS:
             retriever.search(q, mode="hybrid")
             default.search(q)
@@ -337,7 +337,7 @@ def main() -> None:
                         llm_model_path=smollm2_path(),  # as the startup script sets it
                         llm_max_tokens=args.max_tokens, similarity_cutoff=0.0, embedding_device="cpu")
     harness = IngestHarness(settings, embedder)
-    harness.run(settings.materials_path)
+    harness.run(settings.storage.materials_path)
     harness.close()
     backend = BackendServer(settings, embedder)
     try:

@@ -38,7 +38,7 @@ def run_against(server_kind: str, clients: int, parallel: int, max_tokens: int, 
                         llm_model_path=smollm2_path(), llm_max_tokens=max_tokens, similarity_cutoff=-1.0,
                         condense_mode="off", embedding_device="cpu", torch_threads=1)
     harness = IngestHarness(settings, embedder)
-    harness.run(settings.materials_path)
+    harness.run(settings.storage.materials_path)
     harness.close()
     backend = BackendServer(settings, embedder)
     try:

@@ -127,7 +127,7 @@ def run_kind(kind: str, args, embedder) -> list[tuple]:
                                 embedding_device="cpu", torch_threads=1, max_concurrent_answers=slots,
                                 max_answer_wait_s=args.wait, questions_per_minute=1000)
             harness = IngestHarness(settings, embedder)
-            harness.run(settings.materials_path)
+            harness.run(settings.storage.materials_path)
             harness.close()
             backend = BackendServer(settings, embedder)
             try:

@@ -47,7 +47,7 @@ def ingest(settings, embedder) -> None:
     from conftest import IngestHarness
 
     harness = IngestHarness(settings, embedder)
-    harness.run(settings.materials_path)
+    harness.run(settings.storage.materials_path)
     harness.close()
 
 

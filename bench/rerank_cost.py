@@ -74,13 +74,13 @@ def main() -> None:
                         embedding_device=args.device, torch_threads=args.threads)
     if args.candidates:
         settings = settings.model_copy(update={"rerank_candidates": args.candidates})
-    embedder = load_embedder(settings.embedding_model, args.device, 64, threads=args.threads)
-    embedder.enable_fast_queries(settings.embedding_query_runtime, settings.models_path / "onnx")
+    embedder = load_embedder(settings.embedding.embedding_model, args.device, 64, threads=args.threads)
+    embedder.enable_fast_queries(settings.embedding.embedding_query_runtime, settings.storage.models_path / "onnx")
     ingestor = prepare_database(eval_args, settings, embedder)
     read = read_side_of(ingestor, embedder, reranker_model="")
     store, keyword_index, retriever = read.store, read.keyword_index, read.retriever
     if args.rerank_model:
-        reranker = load_reranker(args.rerank_model, args.device, settings.models_path, embedder, keyword_index)
+        reranker = load_reranker(args.rerank_model, args.device, settings.storage.models_path, embedder, keyword_index)
         if reranker is None:
             sys.exit(f"could not load {args.rerank_model}")
     else:
@@ -92,11 +92,11 @@ def main() -> None:
 
     rerankers = [reranker]
     if args.rerank_model != TOKEN_MATCH:  # the appliance's default, beside the one asked for
-        rerankers.append(load_reranker(TOKEN_MATCH, args.device, settings.models_path, embedder, keyword_index))
+        rerankers.append(load_reranker(TOKEN_MATCH, args.device, settings.storage.models_path, embedder, keyword_index))
     configs = {"dense": (dict(mode="dense", rerank=False), None),
                "hybrid": (dict(mode="hybrid", rerank=False), None)}
     for each in rerankers:
-        n = settings.rerank_candidates or each.candidates
+        n = settings.retrieval.rerank_candidates or each.candidates
         configs[f"hybrid + {each.model_name}, {n} candidates"] = (dict(mode="hybrid", rerank=True), each)
     for kwargs, with_reranker in configs.values():  # warm-up: first calls load kernels and caches
         retriever.reranker = with_reranker

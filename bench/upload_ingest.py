@@ -71,7 +71,7 @@ def chunks_per_file(db: Path) -> dict[str, int]:
     from app.settings import Settings
 
     client = MilvusClient(str(db))
-    it = client.query_iterator(Settings(_env_file=None).collection_name, batch_size=2000, filter="",
+    it = client.query_iterator(Settings(_env_file=None).storage.collection_name, batch_size=2000, filter="",
                                output_fields=["doc_id"])
     counts: Counter = Counter()
     while rows := it.next():

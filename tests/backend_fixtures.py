@@ -133,7 +133,7 @@ def sample_course_settings(base: Path, llm_url: str, **extra):
 
 def instructor_key(settings) -> str:
     """The key the backend made on its first start (kept with the data)."""
-    return (settings.access_path / "instructor.key").read_text().strip()
+    return (settings.access.access_path / "instructor.key").read_text().strip()
 
 
 def as_instructor(settings) -> dict:

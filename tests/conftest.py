@@ -153,9 +153,9 @@ class IngestHarness:
     def rows(self) -> list[dict]:
         """Every stored chunk (id, file, hash, text, pages)."""
         client, _ = self.client()
-        if not client.has_collection(self.settings.collection_name):
+        if not client.has_collection(self.settings.storage.collection_name):
             return []
-        it = client.query_iterator(self.settings.collection_name, batch_size=1000, filter="",
+        it = client.query_iterator(self.settings.storage.collection_name, batch_size=1000, filter="",
                                    output_fields=["id", "doc_id", "file_hash", "text", "page_start",
                                                   "page_end", "page_label", "heading"])
         out = []
@@ -169,8 +169,8 @@ class IngestHarness:
 
         for client, _ in self.clients:
             client.close()
-        if self.settings.milvus_is_local_file:
-            server_manager_instance.release_server(str(self.settings.milvus_db_path))
+        if self.settings.storage.milvus_is_local_file:
+            server_manager_instance.release_server(str(self.settings.storage.milvus_db_path))
 
 
 @pytest.fixture
@@ -183,8 +183,8 @@ def harness(settings, embedder):
 def cli_env(settings, **extra) -> dict:
     env = dict(os.environ)
     env.update({
-        "RAG_MILVUS_URI": settings.milvus_uri,
-        "RAG_COLLECTION_NAME": settings.collection_name,
+        "RAG_MILVUS_URI": settings.storage.milvus_uri,
+        "RAG_COLLECTION_NAME": settings.storage.collection_name,
         "RAG_EMBEDDING_DEVICE": "cpu",
         "RAG_TORCH_THREADS": "2",
         "TOKENIZERS_PARALLELISM": "false",

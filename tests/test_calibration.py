@@ -69,7 +69,7 @@ def test_an_embedder_without_a_profile_is_derived_then_fitted(tmp_path, mpnet, l
     settings = sample_course_settings(tmp_path, llm.url, embedding_model=folder, models_dir=tmp_path / "models",
                                       embedding_query_runtime="torch", llm_max_tokens=32)
     harness = IngestHarness(settings, embedder)
-    assert not harness.run(settings.materials_path).failed
+    assert not harness.run(settings.storage.materials_path).failed
     harness.close()
 
     server = BackendServer(settings, embedder)
@@ -92,7 +92,7 @@ def test_an_embedder_without_a_profile_is_derived_then_fitted(tmp_path, mpnet, l
     env = {**os.environ, "RAG_EMBEDDING_MODEL": folder, "RAG_MODELS_DIR": str(tmp_path / "models"),
            "RAG_EMBEDDING_QUERY_RUNTIME": "torch"}
     fitted = subprocess.run(
-        [sys.executable, "-m", "app.evaluation", "--corpus", str(settings.materials_path), "--types", "md", "pdf",
+        [sys.executable, "-m", "app.evaluation", "--corpus", str(settings.storage.materials_path), "--types", "md", "pdf",
          "--questions", str(questions), "--db", str(tmp_path / "eval" / "eval.db"), "--modes", "hybrid",
          "--threads", "2", "--fit"],
         cwd=ROOT / "backend", env=env, capture_output=True, text=True, timeout=900)

@@ -126,7 +126,7 @@ def test_follow_up_rewritten_by_the_llm(backend_settings, embedder):
     fixed earlier turn the rewrite (temperature 0) is repeatable."""
     from app.conversations.store import ConversationStore, Message
 
-    store = ConversationStore(backend_settings.conversations_db)
+    store = ConversationStore(backend_settings.storage.conversations_db)
     asyncio.run(store.add_turn("carol-1", Message("user", "What is a hash table?"), Message(
         "assistant", "A hash table stores key-value pairs in an array of buckets. A hash function turns "
                      "each key into the index of its bucket, so a lookup takes constant time on average [1].")))

@@ -25,7 +25,7 @@ HASH_PDF = "data-structures-101/lecture-04-hash-tables.pdf"
 def class_settings(tmp_path_factory, llm, embedder):
     settings = sample_course_settings(tmp_path_factory.mktemp("class"), llm.url, llm_max_tokens=24)
     harness = IngestHarness(settings, embedder)
-    harness.run(settings.materials_path)
+    harness.run(settings.storage.materials_path)
     harness.close()
     return settings
 
@@ -58,7 +58,7 @@ def folder_state(folder: Path) -> dict[str, int]:
 
 def test_anonymous_clients_cannot_change_the_materials_and_the_instructor_can(backend, class_settings):
     notes = {"file": ("tries.md", b"# Tries\nA trie stores strings by their prefixes.\n", "text/markdown")}
-    before = folder_state(class_settings.materials_path)
+    before = folder_state(class_settings.storage.materials_path)
     anonymous = httpx.post(f"{backend.url}/api/documents", files=notes)
     assert anonymous.status_code == 401 and "instructor" in anonymous.json()["detail"]
     assert anonymous.headers["www-authenticate"] == "Bearer"
@@ -68,7 +68,7 @@ def test_anonymous_clients_cannot_change_the_materials_and_the_instructor_can(ba
     assert student.delete(f"/api/documents/{HASH_PDF}").status_code == 401
     wrong = httpx.delete(f"{backend.url}/api/documents/{HASH_PDF}", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and wrong.json() == {"detail": "That key or access code is not valid."}
-    assert folder_state(class_settings.materials_path) == before
+    assert folder_state(class_settings.storage.materials_path) == before
     assert HASH_PDF in {d["file"] for d in student.get("/api/documents").json()}  # students may read the list
     assert student.get(f"/api/documents/file/{HASH_PDF}").status_code == 200  # and open cited files
 
@@ -151,7 +151,7 @@ def test_the_student_who_asked_rates_an_answer_and_changes_the_vote(backend, cla
     changed = alice.put(rating, json={"vote": "down", "comment": "  It never says how big the table is. "})
     assert changed.status_code == 200 and changed.json()["comment"] == "It never says how big the table is."
     assert stored_feedback(alice) == ["absent", {"vote": "down", "comment": "It never says how big the table is."}]
-    with sqlite3.connect(class_settings.conversations_path) as db:  # one vote per answer and student
+    with sqlite3.connect(class_settings.storage.conversations_path) as db:  # one vote per answer and student
         assert db.execute("SELECT vote FROM feedback WHERE message_id = ?", (answer,)).fetchall() == [(-1,)]
 
     assert alice.put(rating, json={"vote": "sideways"}).status_code == 422
@@ -169,7 +169,7 @@ def test_the_student_who_asked_rates_an_answer_and_changes_the_vote(backend, cla
     regenerated = alice.post("/api/chat", json={"message": "What is a hash table?", "conversation_id": cid,
                                                 "regenerate": True}).json()
     assert regenerated["message_id"] != answer and alice.put(rating, json={"vote": "up"}).status_code == 404
-    with sqlite3.connect(class_settings.conversations_path) as db:  # the replaced answer's vote went with it
+    with sqlite3.connect(class_settings.storage.conversations_path) as db:  # the replaced answer's vote went with it
         assert db.execute("SELECT COUNT(*) FROM feedback WHERE message_id = ?", (answer,)).fetchone() == (0,)
 
 
@@ -219,14 +219,14 @@ def test_the_insight_report_shows_what_the_materials_do_not_answer(backend, clas
     assert teacher.get("/api/insight", params={"since": "2001-01-01", "until": "2001-01-31"}).json()["questions"] == 0
     assert alice.get("/api/insight").status_code == 401 and httpx.get(f"{backend.url}/api/insight").status_code == 401
 
-    backend.services.settings.insight = False  # RAG_INSIGHT=false: nothing collected, no report
+    backend.services.settings.appliance.insight = False  # RAG_INSIGHT=false: nothing collected, no report
     try:
         assert teacher.get("/api/insight").status_code == 404
         assert alice.put(rating, json={"vote": "up"}).status_code == 404
         assert alice.get("/api/access").json()["insight"] is False
         assert "feedback" not in alice.get(f"/api/conversations/{answered['conversation_id']}").json()["messages"][1]
     finally:
-        backend.services.settings.insight = True
+        backend.services.settings.appliance.insight = True
 
 
 def test_an_uploads_progress_streams_while_chat_keeps_answering(backend, class_settings, tmp_path):
@@ -239,7 +239,7 @@ def test_an_uploads_progress_streams_while_chat_keeps_answering(backend, class_s
     from conftest import make_pdf, topic_text
 
     book = make_pdf(tmp_path / "splay trees.pdf", [topic_text(f"splay tree rotation {n}", 14) for n in range(90)])
-    (class_settings.materials_path / "torn.pdf").write_bytes(b"%PDF-1.7\n" + os.urandom(4000))  # copied in by hand
+    (class_settings.storage.materials_path / "torn.pdf").write_bytes(b"%PDF-1.7\n" + os.urandom(4000))  # copied in by hand
     queued = httpx.post(f"{backend.url}/api/documents", headers=as_instructor(class_settings), timeout=60,
                         files={"file": ("splay trees.pdf", book.read_bytes(), "application/pdf")})
     assert queued.status_code == 202, queued.text
@@ -277,7 +277,7 @@ def test_an_uploads_progress_streams_while_chat_keeps_answering(backend, class_s
     assert httpx.get(url).status_code == 401  # the instructor's only
     again = httpx.get(url, headers=as_instructor(class_settings), timeout=30)  # over: one event, then the end
     assert again.text.count("event: job") == 1 and '"state": "done"' in again.text
-    (class_settings.materials_path / "torn.pdf").unlink()
+    (class_settings.storage.materials_path / "torn.pdf").unlink()
 
 
 def test_the_conversation_list_is_paginated(backend, class_settings):
@@ -310,7 +310,7 @@ def test_the_key_survives_a_restart_and_rotates(backend, class_settings, embedde
         assert again.get("/api/access").json()["role"] == "instructor"  # cookies outlive a restart
     finally:
         backend_again.stop()
-    env = dict(os.environ, RAG_ACCESS_DIR=str(class_settings.access_path))
+    env = dict(os.environ, RAG_ACCESS_DIR=str(class_settings.access.access_path))
     shown = subprocess.run([sys.executable, "-m", "app.appliance", "admin-key"], cwd=BACKEND, env=env,
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and f"instructor key: {key}" in shown.stdout
@@ -359,7 +359,7 @@ def test_an_allow_listed_site_gets_cors(class_settings, embedder):
 def test_an_oversized_upload_is_refused_before_anything_is_stored(class_settings, embedder):
     server = BackendServer(class_settings.model_copy(update={"max_upload_mb": 1}), embedder)
     key = {"Authorization": f"Bearer {instructor_key(class_settings)}"}
-    materials = class_settings.materials_path
+    materials = class_settings.storage.materials_path
     before = folder_state(materials)
     big = b"# Big\n" + b"lorem ipsum dolor " * 120_000  # about 2 MB
     try:
@@ -437,7 +437,7 @@ def test_wrong_keys_from_one_address_are_rate_limited(class_settings, embedder):
 def test_code_mode_asks_students_for_the_code(class_settings, embedder):
     settings = class_settings.model_copy(update={"student_access": "code"})
     server = BackendServer(settings, embedder)
-    code = (settings.access_path / "access.code").read_text().strip()
+    code = (settings.access.access_path / "access.code").read_text().strip()
     try:
         student = browser(server)
         assert student.get("/api/access").json() == {"role": "locked", "student_access": "code", "identified": True,
@@ -466,9 +466,9 @@ def test_file_tricks_never_touch_anything_outside_and_unknown_files_stay(backend
     key = {"Authorization": f"Bearer {instructor_key(class_settings)}"}
     outside = tmp_path / "outside.md"
     outside.write_text("# Outside\nsecret\n")
-    never = class_settings.materials_path / "never-ingested.md"
+    never = class_settings.storage.materials_path / "never-ingested.md"
     never.write_text("# Never ingested\n")
-    link = class_settings.materials_path / "link-out.md"
+    link = class_settings.storage.materials_path / "link-out.md"
     link.symlink_to(outside)
     tricks = ["../../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", "..%2f..%2fetc%2fpasswd",
               f"{outside}", "a%00b.md", "x" * 1100 + ".md", "link-out.md", "never-ingested.md"]

@@ -25,7 +25,7 @@ def busy_backend(tmp_path_factory, llm, embedder):
     settings = sample_course_settings(tmp_path_factory.mktemp("load"), llm.url, llm_max_tokens=24,
                                       max_concurrent_answers=1, max_answer_wait_s=WAIT_BOUND_S)
     harness = IngestHarness(settings, embedder)
-    harness.run(settings.materials_path)
+    harness.run(settings.storage.materials_path)
     harness.close()
     server = BackendServer(settings, embedder)
     yield server

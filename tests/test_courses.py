@@ -23,18 +23,18 @@ def two_courses(tmp_path_factory, llm, embedder):
 
     base = tmp_path_factory.mktemp("courses")
     settings = sample_course_settings(base, llm.url, llm_max_tokens=24, courses_dir=base / "courses")
-    materials = settings.materials_path
+    materials = settings.storage.materials_path
     (materials / "syllabus.md").write_text(CHEM_SYLLABUS)
     harness = IngestHarness(settings, embedder)
     harness.run(materials)
     harness.close()
     bio = course_settings(settings, "bio")
-    bio.materials_path.mkdir(parents=True)
-    (bio.materials_path / "syllabus.md").write_text(BIO_SYLLABUS)
-    (bio.materials_path / "cells.md").write_text("# Cells\nA cell membrane is a lipid bilayer that controls "
+    bio.storage.materials_path.mkdir(parents=True)
+    (bio.storage.materials_path / "syllabus.md").write_text(BIO_SYLLABUS)
+    (bio.storage.materials_path / "cells.md").write_text("# Cells\nA cell membrane is a lipid bilayer that controls "
                                                  "what enters and leaves the cell.\n")
-    result = run_cli(["--course", "bio"], cli_env(settings, RAG_COURSES_DIR=settings.courses_path,
-                                                  RAG_ACCESS_DIR=settings.access_path))
+    result = run_cli(["--course", "bio"], cli_env(settings, RAG_COURSES_DIR=settings.storage.courses_path,
+                                                  RAG_ACCESS_DIR=settings.access.access_path))
     assert result.returncode == 0, result.stderr
     assert "2 new" in result.stdout
     return settings
@@ -107,7 +107,7 @@ def test_the_instructor_creates_a_course_and_uploads_into_it(backend, two_course
     uploaded = httpx.post(f"{backend.url}/api/documents?course=physics&wait=110", files=notes,
                           headers=as_instructor(two_courses), timeout=120)
     assert uploaded.status_code == 201, uploaded.text
-    assert (two_courses.courses_path / "physics" / "uploads" / "syllabus.md").exists()
+    assert (two_courses.storage.courses_path / "physics" / "uploads" / "syllabus.md").exists()
     answer = httpx.post(f"{backend.url}/api/chat", timeout=120, json={"message": "What is inertia?",
                                                                        "course": "physics"}).json()
     assert answer["sources"][0]["file"] == "uploads/syllabus.md"
@@ -116,7 +116,7 @@ def test_the_instructor_creates_a_course_and_uploads_into_it(backend, two_course
     # deleting in one course leaves the same name in another alone
     assert httpx.delete(f"{backend.url}/api/documents/syllabus.md?course=bio", headers=as_instructor(two_courses)).status_code == 204
     assert "syllabus.md" in {d["file"] for d in httpx.get(f"{backend.url}/api/documents").json()}
-    assert (two_courses.materials_path / "syllabus.md").exists()
+    assert (two_courses.storage.materials_path / "syllabus.md").exists()
     entries = httpx.get(f"{backend.url}/api/access/audit", headers=as_instructor(two_courses)).json()
     assert {(e["action"], e["target"]) for e in entries} >= {("create course", "physics"),
                                                             ("upload", "physics:uploads/syllabus.md"),
@@ -129,7 +129,7 @@ def test_prune_never_leaves_its_course(backend, two_courses, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "syllabus.md").write_text("# Another syllabus\nGeology: rocks and minerals.\n")
-    env = cli_env(two_courses, RAG_COURSES_DIR=two_courses.courses_path)
+    env = cli_env(two_courses, RAG_COURSES_DIR=two_courses.storage.courses_path)
     result = run_cli(["--course", "geo", "--directory", str(other)], env)
     assert result.returncode == 0, result.stderr
     (other / "syllabus.md").unlink()

@@ -24,10 +24,10 @@ from test_ingest_cli import _snapshot
 def backend_env(settings) -> dict:
     env = dict(os.environ)
     env.update({
-        "RAG_MILVUS_URI": settings.milvus_uri, "RAG_COLLECTION_NAME": settings.collection_name,
-        "RAG_MATERIALS_DIR": str(settings.materials_path), "RAG_CONVERSATIONS_DB": str(settings.conversations_path),
-        "RAG_ACCESS_DIR": str(settings.access_path), "RAG_AUDIT_LOG": str(settings.audit_log_path),
-        "RAG_LLM_BASE_URL": settings.llm_base_url, "RAG_EMBEDDING_DEVICE": "cpu", "RAG_TORCH_THREADS": "2",
+        "RAG_MILVUS_URI": settings.storage.milvus_uri, "RAG_COLLECTION_NAME": settings.storage.collection_name,
+        "RAG_MATERIALS_DIR": str(settings.storage.materials_path), "RAG_CONVERSATIONS_DB": str(settings.storage.conversations_path),
+        "RAG_ACCESS_DIR": str(settings.access.access_path), "RAG_AUDIT_LOG": str(settings.access.audit_log_path),
+        "RAG_LLM_BASE_URL": settings.llm.llm_base_url, "RAG_EMBEDDING_DEVICE": "cpu", "RAG_TORCH_THREADS": "2",
         "TOKENIZERS_PARALLELISM": "false",
     })
     return env
@@ -74,7 +74,7 @@ def wait_for_check(backend: BackendProcess, settings, within_s: float = 240) -> 
 def crash_settings(tmp_path, embedder):
     settings = sample_course_settings(tmp_path, f"http://127.0.0.1:{free_port()}/v1")
     harness = IngestHarness(settings, embedder)
-    harness.run(settings.materials_path)
+    harness.run(settings.storage.materials_path)
     harness.close()
     return settings
 
@@ -109,14 +109,14 @@ def test_a_backend_killed_mid_upload_is_repaired_at_its_next_start(crash_setting
         assert check["state"] == "done", check
         backend.stop()
     finally:
-        lite_server.stop(settings.milvus_db_path)
+        lite_server.stop(settings.storage.milvus_db_path)
 
-    uploads = settings.materials_path / "uploads"
+    uploads = settings.storage.materials_path / "uploads"
     assert not [p.name for p in uploads.iterdir() if p.name.startswith(".")]  # nothing half-received is left
     # The same folder ingested cleanly, with no interruption, into a fresh database:
     clean = settings.model_copy(update={"milvus_uri": str(tmp_path / "clean" / "clean.db")})
     harness = IngestHarness(clean, embedder)
-    report = harness.run(settings.materials_path)
+    report = harness.run(settings.storage.materials_path)
     harness.close()
     assert report.exit_code == 0
     assert _snapshot(settings, embedder) == _snapshot(clean, embedder)

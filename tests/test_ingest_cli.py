@@ -125,7 +125,7 @@ def test_ingest_works_while_a_shared_server_holds_the_database(settings, materia
 
     from app.storage import lite_server
 
-    db = settings.milvus_db_path
+    db = settings.storage.milvus_db_path
     state = lite_server.start_in_background(db)
     try:
         assert lite_server.lock_is_held(db)
@@ -134,7 +134,7 @@ def test_ingest_works_while_a_shared_server_holds_the_database(settings, materia
         assert "through the running shared server" in result.stdout
         # another client of the same server (as the backend is) sees the new chunks at once
         other = MilvusClient(uri=state.uri)
-        count = other.query(settings.collection_name, filter="", output_fields=["count(*)"])[0]["count(*)"]
+        count = other.query(settings.storage.collection_name, filter="", output_fields=["count(*)"])[0]["count(*)"]
         assert count > 0 and f"{count} chunks in the database" in result.stdout
         other.close()
     finally:
@@ -149,9 +149,9 @@ def test_database_held_by_a_non_sharing_process_gives_a_clear_error(settings, ma
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; from pymilvus import MilvusClient; MilvusClient(sys.argv[1]); "
-         "print('open', flush=True); time.sleep(120)", str(settings.milvus_db_path)],
+         "print('open', flush=True); time.sleep(120)", str(settings.storage.milvus_db_path)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    settings.milvus_db_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.storage.milvus_db_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         assert holder.stdout.readline().strip() == "open"
         result = run_cli(["--directory", str(materials)], cli_env(settings))
@@ -165,7 +165,7 @@ def test_database_held_by_a_non_sharing_process_gives_a_clear_error(settings, ma
 def test_shared_server_refuses_a_file_that_is_already_open(settings):
     from app.storage import lite_server
 
-    db = settings.milvus_db_path
+    db = settings.storage.milvus_db_path
     db.parent.mkdir(parents=True, exist_ok=True)
     first = lite_server.start_in_background(db)
     try:

@@ -237,7 +237,7 @@ def test_scanned_pdfs_are_read_with_ocr_and_found_by_a_question(harness, setting
     assert (pools.file, pools.page_end, pools.ocr) == ("mixed.pdf", 2, True) and "anemones" in pools.text
     # each chunk names its pages read with OCR: none for the page with a text layer
     client, _ = harness.client()
-    rows = client.query(settings.collection_name, filter='doc_id == "mixed.pdf"',
+    rows = client.query(settings.storage.collection_name, filter='doc_id == "mixed.pdf"',
                         output_fields=["page_start", "page_end", "ocr_pages"])
     pages = {(r["page_start"], r["page_end"], tuple(r.get("ocr_pages") or ())) for r in rows}
     assert (1, 1, ()) in pages and all(ocr == ((2,) if end == 2 else ()) for _, end, ocr in pages)

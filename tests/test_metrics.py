@@ -65,7 +65,7 @@ def ask(backend, message: str) -> dict:
 
 def test_the_start_up_ingest_is_counted(backend, metrics_settings):
     samples = scrape(backend, metrics_settings)
-    files = sorted(p for p in metrics_settings.materials_path.rglob("*") if p.is_file())
+    files = sorted(p for p in metrics_settings.storage.materials_path.rglob("*") if p.is_file())
     assert value(samples, "rag_ingest_files_total", result="ingested") == len(files)
     assert value(samples, "rag_ingest_failures_total", kind="no_text") == 0
     chunks = backend.services.store.count()

@@ -18,7 +18,7 @@ HASH_PDF = "data-structures-101/lecture-04-hash-tables.pdf"
 def openai_settings(tmp_path_factory, llm, embedder):
     settings = sample_course_settings(tmp_path_factory.mktemp("openai"), llm.url, llm_max_tokens=64)
     harness = IngestHarness(settings, embedder)
-    harness.run(settings.materials_path)
+    harness.run(settings.storage.materials_path)
     harness.close()
     return settings
 
@@ -148,7 +148,7 @@ def test_keys_follow_the_class_access_rules(openai_settings, embedder, backend):
     (A second backend on the same data, as a restart in code mode would be.)"""
     server = BackendServer(openai_settings.model_copy(update={"student_access": "code"}), embedder)
     try:
-        code = (openai_settings.access_path / "access.code").read_text().strip()
+        code = (openai_settings.access.access_path / "access.code").read_text().strip()
         with pytest.raises(openai.AuthenticationError):
             sdk(server, "not-the-code").models.list()
         locked = httpx.get(f"{server.url}/v1/models")  # no key at all (the SDK insists on one)

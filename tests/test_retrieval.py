@@ -43,7 +43,7 @@ def make_retriever(harness, settings, embedder, recheck_s: float = 0.0):
     ingestor = harness.ingestor()
     store = ingestor.chunk_store(embedder.dimension)
     store.ensure_collection()
-    index = KeywordIndex(store, ingestor.catalog, settings.keyword_index_path, recheck_s=recheck_s,
+    index = KeywordIndex(store, ingestor.catalog, settings.storage.keyword_index_path, recheck_s=recheck_s,
                          count_pieces=embedder.pieces_per_text)
     return Retriever(settings, store, embedder, index)
 
@@ -103,9 +103,9 @@ def test_keyword_index_follows_inserts_replacements_and_deletions(tmp_path, sett
     monkeypatch.setattr(KeywordIndex, "sync_saved", lambda self: None)
     harness.run(docs)
     monkeypatch.setattr(KeywordIndex, "sync_saved", original)
-    stamp = json.loads((settings.keyword_index_path / "stamp.json").read_text())
+    stamp = json.loads((settings.storage.keyword_index_path / "stamp.json").read_text())
     assert files_found(eager, "diesel generators") == {"d.md"}
-    assert json.loads((settings.keyword_index_path / "stamp.json").read_text()) != stamp  # saved again
+    assert json.loads((settings.storage.keyword_index_path / "stamp.json").read_text()) != stamp  # saved again
     harness.close()
 
 
@@ -190,16 +190,16 @@ def test_relevance_gate_declines_what_the_materials_do_not_cover(tmp_path, setti
     # the threshold (with MiniLM, terse questions often do; here the threshold is set just
     # above its score), the keyword evidence lets it through.
     terse = retriever.search("What is open addressing?")
-    assert terse.keyword_coverage >= settings.keyword_gate_coverage
+    assert terse.keyword_coverage >= settings.gate.keyword_gate_coverage
     strict = retriever.search("What is open addressing?", cutoff=terse.best_similarity + 0.05)
     assert not strict.declined and any("open addressing" in s.text.lower() for s in strict.sources)
     # ... but not for a question the materials do not cover, whatever its words
-    assert retriever.search("Who won the 2018 FIFA World Cup?", cutoff=0.0).keyword_coverage < settings.keyword_gate_coverage
+    assert retriever.search("Who won the 2018 FIFA World Cup?", cutoff=0.0).keyword_coverage < settings.gate.keyword_gate_coverage
     # "work" in "how does X work" asks how, about nothing: the lecture never says "work",
     # and counted as a topic word it halved the coverage and the question was declined (0.33)
     works = retriever.search("how does quadratic probing work")
     assert works.best_similarity < cutoff
-    assert works.keyword_coverage >= settings.keyword_gate_coverage and not works.declined
+    assert works.keyword_coverage >= settings.gate.keyword_gate_coverage and not works.declined
     harness.close()
 
 
@@ -437,7 +437,7 @@ def test_the_reranker_orders_the_fused_candidates(tmp_path, settings, embedder):
     assert retriever.reranker is not None
     reranked = retriever.search(question)
     assert "rerank_ms" in reranked.timings and "rerank_ms" not in plain.timings
-    assert [s.number for s in reranked.sources] == list(range(1, settings.top_k + 1))
+    assert [s.number for s in reranked.sources] == list(range(1, settings.retrieval.top_k + 1))
     # the top k of the (wider) candidate pool, in the cross-encoder's order
     scores = retriever.reranker.score(question, [s.text for s in reranked.sources])
     assert scores == sorted(scores, reverse=True)
@@ -791,6 +791,6 @@ def test_the_token_match_reranker_orders_the_fused_candidates(tmp_path, settings
     assert passages == [s.text for s in pool.sources] and fused == sorted(fused, reverse=True)
     # and the answer gets the top k of its blend, in its order
     by_blend = [p for _, p in sorted(zip(scores, passages), key=lambda pair: pair[0], reverse=True)]
-    assert [s.text for s in reranked.sources] == by_blend[:settings.top_k]
+    assert [s.text for s in reranked.sources] == by_blend[:settings.retrieval.top_k]
     assert reranked.sources[0].file.endswith("lecture-04-hash-tables.pdf")
     harness.close()

@@ -452,7 +452,7 @@ def test_code_mode_asks_for_the_code_once(browser, ui_settings, embedder):
         page.fill("#access-code", "wrong-code")
         page.press("#access-code", "Enter")
         expect(page.locator("#code-error")).to_contain_text("not right")
-        page.fill("#access-code", (settings.access_path / "access.code").read_text().strip())
+        page.fill("#access-code", (settings.access.access_path / "access.code").read_text().strip())
         page.press("#access-code", "Enter")
         page.wait_for_selector("#code-dialog[open]", state="detached")
         ask(page, "What is a hash table?")
@@ -495,7 +495,7 @@ def test_hostile_document_and_answer_render_inert(page, backend):
 def test_llm_down_shows_a_plain_message_and_keeps_the_question(browser, ui_settings, embedder, backend):
     dead = ui_settings.model_copy(update={
         "llm_base_url": f"http://127.0.0.1:{free_port()}/v1",
-        "conversations_db": ui_settings.conversations_path.with_name("down.sqlite3"),
+        "conversations_db": ui_settings.storage.conversations_path.with_name("down.sqlite3"),
     })
     server = BackendServer(dead, embedder)
     context = new_context(browser, server.url)

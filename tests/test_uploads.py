@@ -67,7 +67,7 @@ def test_two_uploads_of_one_name_at_once_give_one_file_and_one_409(backend, uplo
         codes = sorted(a.status_code for a in answers)
         assert codes == [201, 409], [a.text for a in answers]
         winner = next(i for i, a in enumerate(answers) if a.status_code == 201)
-        stored = upload_settings.materials_path / "uploads" / name
+        stored = upload_settings.storage.materials_path / "uploads" / name
         assert stored.read_bytes() == contents[winner]  # the file is the one the 201 answered for
         loser = answers[1 - winner].json()["detail"]
         assert f"uploads/{name}" in loser
@@ -78,7 +78,7 @@ def test_names_that_clean_to_one_name_do_not_replace_each_other(backend, upload_
     assert post(backend, upload_settings, first, notes(f"treaps {first}"), wait=120).status_code == 201
     clash = post(backend, upload_settings, second, notes(f"splay trees {second}"), wait=120)
     assert clash.status_code == 409 and "already exists" in clash.json()["detail"]
-    stored = next(p for p in (upload_settings.materials_path / "uploads").iterdir()
+    stored = next(p for p in (upload_settings.storage.materials_path / "uploads").iterdir()
                   if p.name.lower() == clash.json()["detail"].split("'")[1].split("/")[1].lower())
     assert b"treaps" in stored.read_bytes()
     replaced = post(backend, upload_settings, second, notes(f"splay trees {second}"), wait=120, replace="true")
@@ -97,7 +97,7 @@ def test_the_same_content_twice_is_a_duplicate(backend, upload_settings):
     assert again.status_code == 409
     assert again.json()["detail"] == ("The same content is already ingested as 'uploads/bloom.md'; it was not "
                                       "stored again.")
-    assert not (upload_settings.materials_path / "uploads" / "bloom copy.md").exists()
+    assert not (upload_settings.storage.materials_path / "uploads" / "bloom copy.md").exists()
 
 
 def test_uploads_and_deletes_are_queued_at_once_behind_a_long_ingest(backend, upload_settings):
@@ -106,7 +106,7 @@ def test_uploads_and_deletes_are_queued_at_once_behind_a_long_ingest(backend, up
     long_job = post(backend, upload_settings, "long book.md", book)
     assert long_job.status_code == 202, long_job.text
     assert long_job.headers["location"] == f"/api/documents/jobs/{long_job.json()['id']}"
-    bomb_path = upload_settings.materials_path.parent / "bomb.docx"
+    bomb_path = upload_settings.storage.materials_path.parent / "bomb.docx"
     docx_bomb(bomb_path, unzipped_mb=600)
     bomb = httpx.post(f"{backend.url}/api/documents", headers=as_instructor(upload_settings), timeout=60,
                       files={"file": ("bomb.docx", bomb_path.read_bytes(), "application/octet-stream")})
@@ -124,7 +124,7 @@ def test_uploads_and_deletes_are_queued_at_once_behind_a_long_ingest(backend, up
     assert done["state"] == "done" and done["document"]["chunks"] >= 1
     failed = follow(backend, upload_settings, bomb.json())
     assert failed["state"] == "failed" and "over the 500 MB limit for Office files" in failed["message"]
-    assert not (upload_settings.materials_path / "uploads" / "bomb.docx").exists()  # not re-read by later runs
+    assert not (upload_settings.storage.materials_path / "uploads" / "bomb.docx").exists()  # not re-read by later runs
     assert follow(backend, upload_settings, long_job.json())["state"] == "done"
     assert follow(backend, upload_settings, deleted.json())["state"] == "done"
     listed = {d["file"] for d in httpx.get(f"{backend.url}/api/documents").json()}
@@ -133,7 +133,7 @@ def test_uploads_and_deletes_are_queued_at_once_behind_a_long_ingest(backend, up
 
 
 def test_a_fifo_in_the_materials_folder_does_not_hang_an_upload(backend, upload_settings):
-    fifo = upload_settings.materials_path / "pipe.md"
+    fifo = upload_settings.storage.materials_path / "pipe.md"
     os.mkfifo(fifo)
     try:
         answer = post(backend, upload_settings, "fenwick.md", notes("fenwick trees"), wait=120)
@@ -153,7 +153,7 @@ def test_one_passage_in_two_files_is_one_source(backend, upload_settings):
     duplicate) must not fill the sources with one passage."""
     import shutil
 
-    materials = upload_settings.materials_path
+    materials = upload_settings.storage.materials_path
     original = materials / "data-structures-101" / "02-stacks-and-queues.md"
     shutil.copy(original, materials / "copy of stacks.md")
     for _ in range(120):  # after the start-up check, which may still hold the ingest lock
@@ -168,7 +168,7 @@ def test_one_passage_in_two_files_is_one_source(backend, upload_settings):
 
 
 def test_a_file_that_failed_is_listed_with_its_reason(backend, upload_settings):
-    (upload_settings.materials_path / "empty notes.md").write_bytes(b"")  # copied in by hand
+    (upload_settings.storage.materials_path / "empty notes.md").write_bytes(b"")  # copied in by hand
     check = post(backend, upload_settings, "kd trees.md", notes("kd trees"), wait=120)  # runs the folder's ingest
     assert check.status_code == 201, check.text
     failed = httpx.get(f"{backend.url}/api/documents/failed", headers=as_instructor(upload_settings)).json()

@@ -54,17 +54,17 @@ def create_app(settings: Settings | None = None, services=None, embedder=None) -
     for module in (health, access, courses, chat, conversations, feedback, insight, documents, openai, metrics):
         app.include_router(module.router)
     app.add_middleware(AccessMiddleware, access=app.state.access)
-    app.state.metrics = ApplianceMetrics() if resolved.metrics_enabled else None
+    app.state.metrics = ApplianceMetrics() if resolved.appliance.metrics_enabled else None
     if app.state.metrics is not None:  # outermost: it sees every request, refused ones too
         app.add_middleware(RequestMetrics, metrics=app.state.metrics)
-    if resolved.cors_origins:  # other sites' pages, by name only; same origin needs no CORS
+    if resolved.access.cors_origins:  # other sites' pages, by name only; same origin needs no CORS
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=resolved.cors_origins, allow_credentials=True,
+        app.add_middleware(CORSMiddleware, allow_origins=resolved.access.cors_origins, allow_credentials=True,
                            allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
 
-    frontend = resolved.frontend_path
+    frontend = resolved.appliance.frontend_path
     if (frontend / "index.html").is_file():
         # Mounted last, so every /api route and /docs wins over a file of the same name.
         app.mount("/", FrontendFiles(directory=frontend, html=True), name="frontend")

@@ -72,7 +72,7 @@ class Services:
         backend or ingest left half done (orphan chunks, a half-received upload, a file
         stored but not ingested) is repaired and ingested, in the background."""
         self.jobs.start()
-        if self.settings.check_on_start:
+        if self.settings.ingest.check_on_start:
             for name in self.courses.names():
                 self.jobs.submit(Job(name, "check"))
 
@@ -112,17 +112,17 @@ def shared_target(settings: Settings) -> tuple[MilvusTarget, bool]:
 
 def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
     target, started = shared_target(settings)
-    client = connect(target, settings.milvus_connect_timeout_s)
+    client = connect(target, settings.storage.milvus_connect_timeout_s)
     embedder = embedder or load_embedder(
-        settings.embedding_model, settings.embedding_device, settings.embedding_batch_size, settings.torch_threads
+        settings.embedding.embedding_model, settings.embedding.embedding_device, settings.embedding.embedding_batch_size, settings.embedding.torch_threads
     )
     if embedder.query_encoder is None:
-        why_not = embedder.enable_fast_queries(settings.embedding_query_runtime, settings.models_path / "onnx")
+        why_not = embedder.enable_fast_queries(settings.embedding.embedding_query_runtime, settings.storage.models_path / "onnx")
         if why_not:
             log.warning("Questions are embedded with PyTorch: %s", why_not)
     llm = LLMClient(settings)
     llm.prepare()
-    conversations = ConversationStore(settings.conversations_path, settings.default_course)
+    conversations = ConversationStore(settings.storage.conversations_path, settings.storage.default_course)
 
     def build_course(name: str, course_settings: Settings) -> Course:
         read = build_read_side(course_settings, client, target, embedder)

@@ -69,24 +69,24 @@ class Caller:
 class AccessControl:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.keys = AccessKeys(settings.access_path, settings.access_code.get_secret_value()
-                               if settings.access_code else None)
-        self.failures = SlidingWindow(settings.key_attempts_limit, settings.key_attempts_window_s)
-        self.questions = SlidingWindow(settings.questions_per_minute, 60)
-        self.new_conversations = SlidingWindow(settings.new_conversations_per_minute, 60)
-        self.address_questions = SlidingWindow(settings.address_questions_per_minute, 60)
-        self.answers = AnswerGate(settings.max_concurrent_answers, settings.max_waiting_answers)
-        self.audit = AuditLog(settings.audit_log_path)
+        self.keys = AccessKeys(settings.access.access_path, settings.access.access_code.get_secret_value()
+                               if settings.access.access_code else None)
+        self.failures = SlidingWindow(settings.access.key_attempts_limit, settings.access.key_attempts_window_s)
+        self.questions = SlidingWindow(settings.access.questions_per_minute, 60)
+        self.new_conversations = SlidingWindow(settings.access.new_conversations_per_minute, 60)
+        self.address_questions = SlidingWindow(settings.access.address_questions_per_minute, 60)
+        self.answers = AnswerGate(settings.access.max_concurrent_answers, settings.access.max_waiting_answers)
+        self.audit = AuditLog(settings.access.audit_log_path)
 
     def prepare(self) -> None:
         """Create the key files now, so the start-up summary can show them."""
         self.keys.instructor_key, self.keys.cookie_secret  # noqa: B018 (read to create)
-        if self.settings.student_access == "code":
+        if self.settings.access.student_access == "code":
             self.keys.access_code  # noqa: B018
 
     @property
     def code_required(self) -> bool:
-        return self.settings.student_access == "code"
+        return self.settings.access.student_access == "code"
 
     # -- cookies ---------------------------------------------------------------
     def new_student_cookie(self) -> str:

@@ -77,8 +77,8 @@ class AccessMiddleware:
     def __init__(self, app: ASGIApp, access: AccessControl):
         self.app = app
         self.access = access
-        self.allowed_origins = {o.rstrip("/") for o in access.settings.cors_origins}
-        self.upload_limit = access.settings.max_upload_mb * 1024 * 1024
+        self.allowed_origins = {o.rstrip("/") for o in access.settings.access.cors_origins}
+        self.upload_limit = access.settings.ingest.max_upload_mb * 1024 * 1024
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,7 +110,7 @@ class AccessMiddleware:
         await self.app(scope, receive, send_with_cookie if cookie else send)
 
     def _too_large(self) -> str:
-        return f"The file is larger than the {self.access.settings.max_upload_mb} MB limit."
+        return f"The file is larger than the {self.access.settings.ingest.max_upload_mb} MB limit."
 
     def _counting(self, receive: Receive) -> Receive:
         """Raise 413 inside the route's body parsing once the body passes the limit

@@ -33,9 +33,9 @@ def _set_cookie(response: Response, request: Request, name: str, value: str, max
 @router.get("", summary="Who you are to the appliance, and what it asks of students (anyone)")
 async def whoami(caller: Anyone, access: AccessDep) -> dict:
     """`role`: instructor, student, or locked (code mode, no code given yet)."""
-    return {"role": caller.role, "student_access": access.settings.student_access,
+    return {"role": caller.role, "student_access": access.settings.access.student_access,
             "identified": caller.student_id is not None,
-            "insight": access.settings.insight}
+            "insight": access.settings.appliance.insight}
 
 
 @router.post("/instructor", status_code=204, summary="Unlock instructor mode with the key (anyone; rate limited)")

@@ -31,7 +31,7 @@ async def admit(message: str, conversation_id: str | None, course_name: str | No
     """Every check a question passes before any work: length, the conversation is the
     asker's and in the course asked, the asker's limits, a place among the answers
     (429 when all are taken). Returns the course that answers, and the place."""
-    limit = services.settings.max_message_chars
+    limit = services.settings.chat.max_message_chars
     if len(message) > limit:
         raise HTTPException(413, f"message is {len(message)} characters; the limit is {limit}.")
     existing = None
@@ -107,7 +107,7 @@ async def chat(body: ChatRequest, request: Request, caller: Student, services: S
     metrics = metrics_of(request)
     course, ticket = await admit(body.message, body.conversation_id, body.course, caller, services, access, metrics)
     turn = course.chat.events(body.message, body.conversation_id, body.regenerate, **owner_kwargs(caller))
-    return await whole_turn(ticket, services.settings.max_answer_wait_s, turn, metrics)
+    return await whole_turn(ticket, services.settings.access.max_answer_wait_s, turn, metrics)
 
 
 @router.post("/chat/stream", summary="Ask a question, stream the answer (SSE; students and the instructor)")
@@ -122,7 +122,7 @@ async def chat_stream(body: ChatRequest, request: Request, caller: Student, serv
     the connection stops generation on the LLM server. Limits as POST /api/chat."""
     metrics = metrics_of(request)
     course, ticket = await admit(body.message, body.conversation_id, body.course, caller, services, access, metrics)
-    wait_s = services.settings.max_answer_wait_s
+    wait_s = services.settings.access.max_answer_wait_s
 
     async def events():
         try:

@@ -52,7 +52,7 @@ async def list_conversations(
         raise HTTPException(403, "Only the instructor may list every student's conversations.")
     page, total = await services.conversations.list(
         owner=caller.student_id, everyone=all, course=course,
-        limit=limit or services.settings.conversations_page_size,
+        limit=limit or services.settings.access.conversations_page_size,
         offset=offset)
     if all:
         access.audit.record(caller.address, "list all conversations", f"offset {offset}")
@@ -67,7 +67,7 @@ async def get_conversation(conversation_id: str, caller: Student, services: Serv
     if caller.is_instructor and conversation.owner not in (None, caller.student_id):
         access.audit.record(caller.address, "read conversation", conversation_id)
     messages = [asdict(m) for m in await services.conversations.messages(conversation_id)]
-    if services.settings.insight and (conversation.owner is None or conversation.owner == caller.student_id):
+    if services.settings.appliance.insight and (conversation.owner is None or conversation.owner == caller.student_id):
         # the asker rates the answers: each carries their vote (null: none yet)
         votes = await services.conversations.votes(conversation_id, caller.student_id or "")
         for message in (m for m in messages if m["role"] == "assistant"):

@@ -21,7 +21,7 @@ class NewCourse(BaseModel):
 
 def _describe(services, name: str) -> dict:
     course = services.courses.get(name)
-    return {"name": name, "default": name == services.settings.default_course,
+    return {"name": name, "default": name == services.settings.storage.default_course,
             "documents": len(course.documents.catalog.files()), "chunks": course.store.count()}
 
 

@@ -99,11 +99,11 @@ async def upload_document(request: Request, response: Response, caller: Instruct
         except UploadRejected as exc:
             raise HTTPException(exc.status, str(exc)) from None
         try:
-            limit = settings.max_upload_mb * 1024 * 1024
+            limit = settings.ingest.max_upload_mb * 1024 * 1024
             with open(pending.temporary, "xb") as out:
                 while block := await file.read(1 << 20):
                     if pending.size + len(block) > limit:
-                        raise HTTPException(413, f"The file is larger than the {settings.max_upload_mb} MB limit.")
+                        raise HTTPException(413, f"The file is larger than the {settings.ingest.max_upload_mb} MB limit.")
                     pending.write(out, block)
                 out.flush()
                 os.fsync(out.fileno())

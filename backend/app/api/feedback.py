@@ -20,7 +20,7 @@ VOTES = {"up": 1, "down": -1}
 
 async def _answer_to_rate(conversation_id: str, message_id: int, caller: Caller, services: Services) -> str:
     """The voter for an answer the caller may rate; 404 or 403 otherwise."""
-    if not services.settings.insight:
+    if not services.settings.appliance.insight:
         raise HTTPException(404, "Ratings are turned off on this appliance (RAG_INSIGHT=false).")
     conversation = await services.conversations.get(conversation_id)
     if conversation is None or not caller.may_open(conversation.owner):

@@ -34,10 +34,10 @@ async def ready(request: Request, services: ServicesDep) -> JSONResponse:
     come from (a `warnings` entry when the embedder has no profile). Where the database and
     the LLM server live is shown to the instructor only."""
     instructor = _is_instructor(request)
-    report: dict = {"embedding_model": services.settings.embedding_model,
+    report: dict = {"embedding_model": services.settings.embedding.embedding_model,
                     "embedding_device": services.embedder.device,
                     "query_embedding_runtime": services.embedder.query_runtime,
-                    "student_access": services.settings.student_access}
+                    "student_access": services.settings.access.student_access}
     if instructor:
         report["database"] = services.target.describe()
     problems = []
@@ -63,14 +63,14 @@ async def ready(request: Request, services: ServicesDep) -> JSONResponse:
             problems.append(str(exc))
     if instructor:
         report["llm_url"] = services.llm.base_url
-    report["llm_device"] = services.settings.llm_device
+    report["llm_device"] = services.settings.llm.llm_device
     reranker = services.retriever.reranker
     calibration = services.retriever.calibration  # resolved when the course was built
     # the gate's thresholds and where they come from; a warning when the embedder has no profile
     report["calibration"] = calibration.to_dict()
     if calibration.warning:
         report["warnings"] = [calibration.warning]
-    report["retrieval"] = services.settings.retrieval_mode
+    report["retrieval"] = services.settings.retrieval.retrieval_mode
     report["reranker"] = reranker.model_name if reranker else None  # None: off or not loadable
     report["ready"] = not problems
     if problems:

@@ -20,7 +20,7 @@ TABLES = ("not_covered", "unhelpful", "pages", "documents", "days")
 
 
 def _period(services: Services, course: str, since: date | None, until: date | None) -> Period:
-    if not services.settings.insight:
+    if not services.settings.appliance.insight:
         raise HTTPException(404, "The insight report is turned off on this appliance (RAG_INSIGHT=false).")
     until = until or datetime.now(timezone.utc).date()
     since = since or until - timedelta(days=29)

@@ -87,8 +87,8 @@ async def chat_completions(body: CompletionRequest, request: Request, caller: St
         raise OpenAIError(400, str(exc), param="messages") from None
     metrics = metrics_of(request)
     course, ticket = await admit(question, body.conversation_id, model, caller, services, access, metrics)
-    wait_s = services.settings.max_answer_wait_s
-    with_sources = services.settings.openai_sources_in_text
+    wait_s = services.settings.access.max_answer_wait_s
+    with_sources = services.settings.chat.openai_sources_in_text
     completion = Completion(model)
 
     turn = course.chat.events(question, body.conversation_id, history=history,

@@ -27,26 +27,26 @@ def _config() -> int:
 
     s = get_settings()
     values = {
-        "LLM_PORT": s.llm_port,
-        "BACKEND_PORT": s.backend_port,
-        "LLM_CONTEXT": s.llm_context_window,
-        "LLM_GPU_LAYERS": s.llm_gpu_layers,
-        "LLM_SERVER": s.llm_server,
+        "LLM_PORT": s.llm.llm_port,
+        "BACKEND_PORT": s.appliance.backend_port,
+        "LLM_CONTEXT": s.llm.llm_context_window,
+        "LLM_GPU_LAYERS": s.llm.llm_gpu_layers,
+        "LLM_SERVER": s.llm.llm_server,
         # whether the user chose these (environment or .env): the script's machine-dependent
         # defaults must not override a choice
-        "CONDENSE_MODE_SET": int("condense_mode" in s.model_fields_set),
-        "RERANKER_SET": int("reranker_model" in s.model_fields_set),
-        "TOP_K_SET": int("top_k" in s.model_fields_set),
-        "ANSWERS_SET": int("max_concurrent_answers" in s.model_fields_set),
-        "GPU_TOP_K": s.gpu_top_k,
-        "LLM_PARALLEL": s.llm_parallel,
-        "LLM_THREADS": s.llm_threads or usable_cores(),
-        "MATERIALS_DIR": s.materials_path,
-        "DB_IS_LOCAL": int(s.milvus_is_local_file),
-        "DB_PATH": s.milvus_db_path if s.milvus_is_local_file else "",
+        "CONDENSE_MODE_SET": int(s.is_set("condense_mode")),
+        "RERANKER_SET": int(s.is_set("reranker_model")),
+        "TOP_K_SET": int(s.is_set("top_k")),
+        "ANSWERS_SET": int(s.is_set("max_concurrent_answers")),
+        "GPU_TOP_K": s.retrieval.gpu_top_k,
+        "LLM_PARALLEL": s.llm.llm_parallel,
+        "LLM_THREADS": s.llm.llm_threads or usable_cores(),
+        "MATERIALS_DIR": s.storage.materials_path,
+        "DB_IS_LOCAL": int(s.storage.milvus_is_local_file),
+        "DB_PATH": s.storage.milvus_db_path if s.storage.milvus_is_local_file else "",
         # Only the backend faces the network; the LLM server only when asked (with a key).
-        "LLM_HOST": "0.0.0.0" if s.llm_expose else "127.0.0.1",
-        "STUDENT_ACCESS": s.student_access,
+        "LLM_HOST": "0.0.0.0" if s.llm.llm_expose else "127.0.0.1",
+        "STUDENT_ACCESS": s.access.student_access,
     }
     for key, value in values.items():
         print(f"{key}={shlex.quote(str(value))}")
@@ -68,10 +68,10 @@ def _chunks(materials: str | None) -> int:
     if target.mode == "embedded" and not (target.db_path and target.db_path.exists()):
         print(0, 0, 0)
         return 0
-    client = connect(target, s.milvus_connect_timeout_s)
+    client = connect(target, s.storage.milvus_connect_timeout_s)
     try:
-        chunks = ChunkStore(client, target.uri, target.token, s.collection_name, 0, 1).count()
-        catalog = Catalog(client, s.collection_name)
+        chunks = ChunkStore(client, target.uri, target.token, s.storage.collection_name, 0, 1).count()
+        catalog = Catalog(client, s.storage.collection_name)
         current = pipeline_fingerprint(s)
         older = [path for path, r in catalog.files().items() if r.pipeline != current] if catalog.exists() else []
         # the manifest keeps paths relative to the folder ingested: one that is in DIR came from it
@@ -92,22 +92,22 @@ def _admin_key(args: list[str]) -> int:
         print(f"admin-key takes --rotate and --rotate-code, not {' '.join(unknown)}", file=sys.stderr)
         return 2
     if "--rotate" in args:
-        rotate(s.access_path, INSTRUCTOR_KEY)
+        rotate(s.access.access_path, INSTRUCTOR_KEY)
         print("The instructor key was replaced; browsers unlocked with the old one are locked again.",
               file=sys.stderr)
     if "--rotate-code" in args:
-        if s.access_code:
+        if s.access.access_code:
             print("RAG_ACCESS_CODE sets the code: change it there.", file=sys.stderr)
             return 2
-        rotate(s.access_path, ACCESS_CODE)
+        rotate(s.access.access_path, ACCESS_CODE)
         print("The access code was replaced; students enter the new one.", file=sys.stderr)
-    keys = AccessKeys(s.access_path, s.access_code.get_secret_value() if s.access_code else None)
+    keys = AccessKeys(s.access.access_path, s.access.access_code.get_secret_value() if s.access.access_code else None)
     print(f"instructor key: {keys.instructor_key}")
-    if s.student_access == "code":
+    if s.access.student_access == "code":
         print(f"access code   : {keys.access_code}")
     else:
         print("students      : open chat (RAG_STUDENT_ACCESS=code asks them for an access code)")
-    print(f"kept in       : {s.access_path / INSTRUCTOR_KEY} (mode 0600)")
+    print(f"kept in       : {s.access.access_path / INSTRUCTOR_KEY} (mode 0600)")
     return 0
 
 
@@ -116,7 +116,7 @@ def _llm_key() -> int:
     from app.settings import get_settings
 
     s = get_settings()
-    print(s.llm_api_key.get_secret_value() if s.llm_api_key else read_or_create(s.access_path, "llm.key"))
+    print(s.llm.llm_api_key.get_secret_value() if s.llm.llm_api_key else read_or_create(s.access.access_path, "llm.key"))
     return 0
 
 

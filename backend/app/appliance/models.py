@@ -38,20 +38,20 @@ def download(settings: Settings, log=print) -> Path:
     """Download the configured GGUF (resumable, with progress) and verify its checksum."""
     from huggingface_hub import HfApi, hf_hub_download
 
-    folder = settings.models_path
+    folder = settings.storage.models_path
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / settings.llm_model_file
+    target = folder / settings.llm.llm_model_file
     verified = target.with_name(target.name + ".sha256-ok")
     if target.is_file() and verified.is_file():
         return target
     if not hub_reachable():  # fail in seconds, not after a minute of retries
         raise ConnectionError(f"cannot reach {hub_endpoint()}")
-    info = HfApi().get_paths_info(settings.llm_model_repo, [settings.llm_model_file])
+    info = HfApi().get_paths_info(settings.llm.llm_model_repo, [settings.llm.llm_model_file])
     if not info:
-        raise ConfigurationError(f"{settings.llm_model_file} not found in {settings.llm_model_repo}.")
+        raise ConfigurationError(f"{settings.llm.llm_model_file} not found in {settings.llm.llm_model_repo}.")
     expected = getattr(getattr(info[0], "lfs", None), "sha256", None)
-    log(f"Downloading {settings.llm_model_repo}/{settings.llm_model_file} to {folder} (resumable)...")
-    path = Path(hf_hub_download(settings.llm_model_repo, settings.llm_model_file, local_dir=folder))
+    log(f"Downloading {settings.llm.llm_model_repo}/{settings.llm.llm_model_file} to {folder} (resumable)...")
+    path = Path(hf_hub_download(settings.llm.llm_model_repo, settings.llm.llm_model_file, local_dir=folder))
     if expected:
         log("Verifying the checksum...")
         actual = content_hash(path)
@@ -64,8 +64,8 @@ def download(settings: Settings, log=print) -> Path:
 
 
 def choose_model(settings: Settings, has_gpu: bool, log=print) -> Path:
-    if settings.llm_model_path:
-        path = settings.llm_model_path.expanduser()
+    if settings.llm.llm_model_path:
+        path = settings.llm.llm_model_path.expanduser()
         if not path.is_file():
             raise ConfigurationError(f"RAG_LLM_MODEL_PATH={path} does not exist.")
         return path.resolve()
@@ -75,7 +75,7 @@ def choose_model(settings: Settings, has_gpu: bool, log=print) -> Path:
         except ConfigurationError:
             raise
         except Exception as exc:  # offline, hub down, proxy: fall back, loudly
-            log(f"Could not download {settings.llm_model_file} ({type(exc).__name__}: {str(exc)[:120]}).")
+            log(f"Could not download {settings.llm.llm_model_file} ({type(exc).__name__}: {str(exc)[:120]}).")
             log("Falling back to the small packaged model SmolLM2-135M: answers will be poor.")
             return packaged_model()
     log("No GPU: using the small packaged model SmolLM2-135M (fluent but often wrong; it proves the "
@@ -88,14 +88,14 @@ def choose_reranker(settings: Settings, has_gpu: bool, log=print) -> str | None:
     leave the setting alone (the backend's default, token-match, which needs no download)
     or off. A user's RAG_RERANKER_MODEL wins (empty: off); otherwise a GPU pod gets the
     default cross-encoder."""
-    if "reranker_model" in settings.model_fields_set:
-        name = settings.reranker_model
+    if settings.is_set("reranker_model"):
+        name = settings.retrieval.reranker_model
     else:
-        name = settings.gpu_reranker_model if has_gpu else None
+        name = settings.retrieval.gpu_reranker_model if has_gpu else None
     if not name:
         return None
     if name != TOKEN_MATCH:
-        fetch_model(name, settings.models_path, log)
+        fetch_model(name, settings.storage.models_path, log)
     return name
 
 

@@ -56,14 +56,14 @@ class ConversationPolicy:
 
     @property
     def enabled(self) -> bool:
-        return self.settings.conversation_policy
+        return self.settings.gate.conversation_policy
 
     def small_talk(self, declined: Retrieval) -> str | None:
         """Whether a declined message is all chatter: "pleasantry" ("Thanks!", "Hi"),
         "chatter" ("I'm confused", "Could you give an example?") or None. Not when it names
         a rare word the materials never use: that is a question about something else."""
         if (not self.enabled or not declined.declined or declined.vector is None
-                or not self.settings.strip_chatter or declined.unknown_words):
+                or not self.settings.chat.strip_chatter or declined.unknown_words):
             return None
         best = declined.best_similarity if declined.best_similarity is not None else -1.0
         return self.retriever.chatter.small_talk(declined.vector, best,
@@ -88,7 +88,7 @@ class ConversationPolicy:
         """Its topic words that few passages hold, counted only from scarce_word_min_chunks
         up: in a few lectures most words are scarce."""
         index = self.retriever.keyword_index
-        if index is None or searched.indexed_chunks < self.settings.scarce_word_min_chunks:
+        if index is None or searched.indexed_chunks < self.settings.gate.scarce_word_min_chunks:
             return []
         return index.scarce_words(searched.search_text or searched.query, SCARCE_WORD_SHARE)
 

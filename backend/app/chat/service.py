@@ -47,7 +47,7 @@ class FoundPassages:
     query: str  # what was searched
     how: str  # how a follow-up was made standalone: "none" | "llm" | "concat"
     retrieval: Retrieval
-    expanded: bool = False  # searched with the LLM's passage too (settings.query_expansion)
+    expanded: bool = False  # searched with the LLM's passage too (settings.chat.query_expansion)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -60,7 +60,7 @@ class PreparedTurn:
     retrieval: Retrieval
     history: list[Message]
     replaces: list[int] = field(default_factory=list)  # the turn a regenerated answer replaces
-    expanded: bool = False  # searched with the LLM's passage too (settings.query_expansion)
+    expanded: bool = False  # searched with the LLM's passage too (settings.chat.query_expansion)
     prompt: BuiltPrompt | None = None
     timings: dict[str, float] = field(default_factory=dict)
     owner: str | None = None  # who a new conversation belongs to (app/access/)
@@ -87,10 +87,10 @@ class ChatService:
         """The follow-up `question` as a standalone search query, and how it was made:
         rewritten by the LLM ("llm"), joined to the questions before it ("concat",
         `joined_questions`), or as asked ("none")."""
-        if not history or self.settings.condense_mode == "off":
+        if not history or self.settings.chat.condense_mode == "off":
             return question, "none"
         fallback = await self.joined_questions(history, question)
-        if self.settings.condense_mode == "concat":
+        if self.settings.chat.condense_mode == "concat":
             return fallback, "concat"
         # Each message loses its chatter on its own (as in joined_questions).
         question = await asyncio.to_thread(self.retriever.question_text, question)
@@ -98,7 +98,7 @@ class ChatService:
             # Temperature 0: a search query should be the same every time it is asked for.
             text = await asyncio.wait_for(
                 self.llm.complete(condense_messages(history, question), max_tokens=48, temperature=0.0),
-                timeout=self.settings.condense_timeout_s,
+                timeout=self.settings.chat.condense_timeout_s,
             )
         except (asyncio.TimeoutError, LLMUnavailableError) as exc:
             log.info("follow-up rewrite: LLM did not answer (%s); searching the concatenation", type(exc).__name__)
@@ -153,8 +153,8 @@ class ChatService:
         if retrieval.sources:
             t = time.perf_counter()
             turn.prompt = await build_prompt(
-                self.settings.system_prompt, question, retrieval.sources, without_declines(history),
-                self.count_tokens, self.settings.llm_context_window, self.settings.llm_max_tokens,
+                self.settings.chat.system_prompt, question, retrieval.sources, without_declines(history),
+                self.count_tokens, self.settings.llm.llm_context_window, self.settings.llm.llm_max_tokens,
             )
             turn.timings["prompt_ms"] = round((time.perf_counter() - t) * 1000, 1)
         turn.timings["prepare_ms"] = round((time.perf_counter() - started) * 1000, 1)
@@ -167,7 +167,7 @@ class ChatService:
         "Thanks!" or "Hi" after an answer is small talk, not a follow-up: it used to be
         joined to the question before and answered that again."""
         said = None  # the follow-up searched alone
-        if history and self.settings.condense_mode != "off":
+        if history and self.settings.chat.condense_mode != "off":
             said = await asyncio.to_thread(self.retriever.search, question)
             if await asyncio.to_thread(self.policy.stays_alone, said):  # no LLM call
                 return FoundPassages(question, "none", said, timings={"retrieval_ms": round(said.elapsed_ms, 1)})
@@ -178,7 +178,7 @@ class ChatService:
         found = FoundPassages(*await self.retrieve(history, question, query, how, said))
         found.timings = {"condense_ms": round(condense_ms, 1),
                          "retrieval_ms": round((time.perf_counter() - t) * 1000, 1)}
-        if self.settings.query_expansion and found.retrieval.sources:
+        if self.settings.chat.query_expansion and found.retrieval.sources:
             # Only for a question the gate let through: a declined one costs no LLM call.
             t = time.perf_counter()
             passage = await hypothetical_passage(self.llm, self.settings, found.query)
@@ -232,14 +232,14 @@ class ChatService:
             # what the alone search searched: the follow-up without its chatter, already
             asked = alone.search_text or await asyncio.to_thread(self.retriever.question_text, question)
             if not points_back(asked):
-                retrieval = merged(retrieval, alone, self.settings.top_k)
+                retrieval = merged(retrieval, alone, self.settings.retrieval.top_k)
         return query, how, retrieval
 
     def no_answer_message(self, retrieval: Retrieval) -> str:
         """The decline, naming what the materials never mention when that is the reason."""
         words = retrieval.unknown_words or retrieval.absent_words
         if not words:
-            return self.settings.no_answer_message
+            return self.settings.chat.no_answer_message
         named = " or ".join(f"\u201c{w}\u201d" for w in words[:3])
         return (f"{NEVER_MENTIONED} {named}, so I can't answer this from them. "
                 "If it goes by another name there (an abbreviation spelled out, say), ask with that; "
@@ -252,7 +252,7 @@ class ChatService:
         text = text.strip()
         if text == SMALL_TALK_REPLY:
             return "small_talk"
-        if (text == self.settings.no_answer_message.strip() or text.startswith(NOTHING_INGESTED)
+        if (text == self.settings.chat.no_answer_message.strip() or text.startswith(NOTHING_INGESTED)
                 or text.startswith(NEVER_MENTIONED)):
             return "no_relevant_sources"
         return None
@@ -292,7 +292,7 @@ class ChatService:
             result.finish_reason = "small_talk" if turn.small_talk else "no_relevant_sources"
             yield "token", {"delta": result.text}
         else:
-            limit = min(max_tokens or self.settings.llm_max_tokens, self.settings.llm_max_tokens)
+            limit = min(max_tokens or self.settings.llm.llm_max_tokens, self.settings.llm.llm_max_tokens)
             stream = self.llm.stream(turn.prompt.messages, limit, result, temperature=temperature)
             completed = faulted = False
             try:

@@ -38,18 +38,18 @@ def check_course_name(name: str) -> str:
 
 def course_settings(settings: Settings, name: str | None) -> Settings:
     """The settings a course's components are built from."""
-    name = check_course_name(name or settings.default_course)
-    if name == settings.default_course:
+    name = check_course_name(name or settings.storage.default_course)
+    if name == settings.storage.default_course:
         return settings
-    return settings.model_copy(update={"collection_name": f"{settings.collection_name}__{name}",
-                                       "materials_dir": settings.courses_path / name})
+    return settings.model_copy(update={"collection_name": f"{settings.storage.collection_name}__{name}",
+                                       "materials_dir": settings.storage.courses_path / name})
 
 
 def course_of_collection(settings: Settings, collection: str) -> str | None:
     """The course a chunk collection belongs to (None: not a course's)."""
-    if collection == settings.collection_name:
-        return settings.default_course
-    prefix = f"{settings.collection_name}__"
+    if collection == settings.storage.collection_name:
+        return settings.storage.default_course
+    prefix = f"{settings.storage.collection_name}__"
     if collection.startswith(prefix) and not collection.endswith("_files"):
         name = collection[len(prefix):]
         return name if COURSE_NAME.fullmatch(name) else None
@@ -87,8 +87,8 @@ def read_side_of(ingestor: Ingestor, embedder: Embedder, reranker_model: str | N
         store.ensure_collection()  # loads it: after a restart Milvus reports it "released"
     keyword_index = ingestor.keyword_index()
     keyword_index.ensure_current()  # load (or build) it now, not on the first question
-    model = settings.reranker_model if reranker_model is None else reranker_model
-    reranker = load_reranker(model, settings.embedding_device, settings.models_path, embedder, keyword_index)
+    model = settings.retrieval.reranker_model if reranker_model is None else reranker_model
+    reranker = load_reranker(model, settings.embedding.embedding_device, settings.storage.models_path, embedder, keyword_index)
     retriever = Retriever(settings, store, embedder, keyword_index, reranker)
     return ReadSide(settings, ingestor, store, keyword_index, retriever)
 

@@ -29,22 +29,22 @@ class CourseRegistry:
 
     @property
     def default(self) -> Course:
-        return self.get(self.settings.default_course)
+        return self.get(self.settings.storage.default_course)
 
     def names(self) -> list[str]:
         """Every course: the default, those with a collection, those with a folder."""
-        found = {self.settings.default_course, *self._courses}
+        found = {self.settings.storage.default_course, *self._courses}
         for collection in self.client.list_collections():
             name = course_of_collection(self.settings, collection)
             if name:
                 found.add(name)
-        root: Path = self.settings.courses_path
+        root: Path = self.settings.storage.courses_path
         if root.is_dir():
             found.update(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         return sorted(n for n in found if _valid(n))
 
     def get(self, name: str | None) -> Course:
-        name = name or self.settings.default_course
+        name = name or self.settings.storage.default_course
         course = self._courses.get(name)
         if course is not None:
             return course
@@ -59,7 +59,7 @@ class CourseRegistry:
         """Make a course (its materials folder); returns it and whether it is new."""
         check_course_name(name)
         existed = name in self.names()
-        course_settings(self.settings, name).materials_path.mkdir(parents=True, exist_ok=True)
+        course_settings(self.settings, name).storage.materials_path.mkdir(parents=True, exist_ok=True)
         return self.get(name), not existed
 
     def loaded(self) -> list[Course]:

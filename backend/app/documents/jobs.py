@@ -230,7 +230,7 @@ class IngestJobs:
         if batch[0].action == "check":
             batch[0].message = "Checking the course materials after the start."
             await asyncio.to_thread(documents.clean_upload_folder)
-            if not course.settings.materials_path.is_dir():
+            if not course.settings.storage.materials_path.is_dir():
                 batch[0].finish("done", "No materials folder yet.")
                 return
         report = await self._ingest(documents, batch)

@@ -105,7 +105,7 @@ class DocumentService:
 
     def _in_materials(self, path: str) -> Path | None:
         """The file under the materials folder, or None if outside it or missing."""
-        materials = self.settings.materials_path.resolve()
+        materials = self.settings.storage.materials_path.resolve()
         candidate = (materials / path).resolve()
         return candidate if candidate.is_relative_to(materials) and candidate.is_file() else None
 
@@ -124,7 +124,7 @@ class DocumentService:
         self.catalog.remove(path)
         self.ingestor.keyword_index().sync_saved()
         candidate = self._in_materials(path)
-        if candidate is not None and not (self.settings.materials_path / path).is_symlink():
+        if candidate is not None and not (self.settings.storage.materials_path / path).is_symlink():
             candidate.unlink()
         return True
 
@@ -139,14 +139,14 @@ class DocumentService:
     def ingest_materials(self, listener=None) -> IngestReport:
         """Blocking: run the ingest pipeline on the materials folder (call in a thread)."""
         with exclusive_ingest(self.db_path):
-            return self.ingestor.run(self.settings.materials_path, listener=listener)
+            return self.ingestor.run(self.settings.storage.materials_path, listener=listener)
 
     # -- uploads, step by step (the route streams the bytes between them) ---------
     def names_taken(self) -> dict[str, str]:
         """Lower-cased document paths in the course -> the path as stored: ingested ones
         and files already in the uploads folder (blocking; call in a thread)."""
         taken = {path.lower(): path for path in self.catalog.files()}
-        folder = self.settings.materials_path / UPLOAD_SUBDIR
+        folder = self.settings.storage.materials_path / UPLOAD_SUBDIR
         if folder.is_dir():
             for entry in folder.iterdir():
                 if not entry.name.startswith("."):
@@ -169,7 +169,7 @@ class DocumentService:
         if existing is not None:
             rel = existing  # replacing keeps the stored name (its case too): one document, updated
         self._reserved.add(key)
-        target = self.settings.materials_path / rel
+        target = self.settings.storage.materials_path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}.{os.urandom(6).hex()}.part")
         return PendingUpload(rel, target, temporary, replace)
@@ -207,7 +207,7 @@ class DocumentService:
         """What a killed backend left of uploads in progress: temporary files go; an earlier
         version kept for a replacement goes too once the replacement is in place (the
         start-up check then ingests the new one). Returns the names removed."""
-        folder = self.settings.materials_path / UPLOAD_SUBDIR
+        folder = self.settings.storage.materials_path / UPLOAD_SUBDIR
         removed: list[str] = []
         if not folder.is_dir():
             return removed

@@ -102,8 +102,8 @@ def corpus_retriever(args, settings: Settings):
     from app.courses.course import read_side_of
     from app.embedding.encoder import load_embedder
 
-    embedder = load_embedder(settings.embedding_model, "cpu", 64, threads=args.threads)
-    embedder.enable_fast_queries(settings.embedding_query_runtime, settings.models_path / "onnx")
+    embedder = load_embedder(settings.embedding.embedding_model, "cpu", 64, threads=args.threads)
+    embedder.enable_fast_queries(settings.embedding.embedding_query_runtime, settings.storage.models_path / "onnx")
     ingestor = prepare_database(args, settings, embedder)
     # No reranker inside: the evaluation reranks each configuration itself.
     return read_side_of(ingestor, embedder, reranker_model="").retriever
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
     if args.llm_url and "hybrid" in args.modes:  # the chat's optional LLM query expansion
         configs.append(("hybrid + expansion", "hybrid", False, True))
     if args.rerank_model:
-        retriever.reranker = load_reranker(args.rerank_model, "auto", settings.models_path, embedder,
+        retriever.reranker = load_reranker(args.rerank_model, "auto", settings.storage.models_path, embedder,
                                           retriever.keyword_index)
         if retriever.reranker is None:
             print(f"reranker {args.rerank_model} could not be loaded; skipping it", file=sys.stderr)
@@ -177,7 +177,7 @@ def main(argv=None) -> int:
                                      for s in ooc_splits) + ")"
         return cell
     print(f"\nRetrieval, {n} questions over {len({q.file for q in questions.answerable})} books, "
-          f"{store.count():,} chunks, embedder {settings.embedding_model}; "
+          f"{store.count():,} chunks, embedder {settings.embedding.embedding_model}; "
           f"text inside the embedder window: {embedded_share(store, embedder.max_tokens - 2):.1%}\n")
     fu_header = " | ".join(f"follow-ups {m}" for m in methods)
     # hit@10: how often the answering page is among the passages a GPU pod hands the LLM
@@ -225,10 +225,10 @@ def main(argv=None) -> int:
             print(f"| {r.name} | {cells} |")
 
     # the appliance's default: hybrid reranked by token-match, unless another reranker was asked for
-    default = (f"{settings.retrieval_mode} + {args.rerank_model}" if args.rerank_model == settings.reranker_model
-               else settings.retrieval_mode)
+    default = (f"{settings.retrieval.retrieval_mode} + {args.rerank_model}" if args.rerank_model == settings.retrieval.reranker_model
+               else settings.retrieval.retrieval_mode)
     main_result = next((r for r in results if r.name == default),
-                       next((r for r in results if r.name == settings.retrieval_mode), results[-1]))
+                       next((r for r in results if r.name == settings.retrieval.retrieval_mode), results[-1]))
     print(f"\nPer book ({main_result.name}):\n")
     print("| book | questions | hit@3 | hit@5 | MRR@10 |\n|---|---|---|---|---|")
     for book, summary in sorted(main_result.per_book.items()):
@@ -238,7 +238,7 @@ def main(argv=None) -> int:
 
     print(f"\nRelevance gate ({main_result.name}): answer when the best passage's cosine similarity "
           f"reaches the threshold, or when the best keyword match holds >= "
-          f"{settings.keyword_gate_coverage:.0%} of the question's rarity-weighted words and the "
+          f"{settings.gate.keyword_gate_coverage:.0%} of the question's rarity-weighted words and the "
           f"similarity is >= {calibration.keyword_gate_min_similarity}; a question with a rare word the "
           f"materials never use needs similarity >= {calibration.unknown_word_similarity} "
           f"(calibration: {calibration.source}). "
@@ -282,12 +282,12 @@ def fit_profile(args, settings, retriever, outcome_at, answerable: int) -> None:
 
     grid = [round(0.05 + 0.01 * i, 2) for i in range(90)]
     cutoff = fit_cutoff({t: outcome_at(t) for t in grid}, answerable)
-    profile = replace(derive(settings.embedding_model, *anchors(retriever.embedder.encode)),
+    profile = replace(derive(settings.embedding.embedding_model, *anchors(retriever.embedder.encode)),
                       similarity_cutoff=cutoff, source="fitted",
                       warning=None, measured_on=f"{args.corpus.name}, {args.questions.name}")
-    path = write_profile(profile, settings.models_path / "calibration")
+    path = write_profile(profile, settings.storage.models_path / "calibration")
     declined, refused = outcome_at(cutoff)
-    print(f"\nFitted for {settings.embedding_model}: similarity cutoff {cutoff} ({declined} out-of-corpus "
+    print(f"\nFitted for {settings.embedding.embedding_model}: similarity cutoff {cutoff} ({declined} out-of-corpus "
           f"declined, {refused} of {answerable} answerable refused on these questions); written to {path}")
 
 

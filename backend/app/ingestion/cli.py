@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     except ApplianceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    directory = (args.directory or settings.materials_path).expanduser().resolve()
+    directory = (args.directory or settings.storage.materials_path).expanduser().resolve()
     if not directory.is_dir():
         print(f"error: {directory} is not a folder (pass --directory DIR).", file=sys.stderr)
         return 2
@@ -220,7 +220,7 @@ def _run(settings, directory: Path, args, listener) -> IngestReport:
 
     target = resolve_target(settings)
     with exclusive_ingest(target.db_path):
-        client = connect(target, settings.milvus_connect_timeout_s)
+        client = connect(target, settings.storage.milvus_connect_timeout_s)
         try:
             ingestor = Ingestor(settings, client, target.uri, target.token, target.describe())
             return ingestor.run(directory, prune=args.prune, reset=args.reset, listener=listener)

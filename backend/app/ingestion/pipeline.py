@@ -55,21 +55,21 @@ ENCODE_BATCH = 128  # chunks per encode call between progress updates
 
 
 def pipeline_fingerprint(settings: Settings) -> str:
-    key = f"{PIPELINE_VERSION}|{settings.chunk_size_tokens}|{settings.chunk_overlap_tokens}"
+    key = f"{PIPELINE_VERSION}|{settings.ingest.chunk_size_tokens}|{settings.ingest.chunk_overlap_tokens}"
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
 def read_limits(settings: Settings) -> ReadLimits:
-    return ReadLimits(seconds=settings.max_read_seconds, memory_mb=settings.max_read_memory_mb,
-                      characters=settings.max_read_characters,
-                      office_unzipped_mb=settings.max_read_office_unzipped_mb, ocr=ocr_options(settings))
+    return ReadLimits(seconds=settings.ingest.max_read_seconds, memory_mb=settings.ingest.max_read_memory_mb,
+                      characters=settings.ingest.max_read_characters,
+                      office_unzipped_mb=settings.ingest.max_read_office_unzipped_mb, ocr=ocr_options(settings))
 
 
 def ocr_options(settings: Settings) -> ocr.OcrOptions | None:
     """OCR as the settings ask and this machine allows (None: off, or not installed)."""
-    if settings.ocr == "off" or ocr.missing_tools():
+    if settings.ingest.ocr == "off" or ocr.missing_tools():
         return None
-    return ocr.OcrOptions(languages=settings.ocr_languages, seconds_per_page=settings.ocr_seconds_per_page,
+    return ocr.OcrOptions(languages=settings.ingest.ocr_languages, seconds_per_page=settings.ingest.ocr_seconds_per_page,
                       jobs=usable_cores())
 
 
@@ -107,14 +107,14 @@ class Ingestor:
         self.client = client
         self.uri, self.token = uri, token
         self.database_label = database_label
-        self.catalog = Catalog(client, settings.collection_name)
+        self.catalog = Catalog(client, settings.storage.collection_name)
         self._embedder: Embedder | None = None
         self._load_embedder = embedder_loader or (
             lambda: load_embedder(
-                settings.embedding_model,
-                settings.embedding_device,
-                settings.embedding_batch_size,
-                settings.torch_threads,
+                settings.embedding.embedding_model,
+                settings.embedding.embedding_device,
+                settings.embedding.embedding_batch_size,
+                settings.embedding.torch_threads,
             )
         )
         self._store: ChunkStore | None = None
@@ -132,16 +132,16 @@ class Ingestor:
         needed only to create the collection."""
         if self._store is None or (dim and self._store.dim != dim):
             self._store = ChunkStore(
-                self.client, self.uri, self.token, self.settings.collection_name,
-                dim or 0, self.settings.insert_batch_size, self.settings.vector_index,
-                self.settings.ivf_nlist, self.settings.ivf_nprobe,
+                self.client, self.uri, self.token, self.settings.storage.collection_name,
+                dim or 0, self.settings.storage.insert_batch_size, self.settings.storage.vector_index,
+                self.settings.storage.ivf_nlist, self.settings.storage.ivf_nprobe,
             )
         return self._store
 
     def keyword_index(self) -> KeywordIndex:
         """The BM25 index over the same chunks (shared with the backend's retriever)."""
         if self._keyword_index is None:
-            self._keyword_index = KeywordIndex(self.chunk_store(), self.catalog, self.settings.keyword_index_path,
+            self._keyword_index = KeywordIndex(self.chunk_store(), self.catalog, self.settings.storage.keyword_index_path,
                                                count_pieces=lambda texts: self.embedder.pieces_per_text(texts))
         return self._keyword_index
 
@@ -149,11 +149,11 @@ class Ingestor:
     def check_model(self) -> CollectionMeta | None:
         """Refuse to mix embedding models in one collection; say how to fix it."""
         meta = self.catalog.meta()
-        if meta and meta.embedding_model != self.settings.embedding_model:
+        if meta and meta.embedding_model != self.settings.embedding.embedding_model:
             raise EmbeddingModelMismatchError(
                 f"The database was built with embedding model '{meta.embedding_model}' "
                 f"({meta.dimension} dimensions) but RAG_EMBEDDING_MODEL is "
-                f"'{self.settings.embedding_model}'. Re-ingest with --reset to rebuild it with the "
+                f"'{self.settings.embedding.embedding_model}'. Re-ingest with --reset to rebuild it with the "
                 f"new model, or set RAG_EMBEDDING_MODEL={meta.embedding_model}."
             )
         return meta
@@ -162,8 +162,8 @@ class Ingestor:
         stored = meta.dimension if meta else self.chunk_store().stored_dimension()
         if stored is not None and stored != dim:
             raise EmbeddingModelMismatchError(
-                f"The collection '{self.settings.collection_name}' holds {stored}-dimension vectors but "
-                f"embedding model '{self.settings.embedding_model}' makes {dim}-dimension vectors. "
+                f"The collection '{self.settings.storage.collection_name}' holds {stored}-dimension vectors but "
+                f"embedding model '{self.settings.embedding.embedding_model}' makes {dim}-dimension vectors. "
                 "Re-ingest with --reset to rebuild it with this model."
             )
 
@@ -243,7 +243,7 @@ class Ingestor:
                     report: IngestReport, listener: ProgressListener) -> None:
         pages = {s.rel_path: (reader.count_pages(s.abs_path) if s.kind == "pdf" else 1) for s, _, _ in work}
         if work:
-            listener.loading_model(self.settings.embedding_model)
+            listener.loading_model(self.settings.embedding.embedding_model)
             embedder = self.embedder
         listener.planned(Plan(
             to_ingest=sum(not upd for _, _, upd in work),
@@ -256,10 +256,10 @@ class Ingestor:
         if work:
             self.check_dimension(meta, embedder.dimension)
             if meta is None:
-                self.catalog.set_meta(CollectionMeta(self.settings.embedding_model, embedder.dimension))
+                self.catalog.set_meta(CollectionMeta(self.settings.embedding.embedding_model, embedder.dimension))
             store = self.chunk_store(embedder.dimension)
             store.ensure_collection()
-            chunker = Chunker(embedder.tokenizer, self.settings.chunk_size_tokens, self.settings.chunk_overlap_tokens)
+            chunker = Chunker(embedder.tokenizer, self.settings.ingest.chunk_size_tokens, self.settings.ingest.chunk_overlap_tokens)
             window = embedder.max_tokens - 2  # [CLS] and [SEP]
             for source, digest, is_update in work:
                 self._ingest_file(source, digest, is_update, pages[source.rel_path], fingerprint,
@@ -276,7 +276,7 @@ class Ingestor:
         path = source.rel_path
         listener.file_started(path, expected_pages)
         try:
-            limit = self.settings.max_document_pages
+            limit = self.settings.ingest.max_document_pages
             if expected_pages > limit:
                 raise UnreadableFileError(f"it has {expected_pages} pages; the limit is {limit} "
                                           "(RAG_MAX_DOCUMENT_PAGES)")

@@ -44,17 +44,17 @@ class StreamResult:
 class LLMClient:
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
         self.settings = settings
-        self.base_url = settings.llm_base_url.rstrip("/")
+        self.base_url = settings.llm.llm_base_url.rstrip("/")
         self.root_url = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
         headers = {}
-        if settings.llm_api_key:
-            headers["Authorization"] = f"Bearer {settings.llm_api_key.get_secret_value()}"
+        if settings.llm.llm_api_key:
+            headers["Authorization"] = f"Bearer {settings.llm.llm_api_key.get_secret_value()}"
         self.http = httpx.AsyncClient(
             headers=headers,
-            timeout=httpx.Timeout(settings.llm_timeout_s, connect=settings.llm_connect_timeout_s),
+            timeout=httpx.Timeout(settings.llm.llm_timeout_s, connect=settings.llm.llm_connect_timeout_s),
             transport=transport,
         )
-        self._model: str | None = settings.llm_model
+        self._model: str | None = settings.llm.llm_model
         self._tokenize_style: str | None = None  # "llama-server" | "llama-cpp-python" | "none"
         self._vocab = None  # a vocabulary-only llama_cpp.Llama, False if unavailable
         self.last_token_at: float | None = None  # when a streamed token last arrived (readiness)
@@ -110,7 +110,7 @@ class LLMClient:
         answers. The startup script sets RAG_LLM_MODEL_PATH to the file it serves.
         """
         if self._vocab is None:
-            path = self.settings.llm_model_path
+            path = self.settings.llm.llm_model_path
             self._vocab = False
             if path and path.is_file():
                 try:
@@ -223,7 +223,7 @@ class LLMClient:
             "model": await self.model_name(),
             "messages": messages,
             "max_tokens": max_tokens,
-            "temperature": self.settings.llm_temperature,
+            "temperature": self.settings.llm.llm_temperature,
             "stream": stream,
         }
         if stream:

@@ -148,18 +148,18 @@ def fit_cutoff(outcomes: dict[float, tuple[int, int]], answerable: int, refused_
 
 def with_settings(calibration: Calibration, settings) -> Calibration:
     """Thresholds the user set explicitly win over the profile."""
-    chosen = {name: getattr(settings, name) for name in SETTINGS_THRESHOLDS
-              if name in settings.model_fields_set and getattr(settings, name) is not None}
+    chosen = {name: getattr(settings.gate, name) for name in SETTINGS_THRESHOLDS
+              if settings.is_set(name) and getattr(settings.gate, name) is not None}
     if not chosen:
         return calibration
     return replace(calibration, overridden=tuple(sorted(chosen)), **chosen)
 
 
 def resolve(settings, encode=None) -> Calibration:
-    """The calibration for `settings.embedding_model`: a fitted profile, the shipped one,
+    """The calibration for `settings.embedding.embedding_model`: a fitted profile, the shipped one,
     or one derived with `encode` (the embedder's text -> vectors). Explicit settings win."""
-    model = settings.embedding_model
-    found = load_profile(model, [settings.models_path / "calibration"])
+    model = settings.embedding.embedding_model
+    found = load_profile(model, [settings.storage.models_path / "calibration"])
     if found is None:
         if encode is None:
             raise ValueError(f"no calibration profile for {model}, and no embedder to derive one with")

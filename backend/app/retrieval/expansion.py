@@ -36,9 +36,9 @@ async def hypothetical_passage(llm: LLMClient, settings: Settings, question: str
     try:
         # Temperature 0: the same question should search the same way every time.
         text = await asyncio.wait_for(
-            llm.complete(expansion_messages(question), max_tokens=settings.query_expansion_tokens,
+            llm.complete(expansion_messages(question), max_tokens=settings.chat.query_expansion_tokens,
                          temperature=0.0),
-            timeout=settings.query_expansion_timeout_s,
+            timeout=settings.chat.query_expansion_timeout_s,
         )
     except (asyncio.TimeoutError, LLMUnavailableError) as exc:
         log.info("query expansion: LLM did not answer (%s); searching with the question alone",

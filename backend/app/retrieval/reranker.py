@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class Reranker:
-    candidates = 20  # fused candidates reordered unless settings.rerank_candidates says otherwise
+    candidates = 20  # fused candidates reordered unless settings.retrieval.rerank_candidates says otherwise
 
     def __init__(self, model_name: str, device: str = "cpu", max_length: int = 512, source: Path | None = None):
         """`model_name` is what the model is called (shown in /api/ready); `source`, the folder

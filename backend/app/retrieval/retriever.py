@@ -99,20 +99,20 @@ class Retriever:
         the last answer): never counted as words the materials do not use."""
         started = time.perf_counter()
         settings = self.settings
-        top_k = top_k or settings.top_k
+        top_k = top_k or settings.retrieval.top_k
         mode = self.searcher.mode(mode)
         if not self.store.exists():
             return Retrieval(query, [], 0, True, (time.perf_counter() - started) * 1000,
                              reason=NOTHING_INGESTED)
 
         question = self.understanding.understand(query, as_written)
-        pool = max(settings.retrieval_candidates, top_k)
+        pool = max(settings.retrieval.retrieval_candidates, top_k)
         found = self.searcher.find(question, pool, mode)
         t = time.perf_counter()
         absent = self.vocabulary.absent(found.keyword, found.best_passages(), asking_words)
         # absence says something only of enough text (about 30 pages); in a few lectures
         # even a fair question's rare words are often not there ("recursion")
-        unknown = absent if found.keyword.indexed_chunks >= settings.unknown_word_min_chunks else []
+        unknown = absent if found.keyword.indexed_chunks >= settings.gate.unknown_word_min_chunks else []
         decision = self.decide(found.best_similarity, found.keyword.coverage, unknown, cutoff)
         gate_ms = (time.perf_counter() - t) * 1000
         result = Retrieval(query, [], len(found.candidates), False, 0.0,
@@ -135,11 +135,11 @@ class Retriever:
     def decide(self, best: float | None, coverage: float, unknown_words, cutoff: float | None = None) -> Decision:
         """The relevance decision (gate.py) with this embedder's calibration; `cutoff`
         overrides its similarity cutoff, and RAG_RELEVANCE_GATE=false answers everything."""
-        if not self.settings.relevance_gate:
+        if not self.settings.gate.relevance_gate:
             return Decision(True, GATE_OFF)
         c = self.calibration
         return decide(best, coverage, unknown_words, c.similarity_cutoff if cutoff is None else cutoff,
-                      c, self.settings.keyword_gate_coverage)
+                      c, self.settings.gate.keyword_gate_coverage)
 
     def question_text(self, message: str) -> str:
         """The question in a student's message, without its greetings, thanks and pleas
@@ -149,7 +149,7 @@ class Retriever:
     def prepare(self) -> None:
         """Build now what a student's first question would otherwise wait for (~0.15 s on
         CPU): the chatter examples' vectors, the list of common words, the calibration."""
-        if self.settings.strip_chatter:
+        if self.settings.chat.strip_chatter:
             self.chatter.prepare()
         self.vocabulary.prepare()
         self.calibration  # noqa: B018 (resolved now: its warning belongs to the start)

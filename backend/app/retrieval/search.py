@@ -68,7 +68,7 @@ class Search:
 
     def mode(self, asked: str | None) -> str:
         """The retrieval mode to run: `asked`, or the settings'; dense without a keyword index."""
-        mode = asked or self.settings.retrieval_mode
+        mode = asked or self.settings.retrieval.retrieval_mode
         return "dense" if mode in ("hybrid", "keyword") and self.keyword_index is None else mode
 
     def find(self, question: Question, pool: int, mode: str) -> Found:
@@ -105,7 +105,7 @@ class Search:
         rerank = rerank and self.reranker is not None
         t = time.perf_counter()
         ranked = sorted(found.candidates.values(), key=lambda c: c.fused, reverse=True)
-        keep = max(top_k, self.settings.rerank_candidates or self.reranker.candidates) if rerank else top_k
+        keep = max(top_k, self.settings.retrieval.rerank_candidates or self.reranker.candidates) if rerank else top_k
         ranked = self.one_per_page(ranked, keep, found.vector)
         timings: dict[str, float] = {"fetch_ms": (time.perf_counter() - t) * 1000}
         if rerank:
@@ -126,13 +126,13 @@ class Search:
         how far ahead a clear winner is. Measured on the evaluation set (docs/DESIGN.md).
         """
         s = self.settings
-        if s.fusion == "rrf":
-            dense_scores = [1.0 / (s.rrf_k + rank + 1) for rank in range(len(dense))]
-            keyword_scores = [1.0 / (s.rrf_k + rank + 1) for rank in range(len(hits))]
+        if s.retrieval.fusion == "rrf":
+            dense_scores = [1.0 / (s.retrieval.rrf_k + rank + 1) for rank in range(len(dense))]
+            keyword_scores = [1.0 / (s.retrieval.rrf_k + rank + 1) for rank in range(len(hits))]
         else:
             top_dense = max((c.similarity for c in dense), default=0.0) or 1.0
             top_keyword = max((h.score for h in hits), default=0.0) or 1.0
-            weight = s.dense_weight if dense and hits else (1.0 if dense else 0.0)
+            weight = s.retrieval.dense_weight if dense and hits else (1.0 if dense else 0.0)
             dense_scores = [weight * c.similarity / top_dense for c in dense]
             keyword_scores = [(1 - weight) * h.score / top_keyword for h in hits]
         known = {c.chunk_id: c for c in all_dense}  # keyword hits that dense search also saw

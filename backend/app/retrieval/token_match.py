@@ -26,7 +26,7 @@ WEIGHT = 0.5  # its share of the blend; the fused score has the rest
 
 
 class TokenMatchReranker:
-    # fused candidates reordered unless settings.rerank_candidates says otherwise: 10 ranked
+    # fused candidates reordered unless settings.retrieval.rerank_candidates says otherwise: 10 ranked
     # about as well as 20 over the three corpora's 176 questions, at half the cost (docs/DESIGN.md)
     candidates = 10
 

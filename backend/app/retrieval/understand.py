@@ -67,12 +67,12 @@ class Understanding:
 
     def question_and_vector(self, message: str) -> tuple[str, np.ndarray | None]:
         """The question in `message`, and its vector where finding it embedded it already."""
-        return self.chatter.question_and_vector(message) if self.settings.strip_chatter else (message, None)
+        return self.chatter.question_and_vector(message) if self.settings.chat.strip_chatter else (message, None)
 
     def fix_spelling(self, text: str) -> str:
         """`text` with its typos ("colision", "recurison") replaced by the materials' own
         word: keyword search finds no typo, and the embedder reads one as noise."""
-        if not self.settings.fix_spelling or self.keyword_index is None:
+        if not self.settings.chat.fix_spelling or self.keyword_index is None:
             return text
         for typed, fixed in self.keyword_index.spelling_fixes(text, self.vocabulary.rare).items():
             text = re.sub(rf"\b{re.escape(typed)}\b", fixed, text)

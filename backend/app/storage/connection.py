@@ -40,15 +40,15 @@ class MilvusTarget:
 
 
 def resolve_target(settings: Settings) -> MilvusTarget:
-    token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
-    if not settings.milvus_is_local_file:
-        return MilvusTarget(uri=settings.milvus_uri, token=token, mode="remote")
-    db_path = settings.milvus_db_path
+    token = settings.storage.milvus_token.get_secret_value() if settings.storage.milvus_token else ""
+    if not settings.storage.milvus_is_local_file:
+        return MilvusTarget(uri=settings.storage.milvus_uri, token=token, mode="remote")
+    db_path = settings.storage.milvus_db_path
     _check_lite_file_name(db_path)
     server = lite_server.running_server(db_path)
     if server:
         return MilvusTarget(uri=server.uri, token="", mode="shared", db_path=db_path)
-    return MilvusTarget(uri=str(db_path), token="", mode="embedded", db_path=db_path, logs_dir=settings.logs_path)
+    return MilvusTarget(uri=str(db_path), token="", mode="embedded", db_path=db_path, logs_dir=settings.storage.logs_path)
 
 
 def _check_lite_file_name(db_path: Path) -> None:

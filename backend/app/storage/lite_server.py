@@ -262,10 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--status", action="store_true", help="print the server's address, exit 1 if none")
     args = parser.parse_args(argv)
     settings = get_settings()
-    if args.db is None and not settings.milvus_is_local_file:
+    if args.db is None and not settings.storage.milvus_is_local_file:
         print("RAG_MILVUS_URI points at a Milvus server; there is no local file to serve.", file=sys.stderr)
         return 2
-    db = (args.db or settings.milvus_db_path).resolve()
+    db = (args.db or settings.storage.milvus_db_path).resolve()
     if args.stop:
         print("stopped" if stop(db) else "not running")
         return 0
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         state = running_server(db)
         print(f"running (pid {state.pid}) at {state.uri}" if state else "not running")
         return 0 if state else 1
-    return serve(db, port=args.port, logs_dir=settings.logs_path)
+    return serve(db, port=args.port, logs_dir=settings.storage.logs_path)
 
 
 if __name__ == "__main__":

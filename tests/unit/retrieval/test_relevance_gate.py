@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.retrieval.calibration import load_profile
-from app.settings import Settings
+from app.settings import GateSettings
 from app.retrieval.gate import (
     CLOSE_IN_MEANING,
     FAR_FROM_EVERY_PASSAGE,
@@ -17,7 +17,7 @@ from app.retrieval.gate import (
 )
 
 MINILM = load_profile("all-MiniLM-L6-v2")  # cutoff 0.39, keyword floor 0.15, unknown words 0.6
-COVERAGE = Settings.model_fields["keyword_gate_coverage"].default  # 0.6
+COVERAGE = GateSettings.model_fields["keyword_gate_coverage"].default  # 0.6
 
 
 @pytest.mark.parametrize("best, coverage, unknown, answer, reason", [
