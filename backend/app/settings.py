@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -626,6 +626,23 @@ class _FlatNames(PydanticBaseSettingsSource):
             if value is not None:
                 found.setdefault(section, {})[name] = value
         return found
+
+
+def explain(error: ValidationError) -> str:
+    """A bad setting as the user wrote it: "RAG_TOP_K='many': Input should be a valid integer, ..."
+    (a secret's value is never repeated)."""
+    said = []
+    for problem in error.errors():
+        field = str(problem["loc"][-1]) if problem["loc"] else ""
+        if field not in SECTION_OF:
+            said.append(problem["msg"])
+            continue
+        section = SECTIONS[SECTION_OF[field]]
+        secret = "SecretStr" in str(section.model_fields[field].annotation)
+        value = problem.get("input")
+        shown = f"={value!r}" if isinstance(value, (str, int, float)) and not secret else ""
+        said.append(f"RAG_{field.upper()}{shown}: {problem['msg']}")
+    return "; ".join(said)
 
 
 def resolve_path(path: Path) -> Path:

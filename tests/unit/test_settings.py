@@ -72,3 +72,20 @@ def test_the_settings_reference_is_current():
     written = (REPO / "docs" / "SETTINGS.md").read_text()
     assert written == reference_markdown(), (
         "docs/SETTINGS.md is out of date: cd backend && python -m app.settings_reference > ../docs/SETTINGS.md")
+
+
+def test_a_bad_value_is_explained_by_its_variable_and_a_secret_is_not_repeated(monkeypatch):
+    from app.settings import explain
+
+    monkeypatch.setenv("RAG_TOP_K", "many")
+    monkeypatch.setenv("RAG_STUDENT_ACCESS", "closed")
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None)
+    said = explain(caught.value)
+    assert "RAG_TOP_K='many': Input should be a valid integer" in said
+    assert "RAG_STUDENT_ACCESS='closed': Input should be 'open' or 'code'" in said
+    monkeypatch.delenv("RAG_TOP_K")
+    monkeypatch.delenv("RAG_STUDENT_ACCESS")
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, llm_api_key=12345)
+    assert explain(caught.value).startswith("RAG_LLM_API_KEY: ") and "12345" not in explain(caught.value)

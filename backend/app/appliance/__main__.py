@@ -70,7 +70,7 @@ def _chunks(materials: str | None) -> int:
         return 0
     client = connect(target, s.storage.milvus_connect_timeout_s)
     try:
-        chunks = ChunkStore(client, target.uri, target.token, s.storage.collection_name, 0, 1).count()
+        chunks = ChunkStore(client, s.storage.collection_name, 0, 1).count()
         catalog = Catalog(client, s.storage.collection_name)
         current = pipeline_fingerprint(s)
         older = [path for path, r in catalog.files().items() if r.pipeline != current] if catalog.exists() else []
@@ -134,7 +134,15 @@ def main(argv: list[str]) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command == "config":
-        return _config()
+        from pydantic import ValidationError
+
+        from app.settings import explain
+
+        try:
+            return _config()
+        except ValidationError as exc:  # a bad .env or RAG_* value: the startup script stops here
+            print(f"error: invalid configuration: {explain(exc)}", file=sys.stderr)
+            return 2
     if command == "model":
         from app.appliance.models import main as model_main
 

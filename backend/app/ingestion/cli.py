@@ -173,12 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from app.settings import get_settings
+    from pydantic import ValidationError
+
+    from app.settings import explain, get_settings
 
     try:
         settings = get_settings()
-    except Exception as exc:  # pydantic ValidationError: a bad .env or RAG_* value
-        print(f"error: invalid configuration: {' '.join(str(exc).split())[:400]}", file=sys.stderr)
+    except ValidationError as exc:  # a bad .env or RAG_* value
+        print(f"error: invalid configuration: {explain(exc)}", file=sys.stderr)
         return 2
     from app.courses.course import course_settings
 
@@ -229,9 +231,9 @@ def _run(settings, directory: Path, args, listener) -> IngestReport:
 
 
 class _RememberInterrupts:
-    """Ctrl-C raises KeyboardInterrupt as usual, and is remembered: pydantic's serializer
-    (inside llama-index's Milvus store) catches it and raises its own error, which must
-    still end the run as an interruption, not as a traceback."""
+    """Ctrl-C raises KeyboardInterrupt as usual, and is remembered: a library that catches it
+    and raises its own error (pydantic's serializer does) must still end the run as an
+    interruption, not as a traceback."""
 
     def __init__(self):
         self.seen = False
