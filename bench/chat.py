@@ -140,8 +140,6 @@ def retrieval_at_scale(settings, embedder, sizes: list[int], index: str = "FLAT"
     course (so BM25 has a real vocabulary and real posting lists)."""
     import re
 
-    from llama_index.core.schema import TextNode
-
     from app.retrieval.keyword_index import KeywordIndex
     from app.retrieval.reranker import load_reranker
     from app.retrieval.retriever import Retriever
@@ -165,14 +163,14 @@ def retrieval_at_scale(settings, embedder, sizes: list[int], index: str = "FLAT"
                                         "top_k": 5})
         target = resolve_target(s)
         client = connect(target, 10)
-        store = ChunkStore(client, target.uri, "", s.storage.collection_name, embedder.dimension, 500, index,
+        store = ChunkStore(client, s.storage.collection_name, embedder.dimension, 500, index,
                            s.storage.ivf_nlist, s.storage.ivf_nprobe)
         vectors = rng.standard_normal((size, embedder.dimension)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         for start in range(0, size, 5000):
-            store.add([TextNode(id_=f"c{i}", text=" ".join(rng.choice(vocabulary, 120)), embedding=vectors[i].tolist(),
-                                metadata={"file_path": f"f{i // 300}.pdf", "file_hash": "synthetic", "page_start": i % 300 + 1,
-                                          "page_end": i % 300 + 1})
+            store.add([{"id": f"c{i}", "doc_id": f"f{i // 300}.pdf", "text": " ".join(rng.choice(vocabulary, 120)),
+                        "embedding": vectors[i].tolist(), "file_path": f"f{i // 300}.pdf", "file_hash": "synthetic",
+                        "page_start": i % 300 + 1, "page_end": i % 300 + 1}
                        for i in range(start, min(size, start + 5000))])
         client.flush(s.storage.collection_name)  # measure the steady state, not segment sealing
         wait_for_index(client, s.storage.collection_name)

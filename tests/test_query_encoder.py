@@ -63,8 +63,6 @@ def test_runtime_setting_decides(embedder, tmp_path):
 
 
 def test_search_scores_are_cosine_on_new_and_old_collections(tmp_path, settings, embedder):
-    from llama_index.vector_stores.milvus import MilvusVectorStore
-
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.md").write_text("# Queues\n\n" + topic_text("circular queues"))
@@ -80,16 +78,29 @@ def test_search_scores_are_cosine_on_new_and_old_collections(tmp_path, settings,
     alone = [store.search(v.tolist(), 3, ["text"]) for v in (vector, other)]
     assert store.search_many([vector.tolist(), other.tolist()], 3, ["text"]) == alone
 
-    # A collection created by an earlier version with the COSINE metric keeps working.
+    # A collection created by an earlier version (the same columns, the COSINE metric, each row
+    # with a JSON copy of itself in `_node_content`) is read, and written to, alike.
+    from pymilvus import DataType
+
     from app.storage.chunk_store import ChunkStore
 
-    old = MilvusVectorStore(uri=store._uri, collection_name="older", dim=embedder.dimension,
-                            similarity_metric="COSINE", overwrite=True)
-    from llama_index.core.schema import TextNode
-
-    old.add([TextNode(id_="n1", text="circular queues wrap around", embedding=(vector * 3).tolist())])
-    old.client.close()
-    reopened = ChunkStore(store.client, store._uri, "", "older", embedder.dimension, 100)
+    schema = store.client.create_schema(auto_id=False, enable_dynamic_field=True)
+    for name in ("id", "doc_id", "text", "file_hash"):
+        schema.add_field(field_name=name, datatype=DataType.VARCHAR, max_length=65_535, is_primary=name == "id")
+    schema.add_field(field_name="embedding", datatype=DataType.FLOAT_VECTOR, dim=embedder.dimension)
+    index = store.client.prepare_index_params()
+    index.add_index(field_name="embedding", index_name="embedding", index_type="FLAT", metric_type="COSINE")
+    store.client.create_collection("older", schema=schema, index_params=index, consistency_level="Strong")
+    store.client.insert("older", [{"id": "n1", "doc_id": "a.md", "text": "circular queues wrap around",
+                                   "file_hash": "h", "embedding": (vector * 3).tolist(),
+                                   "_node_content": '{"id_": "n1", "metadata": {}}', "_node_type": "TextNode"}])
+    reopened = ChunkStore(store.client, "older", embedder.dimension, 100)
     assert reopened.metric == "COSINE"
-    _, score = reopened.search(vector.tolist(), 1, ["text"])[0]
+    row, score = reopened.search(vector.tolist(), 1, ["text", "doc_id"])[0]
     assert score == pytest.approx(1.0, abs=1e-4)  # cosine ignores the stored vector's length
+    assert (row["text"], row["doc_id"]) == ("circular queues wrap around", "a.md")
+    reopened.add([{"id": "n2", "doc_id": "b.md", "text": "priority queues", "file_hash": "h2",
+                   "embedding": other.tolist(), "page_start": 3}])
+    row, _ = reopened.search(other.tolist(), 1, ["doc_id", "page_start"])[0]
+    assert (row["doc_id"], row["page_start"]) == ("b.md", 3)
+    assert reopened.tally_by_version() == {("a.md", "h"): 1, ("b.md", "h2"): 1}

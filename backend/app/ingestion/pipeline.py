@@ -132,7 +132,7 @@ class Ingestor:
         needed only to create the collection."""
         if self._store is None or (dim and self._store.dim != dim):
             self._store = ChunkStore(
-                self.client, self.uri, self.token, self.settings.storage.collection_name,
+                self.client, self.settings.storage.collection_name,
                 dim or 0, self.settings.storage.insert_batch_size, self.settings.storage.vector_index,
                 self.settings.storage.ivf_nlist, self.settings.storage.ivf_nprobe,
             )
@@ -288,18 +288,18 @@ class Ingestor:
             listener.file_finished(path, "failed", str(exc))
             return
         chunks = chunker.chunk(document.sections)
-        nodes = []
+        rows: list[dict] = []
         pages_done = 0
         for start in range(0, len(chunks), ENCODE_BATCH):
             batch = chunks[start:start + ENCODE_BATCH]
             vectors = self.embedder.encode([embedding_text(c) for c in batch])
-            nodes.extend(self._node(path, digest, c, v) for c, v in zip(batch, vectors))
+            rows.extend(self._row(path, digest, c, v) for c, v in zip(batch, vectors))
             reached = batch[-1].page_end or 0
             step = max(0, min(reached, expected_pages) - pages_done) if document.page_count else 0
             pages_done += step
             listener.advanced(step, len(batch))
         store.delete_file(path, only_hash=digest)
-        store.add(nodes)
+        store.add(rows)
         store.delete_file(path, keep_hash=digest)
         self.catalog.put(FileRecord(
             path=path, content_hash=digest, pipeline=fingerprint, chunk_count=len(chunks),
@@ -321,10 +321,13 @@ class Ingestor:
         listener.file_finished(path, "updated" if is_update else "ingested", f"{len(chunks)} chunks")
 
     @staticmethod
-    def _node(path: str, digest: str, chunk: Chunk, vector):
-        from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
-
-        metadata = {
+    def _row(path: str, digest: str, chunk: Chunk, vector) -> dict:
+        """The chunk as the collection stores it: columns, then metadata as dynamic fields."""
+        row = {
+            "id": chunk_id(path, digest, chunk.index),
+            "doc_id": path,
+            "text": chunk.text,
+            "embedding": vector.tolist(),
             "file_path": path,
             "file_name": Path(path).name,
             "file_hash": digest,
@@ -332,22 +335,15 @@ class Ingestor:
             "token_count": chunk.token_count,
         }
         if chunk.page_start is not None:
-            metadata["page_start"] = chunk.page_start
-            metadata["page_end"] = chunk.page_end
+            row["page_start"] = chunk.page_start
+            row["page_end"] = chunk.page_end
         if chunk.page_label:
-            metadata["page_label"] = chunk.page_label
+            row["page_label"] = chunk.page_label
         if chunk.heading:
-            metadata["heading"] = chunk.heading
+            row["heading"] = chunk.heading
         if chunk.ocr_pages:
-            metadata["ocr_pages"] = list(chunk.ocr_pages)
-        node = TextNode(
-            id_=chunk_id(path, digest, chunk.index),
-            text=chunk.text,
-            metadata=metadata,
-            embedding=vector.tolist(),
-            relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=path)},
-        )
-        return node
+            row["ocr_pages"] = list(chunk.ocr_pages)
+        return row
 
     # -- repair ---------------------------------------------------------------
     def _repair(self, records: dict[str, FileRecord]) -> list[str]:

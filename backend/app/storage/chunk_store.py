@@ -1,24 +1,20 @@
-"""The chunk collection: llama-index's MilvusVectorStore plus the few raw calls it lacks.
-
-Why both: MilvusVectorStore owns the schema and the node (de)serialisation that the
-retrieval side will query through llama-index; the raw client gives us exact
-deletes by file and content hash, counts, and per-file tallies for repair.
+"""The chunk collection, through pymilvus alone: its schema, writes, deletes and searches.
 
 Each row: id (stable chunk id), doc_id (the file's path relative to the ingested
-folder), file_hash, text, embedding, and the node metadata (pages, page label,
-heading, token count) as dynamic fields.
+folder), file_hash, text, embedding, and the chunk's metadata (pages, page label,
+heading, token count, OCR pages) as dynamic fields. The schema is the one collections
+made by earlier versions through llama-index's MilvusVectorStore have, so they are read
+and written alike (their extra `_node_content` copies are ignored).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
-if TYPE_CHECKING:
-    from llama_index.core.schema import TextNode
-
-FILE_FIELD = "doc_id"  # llama-index's ref_doc_id column: we store the file path there
+FILE_FIELD = "doc_id"  # the file's path in the course
 HASH_FIELD = "file_hash"
+MAX_TEXT = 65_535  # VARCHAR length of the id, path, hash and text columns
 
 
 def quote(value: str) -> str:
@@ -27,12 +23,11 @@ def quote(value: str) -> str:
 
 
 class ChunkStore:
-    def __init__(self, client: Any, uri: str, token: str, collection: str, dim: int, insert_batch_size: int,
+    def __init__(self, client: Any, collection: str, dim: int, insert_batch_size: int,
                  vector_index: str = "FLAT", ivf_nlist: int = 1024, ivf_nprobe: int = 32):
         self.client = client
         self.collection = collection
         self.dim = dim
-        self._uri, self._token = uri, token
         self._insert_batch_size = insert_batch_size
         # FLAT: exact search. IVF_FLAT: clustered, searches `nprobe` of `nlist` clusters
         # (applies when the collection is created; see docs/DESIGN.md for recall and speed).
@@ -41,7 +36,7 @@ class ChunkStore:
         if vector_index == "IVF_FLAT":
             self._index_config["nlist"] = ivf_nlist
             self._search_config = {"nprobe": ivf_nprobe}
-        self._vector_store = None
+        self._ready = False
         self._metric: str | None = None
 
     # -- schema --------------------------------------------------------------
@@ -71,46 +66,41 @@ class ChunkStore:
             self._metric = metric
         return self._metric
 
-    @property
-    def vector_store(self):
-        """llama-index's store, created lazily (it imports llama-index, ~2 s)."""
-        if self._vector_store is None:
-            from llama_index.vector_stores.milvus import MilvusVectorStore
-            from pymilvus import DataType
-
-            store = MilvusVectorStore(
-                uri=self._uri,
-                token=self._token,
-                collection_name=self.collection,
-                dim=self.dim,
-                similarity_metric=self.metric,
-                index_config=dict(self._index_config),
-                search_config=dict(self._search_config),
-                scalar_field_names=[HASH_FIELD],
-                scalar_field_types=[DataType.VARCHAR],
-                consistency_level="Strong",
-                batch_size=self._insert_batch_size,
-                use_async_client=False,
-            )
-            # Reuse one connection: Milvus Lite allows one opener per process anyway.
-            store.client.close()
-            store._milvusclient = self.client
-            self.client.load_collection(self.collection)
-            self._vector_store = store
-        return self._vector_store
-
     def ensure_collection(self) -> None:
-        _ = self.vector_store
+        """Create the collection and its vector index when missing, and load it (after a
+        restart Milvus reports a collection 'released' until it is loaded)."""
+        if self._ready:
+            return
+        from pymilvus import DataType
+
+        if not self.exists():
+            schema = self.client.create_schema(auto_id=False, enable_dynamic_field=True)
+            schema.add_field(field_name="id", datatype=DataType.VARCHAR, max_length=MAX_TEXT, is_primary=True)
+            schema.add_field(field_name=FILE_FIELD, datatype=DataType.VARCHAR, max_length=MAX_TEXT)
+            schema.add_field(field_name="text", datatype=DataType.VARCHAR, max_length=MAX_TEXT)
+            schema.add_field(field_name=HASH_FIELD, datatype=DataType.VARCHAR, max_length=MAX_TEXT)
+            schema.add_field(field_name="embedding", datatype=DataType.FLOAT_VECTOR, dim=self.dim)
+            index = self.client.prepare_index_params()
+            params = {key: value for key, value in self._index_config.items() if key != "index_type"}
+            index.add_index(field_name="embedding", index_name="embedding", metric_type=self.metric,
+                            index_type=self._index_config["index_type"], **({"params": params} if params else {}))
+            self.client.create_collection(self.collection, schema=schema, index_params=index,
+                                          consistency_level="Strong")
+        self.client.load_collection(self.collection)
+        self._ready = True
 
     def drop(self) -> None:
         if self.exists():
             self.client.drop_collection(self.collection)
-        self._vector_store = None
+        self._ready = False
         self._metric = None
 
     # -- writes --------------------------------------------------------------
-    def add(self, nodes: list["TextNode"]) -> None:
-        self.vector_store.add(nodes)
+    def add(self, rows: list[dict]) -> None:
+        """Insert chunk rows (id, doc_id, file_hash, text, embedding, metadata), in batches."""
+        self.ensure_collection()
+        for start in range(0, len(rows), self._insert_batch_size):
+            self.client.insert(self.collection, rows[start:start + self._insert_batch_size])
 
     def delete_file(self, path: str, keep_hash: str | None = None, only_hash: str | None = None) -> None:
         """Delete a file's chunks; optionally keep one version or touch only one."""
@@ -127,8 +117,7 @@ class ChunkStore:
 
     # -- reads ---------------------------------------------------------------
     def search(self, vector: list[float], limit: int, output_fields: list[str]) -> list[tuple[dict, float]]:
-        """Nearest chunks as (row, similarity), best first. Straight through pymilvus:
-        llama-index's query() rebuilds a node per hit, ~5 ms of the budget at 100k."""
+        """Nearest chunks as (row, similarity), best first."""
         return self.search_many([vector], limit, output_fields)[0]
 
     def search_many(self, vectors: list[list[float]], limit: int,
