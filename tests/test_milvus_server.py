@@ -6,13 +6,15 @@ that outgrows the pod's Milvus Lite file would."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import httpx
 import pytest
 
 from backend_fixtures import BackendServer, as_instructor, copy_sample_course, free_port
-from conftest import cli_env, run_cli, topic_text
+from conftest import BACKEND, cli_env, run_cli, topic_text
 
 HASH_PDF = "data-structures-101/lecture-04-hash-tables.pdf"
 
@@ -160,4 +162,33 @@ def _wait_for_job(backend, settings, job_id: str, seconds: float = 180) -> dict:
             return job
         time.sleep(0.3)
     raise AssertionError(f"job {job_id} did not finish")
+
+
+
+def test_a_lite_database_moves_to_the_server_and_ingest_carries_on_there(on_server, settings, tmp_path):
+    materials = copy_sample_course(tmp_path / "materials")
+    lite_env = cli_env(settings, RAG_KEYWORD_INDEX_DIR=tmp_path / "lite-keyword-index")
+    first = run_cli(["--directory", str(materials), "--json", "--quiet"], lite_env)
+    assert first.returncode == 0, first.stderr
+    ingested = json.loads(first.stdout)
+
+    server_env = lite_env  # the copy keeps the collection's name ("chunks")
+    on_server = on_server.model_copy(update={"collection_name": settings.storage.collection_name})
+    moved = subprocess.run([sys.executable, "-m", "app.storage.migrate", "--to", on_server.storage.milvus_uri],
+                           cwd=BACKEND, env=server_env, capture_output=True, text=True, timeout=300)
+    assert moved.returncode == 0, moved.stderr
+    assert "the counts match and a search returns the same passages on both" in moved.stdout
+    copied = _rows(on_server)
+    assert set(copied) == set(ingested["ingested"]) and sum(copied.values()) == ingested["chunks_written"]
+
+    again = subprocess.run([sys.executable, "-m", "app.storage.migrate", "--to", on_server.storage.milvus_uri],
+                           cwd=BACKEND, env=server_env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "already has a collection" in again.stderr and "Traceback" not in again.stderr
+
+    # The manifest came along: ingesting the same folder into the server finds nothing to do.
+    carried_on = run_cli(["--directory", str(materials), "--json", "--quiet"],
+                         cli_env(on_server, RAG_KEYWORD_INDEX_DIR=tmp_path / "server-keyword-index"))
+    assert carried_on.returncode == 0, carried_on.stderr
+    summary = json.loads(carried_on.stdout)
+    assert summary["unchanged"] == 5 and summary["chunks_written"] == 0
 
