@@ -180,6 +180,14 @@ def test_a_lite_database_moves_to_the_server_and_ingest_carries_on_there(on_serv
     assert "the counts match and a search returns the same passages on both" in moved.stdout
     copied = _rows(on_server)
     assert set(copied) == set(ingested["ingested"]) and sum(copied.values()) == ingested["chunks_written"]
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=on_server.storage.milvus_uri)
+    try:  # the metadata (dynamic fields) came along with the columns
+        row = client.query("chunks", filter=f'doc_id == "{HASH_PDF}"', output_fields=["*"], limit=1)[0]
+    finally:
+        client.close()
+    assert row["file_name"] == "lecture-04-hash-tables.pdf" and row["page_start"] >= 1 and row["token_count"] > 0
 
     again = subprocess.run([sys.executable, "-m", "app.storage.migrate", "--to", on_server.storage.milvus_uri],
                            cwd=BACKEND, env=server_env, capture_output=True, text=True, timeout=300)
