@@ -144,7 +144,7 @@ class IngestHarness:
         settings = settings or self.settings
         client, target = self.client()
         chosen = embedder or self.embedder
-        return Ingestor(settings, client, target.uri, target.token, target.describe(),
+        return Ingestor(settings, client, target.describe(),
                         embedder_loader=lambda: chosen)
 
     def run(self, directory: Path, **kwargs):

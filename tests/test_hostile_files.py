@@ -170,7 +170,7 @@ def test_a_remembered_failure_does_not_load_the_embedder(harness, materials, set
     client, target = harness.client()
     from app.ingestion.pipeline import Ingestor
 
-    again = Ingestor(settings, client, target.uri, target.token, target.describe(),
+    again = Ingestor(settings, client, target.describe(),
                      embedder_loader=counting_loader).run(materials)
     assert again.failed_before == ["broken.pdf"] and again.unchanged == 2
     assert loads == []

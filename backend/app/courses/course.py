@@ -72,7 +72,7 @@ def build_read_side(settings: Settings, client, target: MilvusTarget, embedder: 
     """Checks, collection loaded, keyword index current, reranker, retriever: the one
     place this is set up (the backend, the evaluation and the benchmarks call it).
     `reranker_model` overrides the settings' (None: the settings'; '': no reranker)."""
-    ingestor = Ingestor(settings, client, target.uri, target.token, target.describe(),
+    ingestor = Ingestor(settings, client, target.describe(),
                         embedder_loader=lambda: embedder)
     return read_side_of(ingestor, embedder, reranker_model)
 

@@ -74,7 +74,7 @@ def prepare_database(args, settings, embedder):
     books = args.db.parent / "books"
     link_books(args.corpus, corpus_files(args.corpus, getattr(args, "types", None) or ["pdf"]), books)
     target = resolve_target(settings)
-    ingestor = Ingestor(settings, connect(target, 30), target.uri, "", target.describe(),
+    ingestor = Ingestor(settings, connect(target, 30), target.describe(),
                         embedder_loader=lambda: embedder)
     report = ingestor.run(books, prune=True, links_into=args.corpus)
     if report.ingested or report.updated:

@@ -224,7 +224,7 @@ def _run(settings, directory: Path, args, listener) -> IngestReport:
     with exclusive_ingest(target.db_path):
         client = connect(target, settings.storage.milvus_connect_timeout_s)
         try:
-            ingestor = Ingestor(settings, client, target.uri, target.token, target.describe())
+            ingestor = Ingestor(settings, client, target.describe())
             return ingestor.run(directory, prune=args.prune, reset=args.reset, listener=listener)
         finally:
             client.close()

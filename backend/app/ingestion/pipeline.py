@@ -98,14 +98,11 @@ class Ingestor:
         self,
         settings: Settings,
         client,
-        uri: str,
-        token: str,
         database_label: str,
         embedder_loader: Callable[[], Embedder] | None = None,
     ):
         self.settings = settings
         self.client = client
-        self.uri, self.token = uri, token
         self.database_label = database_label
         self.catalog = Catalog(client, settings.storage.collection_name)
         self._embedder: Embedder | None = None

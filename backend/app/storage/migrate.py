@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     from app.storage.connection import MilvusTarget, connect, resolve_target
 
     try:
-        settings = course_settings(get_settings(), args.course or get_settings().storage.default_course)
+        settings = course_settings(get_settings(), args.course)
     except ValidationError as exc:
         print(f"error: invalid configuration: {explain(exc)}", file=sys.stderr)
         return 2
