@@ -148,10 +148,10 @@ def operators(text: str) -> list[str]:
     return [op for op in _OPERATOR.findall(text) if not _DECORATION.fullmatch(op)]
 
 
-def manifest_signature(catalog: Catalog) -> str:
+def manifest_signature(catalog: Catalog, consistency: str = "Strong") -> str:
     """Changes exactly when the collection's content does (the manifest is written
     after a file's chunks, and removed with them)."""
-    records = catalog.files()
+    records = catalog.files(consistency)
     h = hashlib.sha256(f"analyzer {ANALYZER_VERSION}\n".encode())
     for path in sorted(records):
         r = records[path]
@@ -324,7 +324,10 @@ class KeywordIndex:
             if not (stamp_moved or stale_check_due or self._signature is None):
                 return
             self._checked_at = time.monotonic()
-            current = manifest_signature(self.catalog)
+            # A session read: a reader's periodic check must not wait on a server's strong
+            # consistency (~1 s at 10k chunks); another process's write it misses now, it
+            # sees at the next check. The rebuild itself reads strongly.
+            current = manifest_signature(self.catalog, "Session")
             if current == self._signature or self._load() == current:
                 return
         log.info("keyword index out of date; rebuilding")

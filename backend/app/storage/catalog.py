@@ -97,15 +97,18 @@ class Catalog:
         self._upsert(_META_KEY, asdict(meta))
 
     # -- files --------------------------------------------------------------
-    def files(self) -> dict[str, FileRecord]:
-        return self.files_and_failures()[0]
+    def files(self, consistency: str = "Strong") -> dict[str, FileRecord]:
+        """`consistency`: "Strong" waits for every write made anywhere (what a writer needs);
+        "Session" sees this process's own writes at once and other processes' soon after,
+        without the wait a Milvus server puts on a strong read (~200 ms per request)."""
+        return self.files_and_failures(consistency)[0]
 
     def failures(self) -> dict[str, FailedFile]:
         return self.files_and_failures()[1]
 
-    def files_and_failures(self) -> tuple[dict[str, FileRecord], dict[str, FailedFile]]:
+    def files_and_failures(self, consistency: str = "Strong") -> tuple[dict[str, FileRecord], dict[str, FailedFile]]:
         """Both, from one read of the manifest (an ingest run needs both)."""
-        rows = self._rows()
+        rows = self._rows(consistency)
         files = {key: FileRecord(**record) for key, record in rows.items() if not key.startswith("/")}
         failures = {key[len(_FAILED):]: FailedFile(**record) for key, record in rows.items()
                     if key.startswith(_FAILED)}
@@ -117,14 +120,14 @@ class Catalog:
     def forget_failure(self, path: str) -> None:
         self.client.delete(self.collection, filter=f"path == {quote(_FAILED + path)}")
 
-    def _rows(self) -> dict[str, dict]:
+    def _rows(self, consistency: str = "Strong") -> dict[str, dict]:
         """Every row but the metadata, by key."""
         if not self.exists():
             return {}
         rows_by_key: dict[str, dict] = {}
         iterator = self.client.query_iterator(
             self.collection, batch_size=1000, filter=f"path != {quote(_META_KEY)}",
-            output_fields=["path", "record"],
+            output_fields=["path", "record"], consistency_level=consistency,
         )
         try:
             while rows := iterator.next():

@@ -133,6 +133,9 @@ class ChunkStore:
             # no metric_type: Milvus uses the index's own, so a collection another process
             # re-created (ingest --reset) with a different metric is still searched right
             search_params={"params": dict(self._search_config)},
+            # Session: this process's own writes (an upload just ingested) are seen at once,
+            # others' within moments; a strong read waits ~200 ms per request on a server.
+            consistency_level="Session",
         )
         hits = list(hits or [])
         hits += [[] for _ in range(len(vectors) - len(hits))]
