@@ -122,7 +122,9 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
             log.warning("Questions are embedded with PyTorch: %s", why_not)
     llm = LLMClient(settings)
     llm.prepare()
-    conversations = ConversationStore(settings.storage.conversations_path, settings.storage.default_course)
+    url = settings.storage.conversations_url
+    conversations = ConversationStore(settings.storage.conversations_path, settings.storage.default_course,
+                                      url.get_secret_value() if url else None)
 
     def build_course(name: str, course_settings: Settings) -> Course:
         read = build_read_side(course_settings, client, target, embedder)

@@ -85,7 +85,14 @@ class StorageSettings(Section):
     )
     conversations_db: Path = Field(
         default=Path("milvus_data/conversations.sqlite3"),
-        description="SQLite file of the chat history (beside the vector data).",
+        description="SQLite file of the chat history (beside the vector data); unused when "
+        "RAG_CONVERSATIONS_URL is set.",
+    )
+    conversations_url: SecretStr | None = Field(
+        default=None,
+        description="A PostgreSQL server for the chat history instead of the SQLite file "
+        "(postgresql://user:password@host:5432/db), for several backends behind one address. The "
+        "appliance creates its tables; errors name the server without the password.",
     )
     logs_dir: Path = Field(
         default=Path("logs"), description="Log files: the LLM server's and the backend's (written by the "

@@ -259,7 +259,7 @@ class IngestJobs:
                 return await asyncio.to_thread(documents.ingest_materials, listener)
             except DatabaseBusyError:
                 for job in batch:
-                    job.message = "Waiting for an ingest run started from the command line to finish."
+                    job.message = "Waiting for another ingest run (the command line, or another backend) to finish."
                 await asyncio.sleep(BUSY_RETRY_S)
 
     @staticmethod

@@ -21,7 +21,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.ingestion.locking import exclusive_ingest
+from app.ingestion.locking import ingest_lock
 from app.ingestion.pipeline import Ingestor
 from app.ingestion.progress import IngestReport
 from app.ingestion.readers import SUPPORTED_EXTENSIONS
@@ -138,7 +138,7 @@ class DocumentService:
 
     def ingest_materials(self, listener=None) -> IngestReport:
         """Blocking: run the ingest pipeline on the materials folder (call in a thread)."""
-        with exclusive_ingest(self.db_path):
+        with ingest_lock(self.settings, self.db_path):
             return self.ingestor.run(self.settings.storage.materials_path, listener=listener)
 
     # -- uploads, step by step (the route streams the bytes between them) ---------

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from app.errors import ApplianceError
-from app.ingestion.locking import exclusive_ingest
+from app.ingestion.locking import ingest_lock
 from app.ingestion.progress import IngestReport, Plan, ProgressListener, cited_pages
 
 
@@ -221,7 +221,7 @@ def _run(settings, directory: Path, args, listener) -> IngestReport:
     from app.storage.connection import connect, resolve_target
 
     target = resolve_target(settings)
-    with exclusive_ingest(target.db_path):
+    with ingest_lock(settings, target.db_path):
         client = connect(target, settings.storage.milvus_connect_timeout_s)
         try:
             ingestor = Ingestor(settings, client, target.describe())

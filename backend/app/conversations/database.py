@@ -1,0 +1,201 @@
+"""The conversation store's two engines behind one small interface: a SQLite file (one
+backend, the default) and PostgreSQL (several backends sharing one history).
+
+Why not an ORM: the store's SQL is a dozen statements that both engines run alike once
+`?` is written `%s` for psycopg and rows read by name and by position; the few real
+differences (a date from unix seconds, an array aggregate, the id column, the schema's
+upgrades) are named here, so each module of SQL stays readable as SQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+from app.errors import StorageUnavailableError
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+class StoreUnavailable(StorageUnavailableError):
+    """The conversation database cannot be reached (shown to callers as a 503)."""
+
+    def __init__(self, where: str, reason: str):
+        super().__init__(f"The conversation database at {where} cannot be reached ({reason}); "
+                         "conversations are unavailable until it is back.")
+        self.where = where
+
+
+def redacted(url: str) -> str:
+    """A database URL without its password: what errors and /api/ready may show."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    user = f"{parts.username}@" if parts.username else ""
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+
+
+class Row(tuple):
+    """A result row read by position (unpacking) or by column name, like sqlite3.Row."""
+
+    names: dict[str, int]
+
+    def __new__(cls, names: dict[str, int], values) -> Row:
+        row = super().__new__(cls, values)
+        row.names = names
+        return row
+
+    def __getitem__(self, key):  # type: ignore[override]
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self.names[key])
+        return tuple.__getitem__(self, key)
+
+
+class Connection:
+    """One connection, whatever the engine: `execute`, `executemany`, `transaction`."""
+
+    dialect: str
+
+    def execute(self, sql: str, params: tuple = ()) -> Any:
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: list[tuple]) -> None:
+        raise NotImplementedError
+
+    def transaction(self) -> contextlib.AbstractContextManager:
+        raise NotImplementedError
+
+
+class _SqliteConnection(Connection):
+    dialect = "sqlite"
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def execute(self, sql: str, params: tuple = ()):
+        return self.db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: list[tuple]) -> None:
+        self.db.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def transaction(self):
+        with self.db:
+            self.db.execute("BEGIN")
+            yield
+
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+class _PostgresConnection(Connection):
+    dialect = "postgresql"
+
+    def __init__(self, db):
+        self.db = db
+
+    def execute(self, sql: str, params: tuple = ()):
+        return self.db.execute(_PLACEHOLDER.sub("%s", sql), params)
+
+    def executemany(self, sql: str, rows: list[tuple]) -> None:
+        if rows:
+            with self.db.cursor() as cursor:
+                cursor.executemany(_PLACEHOLDER.sub("%s", sql), rows)
+
+    def transaction(self):
+        return self.db.transaction()
+
+
+class Database:
+    """Hands out a connection for one unit of work (`with database.connect() as db`)."""
+
+    dialect: str
+    where: str  # what errors may name: the file, or the URL without its password
+
+    def connect(self) -> contextlib.AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteDatabase(Database):
+    """One file, one connection shared under a lock (SQLite serialises writers anyway)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.where = str(path)
+        self._lock = threading.Lock()
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        self._connection = _SqliteConnection(db)
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with self._lock:
+            yield self._connection
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.db.close()
+
+
+class PostgresDatabase(Database):
+    """A small pool of connections to a PostgreSQL server, opened lazily: a backend starts
+    while the server is down and its conversation calls fail with StoreUnavailable until
+    the server is back."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, pool_size: int = 8, connect_timeout_s: float = 5.0):
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        self.where = redacted(url)
+        self._psycopg = psycopg
+        self._timeout = connect_timeout_s
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=pool_size, open=False, timeout=connect_timeout_s,
+            # a connection the server dropped (restart, failover) is replaced, not handed out
+            check=ConnectionPool.check_connection,
+            kwargs={"autocommit": True, "row_factory": _rows_by_name, "connect_timeout": max(1, int(connect_timeout_s))},
+        )
+        self._pool.open(wait=False)
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Connection]:
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._pool.connection(timeout=self._timeout) as db:
+                yield _PostgresConnection(db)
+        except PoolTimeout as exc:
+            raise StoreUnavailable(self.where, "no connection could be made in time") from exc
+        except self._psycopg.OperationalError as exc:
+            raise StoreUnavailable(self.where, str(exc).strip().splitlines()[0] if str(exc) else "connection lost") from exc
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _rows_by_name(cursor):
+    names = {column.name: i for i, column in enumerate(cursor.description or [])}
+    return lambda values: Row(names, values)
+
+
+def open_database(url: str | None, path: Path, pool_size: int = 8) -> Database:
+    """PostgreSQL when `url` is a postgresql:// URL, else the SQLite file at `path`."""
+    if url and url.startswith(POSTGRES_SCHEMES):
+        return PostgresDatabase(url, pool_size)
+    if url:
+        raise ValueError("RAG_CONVERSATIONS_URL must be a postgresql:// URL (or unset for the SQLite file)")
+    return SqliteDatabase(path)
