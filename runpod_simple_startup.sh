@@ -12,7 +12,8 @@
 #                                         code in code mode); --rotate replaces the key
 #
 # Settings come from .env / RAG_* variables (backend/app/settings.py): ports, model,
-# context size, RAG_LLM_SERVER (auto | python | native). APPLIANCE_VENV picks another
+# context size, RAG_LLM_SERVER (auto | python | native | external: use the OpenAI-compatible
+# server at RAG_LLM_BASE_URL, start none). APPLIANCE_VENV picks another
 # virtual environment, APPLIANCE_TMUX_SOCKET another tmux server (tests use both),
 # LLAMA_SERVER_BIN a llama-server binary you already have (skips building one), and
 # LLAMA_CPP_SOURCE an unpacked llama.cpp source to build it from (machines without PyPI),
@@ -135,6 +136,9 @@ ensure_requirements() {
 # are answered at once). RAG_LLM_SERVER=auto picks native on a GPU pod.
 choose_llm_server() {
   progress "LLM server build"
+  if [ "$LLM_SERVER" = "external" ]; then
+    say "      none: the LLM server at $LLM_BASE_URL is used (RAG_LLM_SERVER=external)"; return
+  fi
   if [ "$LLM_SERVER" = "auto" ]; then
     if has_gpu; then LLM_SERVER=native; else LLM_SERVER=python; fi
   fi
@@ -177,9 +181,14 @@ choose_model() {
   progress "Model"
   local gpu_flag=""
   has_gpu && gpu_flag="--gpu"
-  MODEL_PATH="$(cd "$ROOT/backend" && "$PY" -m app.appliance model $gpu_flag)" \
-    || fail "no model to serve (see the message above)."
-  say "      $MODEL_PATH"
+  MODEL_PATH=""
+  if [ "$LLM_SERVER" = "external" ]; then
+    say "      served by $LLM_BASE_URL"
+  else
+    MODEL_PATH="$(cd "$ROOT/backend" && "$PY" -m app.appliance model $gpu_flag)" \
+      || fail "no model to serve (see the message above)."
+    say "      $MODEL_PATH"
+  fi
   # The cross-encoder (GPU pods, or wherever RAG_RERANKER_MODEL names one) is fetched now, where
   # the download shows, so that the backend loads it from disk; where none can be had, the
   # backend's default reranks: token-match, with the embedder (no download).
@@ -223,7 +232,23 @@ ingest_materials() {
 
 # --- services --------------------------------------------------------------------
 
+# An external server is someone else's to start: wait a minute for it to answer, as the
+# backend will ask it (same URL and key), and stop with its reason if it does not.
+check_external_llm() {
+  local waited=0 answer
+  printf '      waiting for the LLM server at %s' "$LLM_BASE_URL"
+  until answer="$(cd "$ROOT/backend" && "$PY" -m app.appliance llm-check 2>/dev/null)"; do
+    if [ "$waited" -ge 60 ]; then
+      printf '\n'
+      fail "the LLM server at $LLM_BASE_URL does not answer: ${answer:-no reply}. Start it, or fix RAG_LLM_BASE_URL / RAG_LLM_API_KEY."
+    fi
+    sleep 3; waited=$((waited + 3)); printf '.'
+  done
+  printf ' ready: %s\n' "$answer"
+}
+
 start_llm() {
+  if [ "$LLM_SERVER" = "external" ]; then LLM_KEY=""; check_external_llm; return; fi
   mkdir -p "$LOG_DIR"
   LLM_KEY=""
   local key_native="" key_python=""
@@ -263,7 +288,9 @@ start_llm() {
 
 # Where the LLM runs, in words: printed in the summary and shown in the chat UI's status.
 llm_device_label() {
-  if has_gpu; then
+  if [ "$LLM_SERVER" = "external" ]; then
+    echo "external server at $LLM_BASE_URL"
+  elif has_gpu; then
     echo "GPU: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1), layers offloaded: $( [ "$LLM_GPU_LAYERS" = "-1" ] && echo all || echo "$LLM_GPU_LAYERS")"
   else
     echo "CPU, $LLM_THREADS threads (no GPU found)"
@@ -283,13 +310,13 @@ device_env() {
   # Answers worked on at once = the LLM server's slots, so a waiting student is told their
   # place in the queue rather than waiting, silent, inside the LLM server.
   if [ "$ANSWERS_SET" = "0" ]; then
-    if [ "$LLM_SERVER" = "native" ]; then echo "RAG_MAX_CONCURRENT_ANSWERS=$LLM_PARALLEL"
+    if [ "$LLM_SERVER" = "native" ] || [ "$LLM_SERVER" = "external" ]; then echo "RAG_MAX_CONCURRENT_ANSWERS=$LLM_PARALLEL"
     else echo "RAG_MAX_CONCURRENT_ANSWERS=1"; fi
   fi
   if has_gpu; then
     [ "$RERANKER_SET" = "0" ] && [ -n "$RERANKER" ] && echo "RAG_RERANKER_MODEL=$(printf %q "$RERANKER")"
     [ "$TOP_K_SET" = "0" ] && echo "RAG_TOP_K=$GPU_TOP_K"
-  else
+  elif [ "$LLM_SERVER" != "external" ]; then  # the packaged tiny model, not a server elsewhere
     [ "$CONDENSE_MODE_SET" = "0" ] && echo "RAG_CONDENSE_MODE=concat"
   fi
   return 0
@@ -302,7 +329,9 @@ start_backend() {
   session_running "$BACKEND_SESSION" && tm kill-session -t "$BACKEND_SESSION"
   port_busy "$BACKEND_PORT" && fail "port $BACKEND_PORT (backend) is already in use by another program. Stop it, or set RAG_BACKEND_PORT to a free port."
   local cmd
-  cmd="cd $(printf %q "$ROOT/backend") && RAG_LLM_BASE_URL=http://127.0.0.1:$LLM_PORT/v1 RAG_LLM_MODEL_PATH=$(printf %q "$MODEL_PATH") RAG_LLM_DEVICE=$(printf %q "$(llm_device_label)")${LLM_KEY:+ RAG_LLM_API_KEY=$(printf %q "$LLM_KEY")} $(device_env | tr "\n" " ")exec $(printf %q "$PY") -m uvicorn app.main:app --host 0.0.0.0 --port $BACKEND_PORT >> $(printf %q "$LOG_DIR/backend.log") 2>&1"
+  local llm_env="RAG_LLM_BASE_URL=http://127.0.0.1:$LLM_PORT/v1 RAG_LLM_MODEL_PATH=$(printf %q "$MODEL_PATH") "
+  [ "$LLM_SERVER" = "external" ] && llm_env=""  # the backend reads RAG_LLM_BASE_URL itself
+  cmd="cd $(printf %q "$ROOT/backend") && ${llm_env}RAG_LLM_DEVICE=$(printf %q "$(llm_device_label)")${LLM_KEY:+ RAG_LLM_API_KEY=$(printf %q "$LLM_KEY")} $(device_env | tr "\n" " ")exec $(printf %q "$PY") -m uvicorn app.main:app --host 0.0.0.0 --port $BACKEND_PORT >> $(printf %q "$LOG_DIR/backend.log") 2>&1"
   echo "=== $(date -Is) starting backend" >> "$LOG_DIR/backend.log"
   tm new-session -d -s "$BACKEND_SESSION" "$cmd"
   wait_for "the backend" "http://127.0.0.1:$BACKEND_PORT/api/ready" 300 "$LOG_DIR/backend.log" "$BACKEND_SESSION" \
@@ -321,11 +350,12 @@ summary() {
   device="$(llm_device_label)"
   local server="llama_cpp.server"
   [ "${LLM_SERVER:-python}" = "native" ] && server="native llama-server, $LLM_PARALLEL parallel slots"
+  [ "${LLM_SERVER:-python}" = "external" ] && server="external"
   local access
   access="$(cd "$ROOT/backend" && "$PY" -m app.appliance admin-key 2>/dev/null || true)"
-  "$PY" - "$ready" "$device" "$BACKEND_PORT" "$LLM_PORT" "${RUNPOD_POD_ID:-}" "$TMUX_SOCKET" "$LOG_DIR" "$server" "$access" "$LLM_HOST" <<'EOF'
+  "$PY" - "$ready" "$device" "$BACKEND_PORT" "$LLM_PORT" "${RUNPOD_POD_ID:-}" "$TMUX_SOCKET" "$LOG_DIR" "$server" "$access" "$LLM_HOST" "$LLM_BASE_URL" <<'EOF'
 import json, sys
-ready, device, bport, lport, pod, sock, logs, server, access, lhost = sys.argv[1:]
+ready, device, bport, lport, pod, sock, logs, server, access, lhost, lurl = sys.argv[1:]
 r = json.loads(ready or "{}")
 lines = dict(line.split(":", 1) for line in access.splitlines() if ":" in line)
 student_url = f"https://{pod}-{bport}.proxy.runpod.net/" if pod else f"http://localhost:{bport}/"
@@ -339,7 +369,10 @@ print(f"  Instructor key  : {lines.get('instructor key', ' ?').strip()}   (unloc
 print(f"  Chat in browser : http://localhost:{bport}/")
 print(f"  API             : http://localhost:{bport}/api   (docs: http://localhost:{bport}/docs)")
 where = "127.0.0.1 only" if lhost == "127.0.0.1" else "all interfaces, key required"
-print(f"  LLM server      : http://localhost:{lport}/v1 ({where})  model: {r.get('llm_model', '?')}  on {device}  ({server})")
+if server == "external":
+    print(f"  LLM server      : {lurl} (external, not started here)  model: {r.get('llm_model', '?')}")
+else:
+    print(f"  LLM server      : http://localhost:{lport}/v1 ({where})  model: {r.get('llm_model', '?')}  on {device}  ({server})")
 print(f"  Indexed         : {r.get('chunks', '?')} chunks, embedder {r.get('embedding_model', '?')} on {r.get('embedding_device', '?')}")
 print(f"  Ask             : curl -s -X POST http://localhost:{bport}/api/chat -H 'Content-Type: application/json' -d '{{\"message\": \"What is a hash table?\"}}'")
 print(f"  Logs            : {logs}/llm-server.log, {logs}/backend.log  (./runpod_simple_startup.sh logs backend)")
@@ -368,8 +401,12 @@ cmd_start() {
 cmd_status() {
   [ -x "$PY" ] || { say "not installed (no $VENV)"; exit 1; }
   load_config
-  local rc=0
-  if session_running "$LLM_SESSION"; then
+  local rc=0 answer
+  if [ "$LLM_SERVER" = "external" ]; then
+    if answer="$(cd "$ROOT/backend" && "$PY" -m app.appliance llm-check 2>/dev/null)"; then
+      say "LLM server : external, answering at $LLM_BASE_URL ($answer)"
+    else say "LLM server : external, NOT answering at $LLM_BASE_URL: $answer"; rc=1; fi
+  elif session_running "$LLM_SESSION"; then
     [ "$LLM_HOST" != "127.0.0.1" ] && LLM_KEY="$(cd "$ROOT/backend" && "$PY" -m app.appliance llm-key)"
     if llm_ok; then say "LLM server : running, healthy (port $LLM_PORT)"
     else say "LLM server : tmux session up but NOT answering on port $LLM_PORT (see $LOG_DIR/llm-server.log)"; rc=1; fi

@@ -143,6 +143,33 @@ def test_an_exposed_llm_server_requires_its_key(appliance):
     assert run(copy, env, "status").returncode == 0
 
 
+def test_an_external_llm_server_is_used_and_none_is_started(appliance, llm):
+    """RAG_LLM_SERVER=external: the OpenAI-compatible server at RAG_LLM_BASE_URL (here a
+    llama.cpp server the test runs, as vLLM or another machine would be) answers the
+    students; the script starts no LLM server, and says where the LLM is."""
+    copy, env = appliance
+    env.update({"RAG_LLM_SERVER": "external", "RAG_LLM_BASE_URL": llm.url})
+    started = run(copy, env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert f"none: the LLM server at {llm.url} is used" in started.stdout
+    assert f"LLM server      : {llm.url} (external, not started here)" in started.stdout
+    assert not [p for p in processes_mentioning("llama_cpp.server") if f"--port {env['RAG_LLM_PORT']}" in p]
+    backend = f"http://127.0.0.1:{env['RAG_BACKEND_PORT']}"
+    ready = httpx.get(f"{backend}/api/ready").json()
+    assert ready["ready"] and ready["llm_device"] == f"external server at {llm.url}"
+    answer = httpx.post(f"{backend}/api/chat", json={"message": "What is a hash table?"}, timeout=300)
+    assert answer.status_code == 200 and answer.json()["answer"]
+    status = run(copy, env, "status")
+    assert status.returncode == 0 and f"LLM server : external, answering at {llm.url}" in status.stdout
+    run(copy, env, "stop")
+
+    # An external server that does not answer stops the start with the address it tried.
+    env["RAG_LLM_BASE_URL"] = f"http://127.0.0.1:{free_port()}/v1"
+    refused = run(copy, env, timeout=300)
+    assert refused.returncode != 0
+    assert f"the LLM server at {env['RAG_LLM_BASE_URL']} does not answer" in refused.stderr
+
+
 def test_port_already_in_use_is_reported(appliance):
     copy, env = appliance
     with socket.socket() as blocker:

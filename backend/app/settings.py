@@ -411,12 +411,13 @@ class LLMSettings(Section):
     )
     llm_model_file: str = Field(default="Qwen2.5-7B-Instruct-Q4_K_M.gguf", description="The GGUF file of that repository.")
     llm_gpu_layers: int = Field(default=-1, description="Layers offloaded to the GPU (-1: all).")
-    llm_server: Literal["auto", "python", "native"] = Field(
+    llm_server: Literal["auto", "python", "native", "external"] = Field(
         default="auto",
         description="Which llama.cpp server the startup script runs: 'python' (python -m "
         "llama_cpp.server, one request at a time), 'native' (llama.cpp's llama-server, built once "
-        "from source: parallel slots with continuous batching), or 'auto' (native on a GPU pod, "
-        "python on a CPU machine).",
+        "from source: parallel slots with continuous batching), 'auto' (native on a GPU pod, "
+        "python on a CPU machine), or 'external': none, the backend uses the OpenAI-compatible "
+        "server at RAG_LLM_BASE_URL (vLLM, another machine's llama-server).",
     )
     llm_parallel: int = Field(
         default=4, ge=1, le=64,

@@ -12,6 +12,8 @@
                 use; --rotate replaces the key (every unlocked browser is locked again),
                 --rotate-code replaces a generated access code
   llm-key       print the key the LLM server requires when RAG_LLM_EXPOSE is on
+  llm-check     exit 0 if the LLM server at RAG_LLM_BASE_URL answers (with RAG_LLM_API_KEY) and
+                print its first model; else print why and exit 1
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def _config() -> int:
         "LLM_CONTEXT": s.llm.llm_context_window,
         "LLM_GPU_LAYERS": s.llm.llm_gpu_layers,
         "LLM_SERVER": s.llm.llm_server,
+        "LLM_BASE_URL": s.llm.llm_base_url.rstrip("/"),
         # whether the user chose these (environment or .env): the script's machine-dependent
         # defaults must not override a choice
         "CONDENSE_MODE_SET": int(s.is_set("condense_mode")),
@@ -120,6 +123,30 @@ def _llm_key() -> int:
     return 0
 
 
+def _llm_check() -> int:
+    """For RAG_LLM_SERVER=external: the server is someone else's to start, so say whether it
+    answers, as the backend will ask it (same URL, same key)."""
+    import asyncio
+
+    from app.errors import ApplianceError
+    from app.llm.client import LLMClient
+    from app.settings import get_settings
+
+    async def check() -> str:
+        client = LLMClient(get_settings())
+        try:
+            return await client.model_name()
+        finally:
+            await client.aclose()
+
+    try:
+        print(asyncio.run(check()))
+        return 0
+    except ApplianceError as exc:
+        print(str(exc))
+        return 1
+
+
 def _gpu_check() -> int:
     import llama_cpp
 
@@ -159,6 +186,8 @@ def main(argv: list[str]) -> int:
         return _admin_key(rest)
     if command == "llm-key":
         return _llm_key()
+    if command == "llm-check":
+        return _llm_check()
     print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
     return 2
 
