@@ -38,7 +38,6 @@ def p(values: list[float], q: float) -> float:
 
 
 def fill(store, turns: int, rng: random.Random) -> None:
-    from app.conversations.store import Message
 
     books = [f"book-{b}.pdf" for b in range(9)]
     topics = [f"{t} ({i})" for i in range(30) for t in TOPICS]  # 300 topics
