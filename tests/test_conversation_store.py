@@ -243,3 +243,49 @@ def test_a_pods_conversations_move_to_postgresql(tmp_path, postgres_url):  # noq
     again = subprocess.run([sys.executable, "-m", "app.conversations.migrate", "--to", postgres_url], cwd=BACKEND,
                            env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "already holds conversations" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_a_backend_whose_postgresql_goes_down_says_so_and_keeps_nothing_half_written(tmp_path, llm, embedder):
+    """Through the API: conversations on PostgreSQL; the server stops: /api/ready names the
+    problem, a question gets 503 naming the server (no password, no trace) and stores
+    nothing; the server returns: the conversation carries on where it was."""
+    import httpx
+
+    from backend_fixtures import BackendServer, sample_course_settings
+    from conftest import IngestHarness
+    from postgres_server import PostgresServer
+
+    server = PostgresServer()
+    url = server.start().replace("appliance@", "appliance:pw-never-shown@")
+    settings = sample_course_settings(tmp_path, llm.url, llm_max_tokens=24, conversations_url=url)
+    harness = IngestHarness(settings, embedder)
+    harness.run(settings.storage.materials_path)
+    harness.close()
+    backend = BackendServer(settings, embedder)
+    try:
+        student = httpx.Client(base_url=backend.url, timeout=120)
+        assert student.get("/api/health").status_code == 200
+        first = student.post("/api/chat", json={"message": "What is a hash table?"}).json()
+        conversation = first["conversation_id"]
+        assert student.get("/api/ready").json()["ready"]
+
+        server.stop()
+        ready = student.get("/api/ready")
+        assert ready.status_code == 503 and "conversations: not reachable" in ready.json()["problems"]
+        asked = student.post("/api/chat", json={"message": "How are collisions handled?",
+                                                "conversation_id": conversation})
+        assert asked.status_code == 503 and "Traceback" not in asked.text
+        assert "postgresql://appliance@127.0.0.1" in asked.json()["detail"] and "pw-never-shown" not in asked.text
+        listed = student.get("/api/conversations")
+        assert listed.status_code == 503
+
+        server.start_again()
+        history = student.get(f"/api/conversations/{conversation}").json()
+        assert [m["role"] for m in history["messages"]] == ["user", "assistant"]  # nothing from the failed turn
+        again = student.post("/api/chat", json={"message": "How are collisions handled?",
+                                                "conversation_id": conversation})
+        assert again.status_code == 200
+        assert len(student.get(f"/api/conversations/{conversation}").json()["messages"]) == 4
+    finally:
+        backend.stop()
+        server.remove()

@@ -9,12 +9,14 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from backend_fixtures import BackendServer, as_instructor, copy_sample_course, free_port
 from conftest import BACKEND, cli_env, run_cli, topic_text
+from postgres_server import postgres, postgres_url  # noqa: F401 (fixtures)
 
 HASH_PDF = "data-structures-101/lecture-04-hash-tables.pdf"
 
@@ -153,10 +155,11 @@ def _ids_of(settings, path: str) -> list[str]:
         client.close()
 
 
-def _wait_for_job(backend, settings, job_id: str, seconds: float = 180) -> dict:
+def _wait_for_job(backend, settings, job_id: str, seconds: float = 180, headers: dict | None = None) -> dict:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        job = httpx.get(f"{backend.url}/api/documents/jobs/{job_id}", headers=as_instructor(settings), timeout=10).json()
+        job = httpx.get(f"{backend.url}/api/documents/jobs/{job_id}", headers=headers or as_instructor(settings),
+                        timeout=10).json()
         if job["state"] in ("done", "failed"):
             assert job["state"] == "done", job
             return job
@@ -200,3 +203,189 @@ def test_a_lite_database_moves_to_the_server_and_ingest_carries_on_there(on_serv
     summary = json.loads(carried_on.stdout)
     assert summary["unchanged"] == 5 and summary["chunks_written"] == 0
 
+
+
+class BackendProcess:
+    """`uvicorn app.main:app` in a process of its own, configured by RAG_* variables alone, as
+    a second machine behind the same address would run it."""
+
+    def __init__(self, env: dict, log: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=BACKEND, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+
+    def wait_ready(self, seconds: float = 240) -> dict:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            try:
+                ready = httpx.get(f"{self.url}/api/ready", timeout=5)
+                if ready.status_code == 200:
+                    return ready.json()
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"backend not ready: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def _asked(url: str, client: httpx.Client, message: str, **extra) -> dict:
+    response = client.post(f"{url}/api/chat", json={"message": message, **extra}, timeout=180)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _first_file(url: str, client: httpx.Client, message: str) -> str | None:
+    sources = _asked(url, client, message)["sources"]
+    return sources[0]["file"] if sources else None
+
+
+class _TcpProxy:
+    """Forwards a port to another: a server that "comes up" at an address a backend
+    already tries."""
+
+    def __init__(self, listen_port: int, target_port: int):
+        import socket
+        import threading
+
+        self._socket = socket.create_server(("127.0.0.1", listen_port))
+        self._target = target_port
+        self._open = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while self._open:
+            try:
+                client, _ = self._socket.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self._target))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink) -> None:
+        try:
+            while block := source.recv(65536):
+                sink.sendall(block)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._open = False
+        self._socket.close()
+
+
+def test_two_backends_serve_one_course(on_server, tmp_path, llm, postgres_url):  # noqa: F811
+    """Two backend processes, one Milvus server and one PostgreSQL: a conversation started on
+    one continues on the other, an upload through one is answered from through the other, a
+    delete through one is gone from both. They share the materials folder and the keys
+    (RUNPOD_GUIDE: "Outgrowing one pod"); each keeps its own keyword index, as on two machines."""
+    materials = copy_sample_course(tmp_path / "materials")
+    shared = cli_env(on_server, RAG_CONVERSATIONS_URL=postgres_url, RAG_MATERIALS_DIR=materials,
+                     RAG_ACCESS_DIR=tmp_path / "access", RAG_LLM_BASE_URL=llm.url, RAG_LLM_MAX_TOKENS=48,
+                     RAG_CONDENSE_MODE="concat", RAG_TORCH_THREADS=1)
+    ingested = run_cli(["--directory", str(materials), "--quiet"],
+                       {**shared, "RAG_KEYWORD_INDEX_DIR": str(tmp_path / "cli-keyword-index")})
+    assert ingested.returncode == 0, ingested.stderr
+    backends = [BackendProcess({**shared, "RAG_KEYWORD_INDEX_DIR": str(tmp_path / f"keyword-index-{name}"),
+                                "RAG_AUDIT_LOG": str(tmp_path / f"audit-{name}.log")}, tmp_path / f"backend-{name}.log")
+                for name in ("a", "b")]
+    try:
+        for backend in backends:
+            backend.wait_ready()
+        a, b = (backend.url for backend in backends)
+        instructor = as_instructor(on_server.model_copy(update={"access_dir": tmp_path / "access"}))
+        student, stranger = httpx.Client(), httpx.Client()  # cookies: one student id on both backends
+        for client in (student, stranger):  # the page's first load gives each browser its student id
+            assert "rag_student" in client.get(f"{a}/api/health", timeout=10).cookies
+
+        first = _asked(a, student, "What is a hash table?")
+        assert first["sources"][0]["file"] == HASH_PDF
+        follow_up = _asked(b, student, "How are collisions handled in it?", conversation_id=first["conversation_id"])
+        assert "hash table" in follow_up["retrieval_query"].lower()  # the first question, read from PostgreSQL
+        assert follow_up["sources"][0]["file"] == HASH_PDF
+        history = student.get(f"{a}/api/conversations/{first['conversation_id']}", timeout=30).json()
+        assert [m["role"] for m in history["messages"]] == ["user", "assistant"] * 2
+        assert stranger.get(f"{b}/api/conversations/{first['conversation_id']}", timeout=30).status_code == 404
+
+        upload = httpx.post(f"{a}/api/documents", headers=instructor, timeout=60, files={
+            "file": ("ossuary.md", "# Ossuaries\n\n" + topic_text("the ossuary of saint brevard", 10), "text/markdown")})
+        assert upload.status_code == 202, upload.text
+        _wait_for_job(backends[0], on_server, upload.json()["id"], headers=instructor)
+        deadline = time.monotonic() + 60  # the other backend's keyword index re-checks every 5 s
+        while _first_file(b, stranger, "What is the ossuary of Saint Brevard?") != "uploads/ossuary.md":
+            assert time.monotonic() < deadline, "the second backend never answered from the upload"
+            time.sleep(1)
+
+        gone = httpx.delete(f"{b}/api/documents/uploads/ossuary.md", headers=instructor, params={"wait": 120},
+                            timeout=150)
+        assert gone.status_code == 204, gone.text
+        assert "uploads/ossuary.md" not in _rows(on_server)
+        deadline = time.monotonic() + 60
+        for url in (b, a):
+            while any(s["file"] == "uploads/ossuary.md"
+                      for s in _asked(url, stranger, "What is the ossuary of Saint Brevard?")["sources"]):
+                assert time.monotonic() < deadline, f"{url} still answers from the deleted upload"
+                time.sleep(1)
+        for url in (a, b):
+            listed = httpx.get(f"{url}/api/documents", headers=instructor, timeout=30).json()
+            assert HASH_PDF in {d["file"] for d in listed} and "uploads/ossuary.md" not in {d["file"] for d in listed}
+    finally:
+        for backend in backends:
+            backend.stop()
+
+
+def test_a_backend_waits_for_its_milvus_server_and_says_so(on_server, tmp_path, llm, milvus_server):
+    """Started while its Milvus server does not answer: the backend serves 503s that name the
+    server, /api/ready says why, and it is whole once the server answers, with no restart."""
+    port = free_port()
+    env = cli_env(on_server, RAG_MILVUS_URI=f"http://127.0.0.1:{port}", RAG_MILVUS_RETRY_S=1,
+                  RAG_MILVUS_CONNECT_TIMEOUT_S=2, RAG_LLM_BASE_URL=llm.url, RAG_ACCESS_DIR=tmp_path / "access",
+                  RAG_CONVERSATIONS_DB=tmp_path / "conversations.sqlite3",
+                  RAG_KEYWORD_INDEX_DIR=tmp_path / "keyword-index", RAG_AUDIT_LOG=tmp_path / "audit.log")
+    backend = BackendProcess(env, tmp_path / "backend.log")
+    proxy = None
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                ready = httpx.get(f"{backend.url}/api/ready", timeout=5)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and backend.process.poll() is None, backend.log.read_text()[-3000:]
+                time.sleep(0.5)
+        assert ready.status_code == 503 and ready.json()["problems"] == ["database: not reachable"]
+        instructor = as_instructor(on_server.model_copy(update={"access_dir": tmp_path / "access"}))
+        told = httpx.get(f"{backend.url}/api/ready", headers=instructor, timeout=5).json()
+        assert f"Cannot reach Milvus at http://127.0.0.1:{port}" in told["problems"][0]
+        chat = httpx.post(f"{backend.url}/api/chat", json={"message": "What is a hash table?"}, timeout=30)
+        assert chat.status_code == 503 and f"http://127.0.0.1:{port}" in chat.json()["detail"]
+        assert "Traceback" not in chat.text
+
+        proxy = _TcpProxy(port, int(milvus_server.rsplit(":", 1)[1]))  # the server comes up at that address
+        assert backend.wait_ready(120)["database_open"]
+        assert httpx.post(f"{backend.url}/api/chat", json={"message": "What is a hash table?"},
+                          timeout=180).status_code == 200
+    finally:
+        backend.stop()
+        if proxy:
+            proxy.close()

@@ -8,6 +8,7 @@ pod exposes few ports and its HTTPS proxy then needs no extra set-up.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
@@ -19,7 +20,10 @@ from app.api import access, chat, conversations, courses, documents, errors, fee
 from app.frontend import FrontendFiles
 from app.metrics.middleware import RequestMetrics
 from app.metrics.registry import ApplianceMetrics
+from app.errors import StorageUnavailableError
 from app.settings import Settings, get_settings
+
+log = logging.getLogger("app")
 
 
 def create_app(settings: Settings | None = None, services=None, embedder=None) -> FastAPI:
@@ -30,16 +34,36 @@ def create_app(settings: Settings | None = None, services=None, embedder=None) -
     async def lifespan(app: FastAPI):
         from app.services import build_services
 
-        built = services or build_services(settings or get_settings(), embedder=embedder)
-        app.state.services = built
-        if app.state.metrics is not None:
-            built.jobs.report_listeners.append(app.state.metrics.observe_ingest)
-        built.start()
+        resolved_settings = settings or get_settings()
+
+        def serve(built) -> None:
+            app.state.services = built
+            app.state.unavailable = None
+            if app.state.metrics is not None:
+                built.jobs.report_listeners.append(app.state.metrics.observe_ingest)
+            built.start()
+
+        waiting = None
+        if services is not None:
+            serve(services)
+        else:
+            try:
+                serve(build_services(resolved_settings, embedder=embedder))
+            except StorageUnavailableError as exc:
+                if resolved_settings.storage.milvus_is_local_file:
+                    raise  # a file this machine cannot open will not open by waiting
+                # A Milvus server that is down (or not up yet): serve 503s that say so, and
+                # keep trying; the backend is whole as soon as the server answers.
+                log.error("%s Retrying every %.0f s.", exc, resolved_settings.storage.milvus_retry_s)
+                app.state.unavailable = str(exc)
+                waiting = asyncio.create_task(_build_when_reachable(app, resolved_settings, embedder, serve))
         try:
             yield
         finally:
-            if services is None:
-                await built.aclose()
+            if waiting is not None:
+                waiting.cancel()
+            if services is None and app.state.services is not None:
+                await app.state.services.aclose()
 
     app = FastAPI(
         title="Course RAG appliance",
@@ -48,6 +72,8 @@ def create_app(settings: Settings | None = None, services=None, embedder=None) -
         lifespan=lifespan,
     )
     resolved = settings or get_settings()
+    app.state.services = None
+    app.state.unavailable = None  # why there are no services yet (a Milvus server not reachable)
     app.state.access = AccessControl(resolved)
     app.state.access.prepare()
     errors.install(app)
@@ -72,6 +98,22 @@ def create_app(settings: Settings | None = None, services=None, embedder=None) -
         logging.getLogger("app").warning("No browser UI at %s; serving the API only.", frontend)
 
     return app
+
+
+async def _build_when_reachable(app: FastAPI, settings: Settings, embedder, serve) -> None:
+    """Build the services again every `milvus_retry_s` seconds until the server answers."""
+    from app.services import build_services
+
+    while True:
+        await asyncio.sleep(settings.storage.milvus_retry_s)
+        try:
+            built = await asyncio.to_thread(build_services, settings, embedder)
+        except StorageUnavailableError as exc:
+            app.state.unavailable = str(exc)
+            continue
+        serve(built)
+        log.info("Milvus at %s answers; the backend is ready.", settings.storage.milvus_uri)
+        return
 
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

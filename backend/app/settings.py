@@ -65,6 +65,9 @@ class StorageSettings(Section):
         default=None, description="Token for Zilliz Cloud or an authenticated Milvus server."
     )
     milvus_connect_timeout_s: float = Field(default=10.0, gt=0, description="Longest wait to connect to a Milvus server.")
+    milvus_retry_s: float = Field(
+        default=10.0, gt=0, description="A backend that started while its Milvus server was unreachable answers "
+        "503 saying so, and tries again this often (seconds) until the server answers.")
     collection_name: str = Field(default="course_chunks", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$",
                                  description="The default course's collection; another course NAME has "
                                  "<collection_name>__NAME.")

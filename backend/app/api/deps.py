@@ -21,11 +21,21 @@ from app.api.errors import OPENAI_PREFIX
 from app.courses.course import COURSE_NAME, Course
 from app.courses.registry import UnknownCourse
 from app.documents.jobs import IngestJobs
+from app.errors import StorageUnavailableError
 from app.services import Services
 
 
+def services_of(request: Request) -> Services:
+    """The backend's services; 503 naming the cause while they cannot be built (a Milvus
+    server that does not answer yet)."""
+    services = request.app.state.services
+    if services is None:
+        raise StorageUnavailableError(request.app.state.unavailable or "The backend is still starting.")
+    return services
+
+
 async def get_services(request: Request) -> Services:
-    return request.app.state.services
+    return services_of(request)
 
 
 async def get_access(request: Request) -> AccessControl:
@@ -72,7 +82,7 @@ async def require_instructor(request: Request, caller: Annotated[Caller, Depends
 
 
 def get_jobs(request: Request) -> IngestJobs:
-    return request.app.state.services.jobs
+    return services_of(request).jobs
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -96,7 +106,7 @@ async def course_query(
     course: str | None = Query(None, pattern=COURSE_NAME.pattern,
                                description="The course (GET /api/courses lists them); default: the default course."),
 ) -> Course:
-    return await find_course(request.app.state.services, course)
+    return await find_course(services_of(request), course)
 
 
 CourseDep = Annotated[Course, Depends(course_query)]

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ServicesDep, client_address
+from app.api.deps import client_address
 from app.errors import ApplianceError
 
 router = APIRouter(prefix="/api", tags=["health"])
@@ -27,13 +27,19 @@ def _is_instructor(request: Request) -> bool:
 
 
 @router.get("/ready", summary="LLM reachable, database open, what is loaded (anyone; paths for the instructor)")
-async def ready(request: Request, services: ServicesDep) -> JSONResponse:
+async def ready(request: Request) -> JSONResponse:
     """200 when the LLM server is up or busy answering and the database is open; 503 with
     the reason otherwise. `llm` says "up", "busy" (answering students: questions wait
     their turn) or "down". `calibration`: the relevance gate's thresholds and where they
     come from (a `warnings` entry when the embedder has no profile). Where the database and
     the LLM server live is shown to the instructor only."""
     instructor = _is_instructor(request)
+    services = request.app.state.services
+    if services is None:  # a Milvus server that has not answered yet: the backend keeps trying
+        why = request.app.state.unavailable or "starting"
+        return JSONResponse(status_code=503, content={
+            "ready": False, "database_open": False,
+            "problems": [f"database: {why}" if instructor else "database: not reachable"]})
     report: dict = {"embedding_model": services.settings.embedding.embedding_model,
                     "embedding_device": services.embedder.device,
                     "query_embedding_runtime": services.embedder.query_runtime,
@@ -47,6 +53,10 @@ async def ready(request: Request, services: ServicesDep) -> JSONResponse:
     except Exception as exc:  # any storage failure is "not ready", with its reason
         report["database_open"] = False
         problems.append(f"database: {exc}" if instructor else "database: not reachable")
+    try:
+        await services.conversations.ping()
+    except ApplianceError as exc:  # a PostgreSQL server that is down: conversations cannot be kept
+        problems.append(f"conversations: {exc}" if instructor else "conversations: not reachable")
     answering = request.app.state.access.answers.busy
     state, why = await services.llm.probe(busy=answering > 0)
     report["llm"] = state  # "busy": answering students, not down

@@ -156,6 +156,10 @@ class ConversationStore:
         with self.database.connect() as db:
             yield db
 
+    async def ping(self) -> None:
+        """Raise StoreUnavailable when the database cannot be reached (for /api/ready)."""
+        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
     async def read(self, query):
         """Run `query(connection)` (read-only SQL of another module: the insight report)
         on a connection of this store, in a worker thread."""
