@@ -29,5 +29,9 @@ if ! command -v ocrmypdf >/dev/null || ! command -v tesseract >/dev/null; then
   echo "note: the OCR tests need OCRmyPDF and Tesseract: sudo apt-get install ocrmypdf tesseract-ocr" >&2
 fi
 
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null; then
+  echo "note: the PostgreSQL tests need PostgreSQL: sudo apt-get install postgresql" >&2
+fi
+
 export TOKENIZERS_PARALLELISM=false
 exec .venv/bin/python -m pytest "$@"
