@@ -106,6 +106,13 @@ class StorageSettings(Section):
         description="Where downloaded models live (the startup script uses /workspace/models on Runpod).",
     )
 
+    @field_validator("conversations_url")
+    @classmethod
+    def _postgresql_only(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and not url.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (unset: the SQLite file RAG_CONVERSATIONS_DB)")
+        return url
+
     @property
     def milvus_is_local_file(self) -> bool:
         """True when the URI names a Milvus Lite file rather than a server."""

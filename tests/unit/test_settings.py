@@ -89,3 +89,14 @@ def test_a_bad_value_is_explained_by_its_variable_and_a_secret_is_not_repeated(m
     with pytest.raises(ValidationError) as caught:
         Settings(_env_file=None, llm_api_key=12345)
     assert explain(caught.value).startswith("RAG_LLM_API_KEY: ") and "12345" not in explain(caught.value)
+
+
+def test_the_conversations_url_must_be_postgresql_and_its_password_is_never_repeated():
+    from app.settings import explain
+
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, conversations_url="mysql://app:hunter2@db/course")
+    said = explain(caught.value)
+    assert said.startswith("RAG_CONVERSATIONS_URL: ") and "postgresql://" in said and "hunter2" not in said
+    url = "postgresql://app:hunter2@db:5432/course"
+    assert Settings(_env_file=None, conversations_url=url).storage.conversations_url.get_secret_value() == url

@@ -2,7 +2,8 @@
 backend, the default) and PostgreSQL (several backends sharing one history).
 
 Why not an ORM: the store's SQL is a dozen statements that both engines run alike once
-`?` is written `%s` for psycopg and rows read by name and by position; the few real
+`?` is written `%s` for psycopg (so no SQL here may hold a literal `?` or `%`) and rows are
+read by name and by position; the few real
 differences (a date from unix seconds, an array aggregate, the id column, the schema's
 upgrades) are named here, so each module of SQL stays readable as SQL.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from app.errors import StorageUnavailableError
+from app.errors import ConfigurationError, StorageUnavailableError
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -192,10 +193,12 @@ def _rows_by_name(cursor):
     return lambda values: Row(names, values)
 
 
-def open_database(url: str | None, path: Path, pool_size: int = 8) -> Database:
+def open_database(url: str | None, path: Path | None, pool_size: int = 8) -> Database:
     """PostgreSQL when `url` is a postgresql:// URL, else the SQLite file at `path`."""
     if url and url.startswith(POSTGRES_SCHEMES):
         return PostgresDatabase(url, pool_size)
     if url:
-        raise ValueError("RAG_CONVERSATIONS_URL must be a postgresql:// URL (or unset for the SQLite file)")
+        raise ConfigurationError("RAG_CONVERSATIONS_URL must be a postgresql:// URL (or unset for the SQLite file).")
+    if path is None:
+        raise ConfigurationError("The conversation store needs a SQLite file or a PostgreSQL URL.")
     return SqliteDatabase(path)

@@ -112,7 +112,7 @@ class Conversation:
 
 
 class ConversationStore:
-    def __init__(self, path: Path, default_course: str = "main", url: str | None = None):
+    def __init__(self, path: Path | None, default_course: str = "main", url: str | None = None):
         """The SQLite file at `path`, or the PostgreSQL server at `url` (postgresql://...)."""
         self.path = path
         self.default_course = default_course
