@@ -389,3 +389,69 @@ def test_a_backend_waits_for_its_milvus_server_and_says_so(on_server, tmp_path, 
         backend.stop()
         if proxy:
             proxy.close()
+
+
+def _stored(client, collection: str) -> int:
+    """Chunks in the collection so far (0 before the run has created and loaded it)."""
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        if not client.has_collection(collection):
+            return 0
+        return client.query(collection, filter="", output_fields=["count(*)"])[0]["count(*)"]
+    except MilvusException:  # created, not loaded yet
+        return 0
+
+
+def test_a_server_lost_mid_ingest_stops_the_run_with_one_line_and_the_next_run_completes(tmp_path):
+    """The Milvus server stops while the CLI is storing chunks: exit 2 with a line that says
+    what happened and what to do, no traceback; once the server is back, the same command
+    completes the ingest, and the collection is the one an uninterrupted run makes."""
+    from milvus import MilvusServer
+    from pymilvus import MilvusClient
+
+    from app.settings import Settings
+
+    server = MilvusServer(wait_for_started=True)
+    server.set_base_dir(str(tmp_path / "server"))
+    server.listen_port = free_port()
+    server.start()
+    uri = f"http://127.0.0.1:{server.listen_port}"
+    settings = Settings(_env_file=None, milvus_uri=uri, collection_name="interrupted",
+                        keyword_index_dir=tmp_path / "keyword_index", embedding_device="cpu", torch_threads=2)
+    materials = copy_sample_course(tmp_path / "materials")
+    env = cli_env(settings, RAG_KEYWORD_INDEX_DIR=settings.storage.keyword_index_dir, RAG_MILVUS_CONNECT_TIMEOUT_S=5,
+                  RAG_INSERT_BATCH_SIZE=5)
+    run = subprocess.Popen([sys.executable, "ingest.py", "--directory", str(materials), "--quiet"], cwd=BACKEND,
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        watcher = MilvusClient(uri=uri)
+        deadline = time.monotonic() + 180
+        while _stored(watcher, "interrupted") == 0:
+            assert run.poll() is None and time.monotonic() < deadline, "the run ended before it stored a chunk"
+            time.sleep(0.05)
+        watcher.close()
+        server.stop()  # mid-run: some chunks stored, the run not finished
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 2, err
+        assert f"error: Lost the connection to Milvus at {uri}" in err and "run the same ingest again" in err
+        assert "Traceback" not in err
+
+        server.start()  # the package may pick another port when the old one is still closing
+        settings = settings.model_copy(update={"milvus_uri": f"http://127.0.0.1:{server.listen_port}"})
+        env["RAG_MILVUS_URI"] = settings.storage.milvus_uri
+        again = run_cli(["--directory", str(materials), "--json", "--quiet"], env)
+        assert again.returncode == 0, again.stderr
+        finished = json.loads(again.stdout)
+        assert finished["failed"] == {} and len(finished["ingested"]) + len(finished["updated"]) + finished["unchanged"] == 5
+        clean = run_cli(["--directory", str(materials), "--json", "--quiet"],
+                        {**env, "RAG_COLLECTION_NAME": "uninterrupted",
+                         "RAG_KEYWORD_INDEX_DIR": str(tmp_path / "keyword_index_clean")})
+        assert clean.returncode == 0, clean.stderr
+        interrupted = _rows(settings)
+        assert interrupted == _rows(settings.model_copy(update={"collection_name": "uninterrupted"}))
+        assert sum(interrupted.values()) == json.loads(clean.stdout)["chunks_written"]
+    finally:
+        if run.poll() is None:
+            run.kill()
+        server.stop()

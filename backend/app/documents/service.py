@@ -28,6 +28,7 @@ from app.ingestion.readers import SUPPORTED_EXTENSIONS
 from app.settings import Settings
 from app.storage.catalog import Catalog
 from app.storage.chunk_store import ChunkStore
+from app.storage.connection import lost_connection_explained
 
 UPLOAD_SUBDIR = "uploads"
 _TEMPORARY = re.compile(r"^\.(.+)\.([0-9a-f]{12})\.(part|previous)$")  # a pending upload's files
@@ -138,7 +139,7 @@ class DocumentService:
 
     def ingest_materials(self, listener=None) -> IngestReport:
         """Blocking: run the ingest pipeline on the materials folder (call in a thread)."""
-        with ingest_lock(self.settings, self.db_path):
+        with ingest_lock(self.settings, self.db_path), lost_connection_explained(self.ingestor.database_label):
             return self.ingestor.run(self.settings.storage.materials_path, listener=listener)
 
     # -- uploads, step by step (the route streams the bytes between them) ---------

@@ -218,16 +218,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(settings, directory: Path, args, listener) -> IngestReport:
     from app.ingestion.pipeline import Ingestor
-    from app.storage.connection import connect, resolve_target
+    from app.storage.connection import connect, lost_connection_explained, resolve_target
 
     target = resolve_target(settings)
     with ingest_lock(settings, target.db_path):
         client = connect(target, settings.storage.milvus_connect_timeout_s)
         try:
-            ingestor = Ingestor(settings, client, target.describe())
-            return ingestor.run(directory, prune=args.prune, reset=args.reset, listener=listener)
+            with lost_connection_explained(target.describe()):
+                ingestor = Ingestor(settings, client, target.describe())
+                return ingestor.run(directory, prune=args.prune, reset=args.reset, listener=listener)
         finally:
-            client.close()
+            try:
+                client.close()
+            except Exception:  # closing a connection to a server that is already gone
+                pass
 
 
 class _RememberInterrupts:

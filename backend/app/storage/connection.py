@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -102,6 +103,23 @@ def connect(target: MilvusTarget, timeout_s: float):
         raise StorageUnavailableError(_explain(target, exc)) from exc
     except Exception as exc:  # grpc and socket errors come in many types
         raise StorageUnavailableError(_explain(target, exc)) from exc
+
+
+@contextmanager
+def lost_connection_explained(where: str):
+    """Turn a Milvus error in the block (a server that stopped answering mid-run) into a
+    plain StorageUnavailableError naming `where`: the CLI exits 2 with one line, a job
+    fails with it, and the next run completes what this one left (files are recorded
+    only once stored)."""
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        yield
+    except MilvusException as exc:
+        reason = " ".join((getattr(exc, "message", None) or str(exc)).split())[:200]
+        raise StorageUnavailableError(
+            f"Lost the connection to Milvus at {where}: {reason}. The files finished so far are saved; "
+            "run the same ingest again when it answers, and it completes the rest.") from exc
 
 
 def _explain(target: MilvusTarget, exc: Exception) -> str:
