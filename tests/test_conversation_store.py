@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -279,6 +280,7 @@ def test_a_backend_whose_postgresql_goes_down_says_so_and_keeps_nothing_half_wri
         listed = student.get("/api/conversations")
         assert listed.status_code == 503
 
+        time.sleep(16)  # down longer than reconnects that back off (1, 2, 4, 8 s) would forgive
         server.start_again()
         history = student.get(f"/api/conversations/{conversation}").json()
         assert [m["role"] for m in history["messages"]] == ["user", "assistant"]  # nothing from the failed turn

@@ -151,41 +151,74 @@ class SqliteDatabase(Database):
 
 
 class PostgresDatabase(Database):
-    """A small pool of connections to a PostgreSQL server, opened lazily: a backend starts
-    while the server is down and its conversation calls fail with StoreUnavailable until
-    the server is back."""
+    """Connections to a PostgreSQL server, made when a call needs one and kept idle for the
+    next (up to `pool_size`). Each is checked before it is handed out, so one the server
+    dropped (a restart, a failover) is replaced at once. Why not psycopg_pool: after a
+    server outage its background reconnects back off exponentially (1, 2, 4 ... s), so a
+    backend could go on failing for a minute after the server was back; here the first
+    call after the server returns connects."""
 
     dialect = "postgresql"
 
     def __init__(self, url: str, pool_size: int = 8, connect_timeout_s: float = 5.0):
         import psycopg
-        from psycopg_pool import ConnectionPool
 
         self.where = redacted(url)
+        self._url = url
         self._psycopg = psycopg
-        self._timeout = connect_timeout_s
-        self._pool = ConnectionPool(
-            url, min_size=1, max_size=pool_size, open=False, timeout=connect_timeout_s,
-            # a connection the server dropped (restart, failover) is replaced, not handed out
-            check=ConnectionPool.check_connection,
-            kwargs={"autocommit": True, "row_factory": _rows_by_name, "connect_timeout": max(1, int(connect_timeout_s))},
-        )
-        self._pool.open(wait=False)
+        self._timeout = max(1, int(connect_timeout_s))
+        self._pool_size = pool_size
+        self._idle: list = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _checked_out(self):
+        """An idle connection that still answers, or a new one."""
+        while True:
+            with self._lock:
+                db = self._idle.pop() if self._idle else None
+            if db is None:
+                return self._psycopg.connect(self._url, autocommit=True, row_factory=_rows_by_name,
+                                             connect_timeout=self._timeout)
+            try:
+                db.execute("SELECT 1")
+                return db
+            except self._psycopg.Error:
+                db.close()  # dropped by the server: try the next, or make one
+
+    def _checked_in(self, db) -> None:
+        idle = (not db.closed and not db.broken
+                and db.info.transaction_status == self._psycopg.pq.TransactionStatus.IDLE)
+        with self._lock:
+            if idle and not self._closed and len(self._idle) < self._pool_size:
+                self._idle.append(db)
+                return
+        db.close()
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Connection]:
-        from psycopg_pool import PoolTimeout
-
         try:
-            with self._pool.connection(timeout=self._timeout) as db:
-                yield _PostgresConnection(db)
-        except PoolTimeout as exc:
-            raise StoreUnavailable(self.where, "no connection could be made in time") from exc
+            db = self._checked_out()
         except self._psycopg.OperationalError as exc:
-            raise StoreUnavailable(self.where, str(exc).strip().splitlines()[0] if str(exc) else "connection lost") from exc
+            raise StoreUnavailable(self.where, _first_line(exc)) from exc
+        try:
+            yield _PostgresConnection(db)
+        except self._psycopg.OperationalError as exc:
+            raise StoreUnavailable(self.where, _first_line(exc)) from exc
+        finally:
+            self._checked_in(db)
 
     def close(self) -> None:
-        self._pool.close()
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for db in idle:
+            db.close()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "connection lost"
 
 
 def _rows_by_name(cursor):
