@@ -29,7 +29,6 @@ class StoreUnavailable(StorageUnavailableError):
     def __init__(self, where: str, reason: str):
         super().__init__(f"The conversation database at {where} cannot be reached ({reason}); "
                          "conversations are unavailable until it is back.")
-        self.where = where
 
 
 def redacted(url: str) -> str:
@@ -116,7 +115,6 @@ class Database:
     """Hands out a connection for one unit of work (`with database.connect() as db`)."""
 
     dialect: str
-    where: str  # what errors may name: the file, or the URL without its password
 
     def connect(self) -> contextlib.AbstractContextManager[Connection]:
         raise NotImplementedError
@@ -132,7 +130,6 @@ class SqliteDatabase(Database):
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.where = str(path)
         self._lock = threading.Lock()
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         db.row_factory = sqlite3.Row
@@ -163,7 +160,7 @@ class PostgresDatabase(Database):
     def __init__(self, url: str, pool_size: int = 8, connect_timeout_s: float = 5.0):
         import psycopg
 
-        self.where = redacted(url)
+        self.where = redacted(url)  # what errors may name: never the password
         self._url = url
         self._psycopg = psycopg
         self._timeout = max(1, int(connect_timeout_s))
@@ -200,11 +197,11 @@ class PostgresDatabase(Database):
         try:
             db = self._checked_out()
         except self._psycopg.OperationalError as exc:
-            raise StoreUnavailable(self.where, _first_line(exc)) from exc
+            raise StoreUnavailable(self.where, first_line(exc)) from exc
         try:
             yield _PostgresConnection(db)
         except self._psycopg.OperationalError as exc:
-            raise StoreUnavailable(self.where, _first_line(exc)) from exc
+            raise StoreUnavailable(self.where, first_line(exc)) from exc
         finally:
             self._checked_in(db)
 
@@ -216,7 +213,8 @@ class PostgresDatabase(Database):
             db.close()
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
+    """The first line of a driver error: what a one-line message may quote."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else "connection lost"
 

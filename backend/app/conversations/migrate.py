@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.conversations.database import redacted
+from app.conversations.database import POSTGRES_SCHEMES, redacted
 from app.conversations.store import ConversationStore
 from app.errors import ApplianceError
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     path = settings.storage.conversations_path
-    if not args.to.startswith(("postgresql://", "postgres://")):
+    if not args.to.startswith(POSTGRES_SCHEMES):
         print("error: --to must be a postgresql:// URL", file=sys.stderr)
         return 2
     print(f"Copying the conversations of {path} into {redacted(args.to)}")

@@ -117,7 +117,6 @@ class ConversationStore:
         self.path = path
         self.default_course = default_course
         self.database: Database = open_database(url, path)
-        self.where = self.database.where
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         if self.database.dialect == "sqlite":

@@ -52,14 +52,14 @@ def _postgres_lock(url: str, collection: str):
     (a killed run never leaves it held)."""
     import psycopg
 
-    from app.conversations.database import redacted
+    from app.conversations.database import first_line, redacted
 
     key = int.from_bytes(hashlib.sha256(f"ingest {collection}".encode()).digest()[:8], "big", signed=True)
     try:
         connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
         raise StorageUnavailableError(
-            f"The ingest lock's database at {redacted(url)} cannot be reached ({str(exc).strip().splitlines()[0]}); "
+            f"The ingest lock's database at {redacted(url)} cannot be reached ({first_line(exc)}); "
             "ingesting without it could race another backend.") from exc
     with connection:
         if not connection.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:

@@ -325,7 +325,7 @@ class KeywordIndex:
                 return
             self._checked_at = time.monotonic()
             # A session read: a reader's periodic check must not wait on a server's strong
-            # consistency (~1 s at 10k chunks); another process's write it misses now, it
+            # consistency (~200 ms a request); another process's write it misses now, it
             # sees at the next check. The rebuild itself reads strongly.
             current = manifest_signature(self.catalog, "Session")
             if current == self._signature or self._load() == current:
